@@ -85,6 +85,13 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
     reporter = Reporter(args.log_format)
     stop = StopSignal()
     stop.install()
+    try:
+        return _run(args, environ, reporter, stop)
+    finally:
+        stop.uninstall()
+
+
+def _run(args, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal) -> int:
     termination_log = environ.get("TERMINATION_LOG", "/dev/termination-log")
     command = args.command or "apply"
     try:

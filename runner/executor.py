@@ -50,8 +50,9 @@ class _LockTimeout(Exception):
 
 
 class Executor:
-    def __init__(self, connection, stop: StopSignal, retry: RetryPolicy, event: Event):
+    def __init__(self, connection, tracking: history.Tracking, stop: StopSignal, retry: RetryPolicy, event: Event):
         self.connection = connection
+        self.tracking = tracking
         self.stop = stop
         self.retry = retry
         self.event = event
@@ -137,10 +138,7 @@ class Executor:
         return self._outcome(migration, script.count, started, attempt, True)
 
     def _record_and_commit(self, cursor, migration: Migration, count: int, started: float) -> None:
-        cursor.execute(
-            history.RECORD_AND_COMMIT,
-            (migration.name, migration.checksum, _elapsed_ms(started), count, history.APPLIED),
-        )
+        self.tracking.record_and_commit(cursor, migration.name, migration.checksum, _elapsed_ms(started), count)
 
     # -- no transaction ------------------------------------------------------------------
 
@@ -148,7 +146,7 @@ class Executor:
         started = time.monotonic()
         done = 0
         with self.connection.cursor() as cursor:
-            history.start_incomplete(cursor, migration.name, migration.checksum)
+            self.tracking.start_incomplete(cursor, migration.name, migration.checksum)
             for statement in script.statements:
                 try:
                     self.stop.check()
@@ -157,8 +155,8 @@ class Executor:
                     self._note_progress(cursor, migration, done)
                     raise
                 done += 1
-                history.mark_progress(cursor, migration.name, done)
-            history.mark_applied(cursor, migration.name, migration.checksum, _elapsed_ms(started), done)
+                self.tracking.mark_progress(cursor, migration.name, done)
+            self.tracking.mark_applied(cursor, migration.name, migration.checksum, _elapsed_ms(started), done)
             cursor.execute("RESET ALL")
         return self._outcome(migration, done, started, 1, False)
 
@@ -189,7 +187,7 @@ class Executor:
 
     def _note_progress(self, cursor, migration: Migration, done: int) -> None:
         try:
-            history.mark_progress(cursor, migration.name, done)
+            self.tracking.mark_progress(cursor, migration.name, done)
         except psycopg2.Error:
             pass  # the connection is gone; the row already says `incomplete`
 
@@ -219,6 +217,13 @@ class Executor:
         if offset is None and _position(exc):
             offset = statement.offset + _position(exc) - 1
         line = line_at(migration.text, offset) if offset is not None else statement.line
+        hint = diag.message_hint
+        if exc.pgcode == codes.ACTIVE_SQL_TRANSACTION:
+            hint = (
+                "this statement cannot run inside a transaction: make `-- runner:no-transaction` "
+                "the first line of the file (then its statements run one by one, uncommitted work "
+                "is not rolled back, and a failure needs `python -m runner resolve`)"
+            )
         return MigrationFailed(
             file=migration.name,
             statement_number=statement.number,
@@ -227,7 +232,7 @@ class Executor:
             sqlstate=exc.pgcode,
             server_message=diag.message_primary or _first_line(exc),
             detail=diag.message_detail,
-            hint=diag.message_hint,
+            hint=hint,
             context=diag.context,
             statement=statement.text,
             rolled_back=rolled_back,

@@ -3,6 +3,10 @@
 The old script created `schema_migrations(id serial, migration_name varchar(255) unique
 not null, applied_at timestamptz default now())`. It is kept as it is; the runner only
 adds columns, so no row and no reader of the old columns is lost.
+
+The table is found through the connection's search_path once, then always addressed by
+its schema-qualified name: a migration that changes search_path must not make the
+runner lose its own table.
 """
 
 from __future__ import annotations
@@ -10,18 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from psycopg2 import sql
+
 from runner.errors import UsageError
 
 TABLE = "schema_migrations"
 APPLIED = "applied"
 INCOMPLETE = "incomplete"  # a no-transaction migration that started and did not finish
-
-CREATE_TABLE = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    id serial PRIMARY KEY,
-    migration_name varchar(255) UNIQUE NOT NULL,
-    applied_at timestamptz DEFAULT now()
-)"""
 
 # Additive only: (column, definition). A NOT NULL column with a constant default is a
 # metadata-only change on PostgreSQL 11+, so adoption does not rewrite the table.
@@ -41,51 +40,6 @@ class AppliedRow:
     statements: Optional[int]
 
 
-def table_exists(cursor) -> bool:
-    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (TABLE,))
-    return cursor.fetchone()[0]
-
-
-def ensure_table(cursor) -> list[str]:
-    """Create the table, or add the columns an adopted one lacks. Returns the columns added
-    to an existing table."""
-    if not table_exists(cursor):
-        cursor.execute(CREATE_TABLE + ";\n" + _add_columns_sql(ADDED_COLUMNS))
-        return []
-    cursor.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-        "AND attnum > 0 AND NOT attisdropped",
-        (TABLE,),
-    )
-    present = {row[0] for row in cursor.fetchall()}
-    if "migration_name" not in present:
-        raise UsageError(
-            f"table {TABLE} exists but has no migration_name column, so it belongs to another "
-            "migration tool",
-            hint=f"migrate it by hand or point the runner at another database; {TABLE} was not changed",
-        )
-    missing = [(name, ddl) for name, ddl in ADDED_COLUMNS if name not in present]
-    if missing:
-        cursor.execute(_add_columns_sql(missing))
-    return [name for name, _ in missing]
-
-
-def _add_columns_sql(columns) -> str:
-    return f"ALTER TABLE {TABLE} " + ", ".join(
-        f"ADD COLUMN IF NOT EXISTS {name} {ddl}" for name, ddl in columns
-    )
-
-
-def load(cursor) -> dict[str, AppliedRow]:
-    """Every row, keyed by migration_name. One query, whatever the history's length."""
-    if not table_exists(cursor):
-        return {}
-    cursor.execute(
-        f"SELECT migration_name, checksum, status, statements FROM {TABLE} ORDER BY migration_name"
-    )
-    return {name: AppliedRow(name, checksum, status, statements) for name, checksum, status, statements in cursor.fetchall()}
-
-
 def lookup(rows: dict[str, AppliedRow], file_name: str) -> Optional[AppliedRow]:
     """The row for a file; the old script's rows may name it without `.sql`."""
     row = rows.get(file_name)
@@ -94,43 +48,117 @@ def lookup(rows: dict[str, AppliedRow], file_name: str) -> Optional[AppliedRow]:
     return row
 
 
-def fill_checksums(cursor, checksums: dict[str, str]) -> None:
-    """Record checksums for adopted rows that have none (row name -> checksum)."""
-    for name, value in checksums.items():
+class Tracking:
+    """The tracking table of one database, addressed as schema.schema_migrations."""
+
+    def __init__(self, schema: str):
+        self.schema = schema
+        self.table = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(TABLE))
+
+    @classmethod
+    def find(cls, cursor) -> Optional["Tracking"]:
         cursor.execute(
-            f"UPDATE {TABLE} SET checksum = %s WHERE migration_name = %s AND checksum IS NULL",
-            (value, name),
+            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.oid = to_regclass(%s)",
+            (TABLE,),
+        )
+        row = cursor.fetchone()
+        return cls(row[0]) if row else None
+
+    @classmethod
+    def ensure(cls, cursor) -> tuple["Tracking", list[str]]:
+        """Find or create the table; add the columns an adopted one lacks (returned)."""
+        tracking = cls.find(cursor)
+        if tracking is None:
+            cursor.execute("SELECT current_schema()")
+            schema = cursor.fetchone()[0]
+            if schema is None:
+                raise UsageError(
+                    "no schema to create schema_migrations in: search_path names no existing schema",
+                    hint="fix the role's search_path, e.g. ALTER ROLE ... SET search_path = public",
+                )
+            tracking = cls(schema)
+            cursor.execute(
+                sql.SQL(
+                    "CREATE TABLE {} (id serial PRIMARY KEY, migration_name varchar(255) UNIQUE NOT NULL, "
+                    "applied_at timestamptz DEFAULT now()); "
+                ).format(tracking.table)
+                + tracking._add_columns(ADDED_COLUMNS)
+            )
+            return tracking, []
+        cursor.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            (f'"{tracking.schema}"."{TABLE}"',),
+        )
+        present = {row[0] for row in cursor.fetchall()}
+        if "migration_name" not in present:
+            raise UsageError(
+                f"table {tracking.schema}.{TABLE} exists but has no migration_name column, so it "
+                "belongs to another migration tool",
+                hint="point the runner at another database or move that table away; it was not changed",
+            )
+        missing = [(name, ddl) for name, ddl in ADDED_COLUMNS if name not in present]
+        if missing:
+            cursor.execute(tracking._add_columns(missing))
+        return tracking, [name for name, _ in missing]
+
+    def _add_columns(self, columns) -> sql.Composed:
+        return sql.SQL("ALTER TABLE {} ").format(self.table) + sql.SQL(", ").join(
+            sql.SQL(f"ADD COLUMN IF NOT EXISTS {name} {ddl}") for name, ddl in columns
         )
 
+    def load(self, cursor) -> dict[str, AppliedRow]:
+        """Every row, keyed by migration_name. One query, whatever the history's length."""
+        cursor.execute(
+            sql.SQL("SELECT migration_name, checksum, status, statements FROM {}").format(self.table)
+        )
+        return {name: AppliedRow(name, checksum, status, count) for name, checksum, status, count in cursor.fetchall()}
 
-def update_checksum(cursor, name: str, value: str) -> None:
-    cursor.execute(f"UPDATE {TABLE} SET checksum = %s WHERE migration_name = %s", (value, name))
+    def fill_checksums(self, cursor, checksums: dict[str, str]) -> None:
+        """Record checksums for adopted rows that have none (row name -> checksum)."""
+        cursor.execute(
+            sql.SQL(
+                "UPDATE {} t SET checksum = v.checksum FROM unnest(%s::text[], %s::text[]) AS v(name, checksum) "
+                "WHERE t.migration_name = v.name AND t.checksum IS NULL"
+            ).format(self.table),
+            (list(checksums), list(checksums.values())),
+        )
+
+    def update_checksum(self, cursor, name: str, value: str) -> None:
+        cursor.execute(sql.SQL("UPDATE {} SET checksum = %s WHERE migration_name = %s").format(self.table), (value, name))
+
+    def record_and_commit(self, cursor, name: str, checksum: str, duration_ms: int, statements: int) -> None:
+        """The tracking row, the COMMIT and the reset to session defaults in one round trip."""
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO {} (migration_name, checksum, duration_ms, statements, status) "
+                "VALUES (%s, %s, %s, %s, %s); COMMIT; RESET ALL"
+            ).format(self.table),
+            (name, checksum, duration_ms, statements, APPLIED),
+        )
+
+    def start_incomplete(self, cursor, name: str, checksum: str) -> None:
+        cursor.execute(
+            sql.SQL("INSERT INTO {} (migration_name, checksum, statements, status) VALUES (%s, %s, 0, %s)").format(self.table),
+            (name, checksum, INCOMPLETE),
+        )
+
+    def mark_progress(self, cursor, name: str, done: int) -> None:
+        cursor.execute(sql.SQL("UPDATE {} SET statements = %s WHERE migration_name = %s").format(self.table), (done, name))
+
+    def mark_applied(self, cursor, name: str, checksum: str, duration_ms: int, statements: int) -> None:
+        cursor.execute(
+            sql.SQL(
+                "UPDATE {} SET status = %s, checksum = %s, duration_ms = %s, statements = %s, "
+                "applied_at = now() WHERE migration_name = %s"
+            ).format(self.table),
+            (APPLIED, checksum, duration_ms, statements, name),
+        )
+
+    def forget(self, cursor, name: str) -> None:
+        cursor.execute(sql.SQL("DELETE FROM {} WHERE migration_name = %s").format(self.table), (name,))
 
 
-RECORD_AND_COMMIT = (
-    f"INSERT INTO {TABLE} (migration_name, checksum, duration_ms, statements, status) "
-    "VALUES (%s, %s, %s, %s, %s); COMMIT; RESET ALL"
-)
-
-
-def start_incomplete(cursor, name: str, checksum: str) -> None:
-    cursor.execute(
-        f"INSERT INTO {TABLE} (migration_name, checksum, statements, status) VALUES (%s, %s, %s, %s)",
-        (name, checksum, 0, INCOMPLETE),
-    )
-
-
-def mark_progress(cursor, name: str, done: int) -> None:
-    cursor.execute(f"UPDATE {TABLE} SET statements = %s WHERE migration_name = %s", (done, name))
-
-
-def mark_applied(cursor, name: str, checksum: str, duration_ms: int, statements: int) -> None:
-    cursor.execute(
-        f"UPDATE {TABLE} SET status = %s, checksum = %s, duration_ms = %s, statements = %s, "
-        "applied_at = now() WHERE migration_name = %s",
-        (APPLIED, checksum, duration_ms, statements, name),
-    )
-
-
-def forget(cursor, name: str) -> None:
-    cursor.execute(f"DELETE FROM {TABLE} WHERE migration_name = %s", (name,))
+def load_if_present(cursor) -> dict[str, AppliedRow]:
+    tracking = Tracking.find(cursor)
+    return tracking.load(cursor) if tracking else {}

@@ -16,8 +16,13 @@ class StopSignal:
         self.connection = None  # the connection whose running query a signal cancels
 
     def install(self) -> None:
-        signal.signal(signal.SIGTERM, self._handle)
-        signal.signal(signal.SIGINT, self._handle)
+        self._previous = {
+            signum: signal.signal(signum, self._handle) for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+
+    def uninstall(self) -> None:
+        for signum, handler in getattr(self, "_previous", {}).items():
+            signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame) -> None:
         self.signum = signum

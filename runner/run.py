@@ -111,7 +111,7 @@ def apply(options: Options, environ: Mapping[str, str], reporter: Reporter, stop
     with Session(options, environ, reporter, stop) as session:
         if dry_run:
             with session.cursor() as cursor:
-                comparison = compare(migrations, history.load(cursor))
+                comparison = compare(migrations, history.load_if_present(cursor))
             return _dry_run(directory, comparison, reporter)
         lock.acquire(
             session.connection,
@@ -130,19 +130,19 @@ def apply(options: Options, environ: Mapping[str, str], reporter: Reporter, stop
 def _apply_locked(session: Session, directory: Path, migrations: list[Migration], options: Options,
                   reporter: Reporter, stop: StopSignal) -> Summary:
     with session.cursor() as cursor:
-        added = history.ensure_table(cursor)
+        tracking, added = history.Tracking.ensure(cursor)
         if added:
             reporter.event("table_adopted", columns=", ".join(added))
-        comparison = compare(migrations, history.load(cursor))
+        comparison = compare(migrations, tracking.load(cursor))
         check_history(comparison)
         if comparison.changed:
             if not options.accept_changed:
                 raise drift_error(comparison)
             for migration, row in comparison.changed:
-                history.update_checksum(cursor, row.name, migration.checksum)
+                tracking.update_checksum(cursor, row.name, migration.checksum)
                 reporter.event("changed_accepted", migration=migration.name)
         if comparison.unchecked:
-            history.fill_checksums(cursor, comparison.unchecked)
+            tracking.fill_checksums(cursor, comparison.unchecked)
             reporter.event("checksums_recorded", count=len(comparison.unchecked))
     for row in comparison.missing:
         reporter.event("missing", migration=row.name)
@@ -152,7 +152,7 @@ def _apply_locked(session: Session, directory: Path, migrations: list[Migration]
     # Every pending file is split and checked before the first one runs.
     scripts = [(m, plan(m.name, m.text, m.transactional)) for m in comparison.pending]
     executor = Executor(
-        session.connection, stop, RetryPolicy(options.lock_retries, options.retry_delay), reporter.event
+        session.connection, tracking, stop, RetryPolicy(options.lock_retries, options.retry_delay), reporter.event
     )
     summary = Summary(directory, already_applied=len(comparison.applied) + len(comparison.changed))
     for migration, script in scripts:
@@ -200,7 +200,7 @@ def status(options: Options, environ: Mapping[str, str], reporter: Reporter, sto
     _, migrations = load_migrations(options, reporter)
     with Session(options, environ, reporter, stop) as session:
         with session.cursor() as cursor:
-            return compare(migrations, history.load(cursor))
+            return compare(migrations, history.load_if_present(cursor))
 
 
 def resolve(options: Options, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal,
@@ -212,15 +212,16 @@ def resolve(options: Options, environ: Mapping[str, str], reporter: Reporter, st
         lock.acquire(session.connection, wait_seconds=options.wait_for_lock, stop=stop)
         try:
             with session.cursor() as cursor:
-                row = history.lookup(history.load(cursor), name)
+                tracking = history.Tracking.find(cursor)
+                row = history.lookup(tracking.load(cursor), name) if tracking else None
                 if row is None or row.status != history.INCOMPLETE:
                     raise UsageError(f"{name} is not an incomplete migration", hint="see `python -m runner status`")
                 if as_applied:
                     migration = by_name.get(name)
                     checksum = migration.checksum if migration else row.checksum
-                    history.mark_applied(cursor, row.name, checksum, 0, row.statements or 0)
+                    tracking.mark_applied(cursor, row.name, checksum, 0, row.statements or 0)
                     return f"{row.name} marked as applied"
-                history.forget(cursor, row.name)
+                tracking.forget(cursor, row.name)
                 return f"{row.name} marked as pending; the next run applies it from the start"
         finally:
             lock.release(session.connection)

@@ -1,0 +1,171 @@
+"""Applying migrations: once, in order, atomically, with errors a person can act on."""
+
+import json
+
+from runner.errors import EXIT_BAD_INPUT, EXIT_MIGRATION_FAILED, EXIT_OK
+from tests.pg import ROOT, write
+
+USERS = "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);\n"
+
+
+def test_applies_pending_migrations_in_file_name_order(db, tmp_path):
+    write(tmp_path, {
+        "002_b.sql": "INSERT INTO log VALUES ('002');\n",
+        "001_a.sql": "CREATE TABLE log (v text);\n",
+        "010_c.sql": "INSERT INTO log VALUES ('010');\n",
+    })
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_OK, result.output
+    assert db.applied() == ["001_a.sql", "002_b.sql", "010_c.sql"]
+    assert db.query("SELECT v FROM log ORDER BY ctid") == [("002",), ("010",)]
+
+
+def test_second_run_applies_nothing(db, tmp_path):
+    write(tmp_path, {"001_users.sql": USERS})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    again = db.run("--dir", str(tmp_path))
+    assert again.code == EXIT_OK
+    assert "nothing to apply; 1 migrations already applied" in again.out
+    assert len(db.tracking_rows()) == 1
+
+
+def test_files_sharing_a_version_are_both_applied(db, tmp_path):
+    write(tmp_path, {
+        "20251124000002_user_api_keys.sql": "CREATE TABLE user_api_keys (id int);\n",
+        "20251124000002_user_api_keys_index.sql": "CREATE INDEX ON user_api_keys (id);\n",
+    })
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    assert db.applied() == ["20251124000002_user_api_keys.sql", "20251124000002_user_api_keys_index.sql"]
+
+
+def test_each_migration_line_reports_statements_and_duration(db, tmp_path):
+    write(tmp_path, {"001_users.sql": USERS + "COMMENT ON TABLE users IS 'x; y';\n"})
+    result = db.run("--dir", str(tmp_path))
+    assert "applied 001_users.sql (2 statements, " in result.out
+    assert "applied 1 migrations in" in result.out
+    row = db.query("SELECT statements, duration_ms >= 0, checksum IS NOT NULL, status FROM schema_migrations")
+    assert row == [(2, True, True, "applied")]
+
+
+def test_failing_migration_leaves_schema_and_tracking_table_as_before(db, tmp_path):
+    write(tmp_path, {"001_users.sql": USERS})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    before = (db.dump(), db.tracking_rows())
+    write(tmp_path, {"002_broken.sql": (
+        "CREATE TABLE api_keys (id int);\n"
+        "ALTER TABLE users ADD COLUMN name text;\n"
+        "INSERT INTO users (email) VALUES ('a'), ('a');\n"
+        "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);\n"
+    )})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_MIGRATION_FAILED
+    assert (db.dump(), db.tracking_rows()) == before
+
+
+def test_failure_names_file_statement_line_sqlstate_detail_and_statement(db, tmp_path):
+    write(tmp_path, {"001_users.sql": (
+        "-- users\n"
+        "CREATE TABLE users (id int PRIMARY KEY, email text);\n"
+        "\n"
+        "INSERT INTO users VALUES (1, 'a');\n"
+        "INSERT INTO users\n"
+        "  VALUES (1, 'b');\n"
+    )})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_MIGRATION_FAILED
+    assert "migration 001_users.sql failed at statement 3 of 3 (001_users.sql:5)" in result.err
+    assert "SQLSTATE 23505: duplicate key value violates unique constraint" in result.err
+    assert "DETAIL: Key (id)=(1) already exists." in result.err
+    assert "INSERT INTO users\n      VALUES (1, 'b');" in result.err
+    assert "rolled back" in result.err
+    assert "Traceback" not in result.output
+
+
+def test_failure_shows_the_servers_hint(db, tmp_path):
+    write(tmp_path, {"001_bad.sql": "SELECT * FROM generate_series(1, 'x'::text);\n"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_MIGRATION_FAILED
+    assert "SQLSTATE 42883" in result.err
+    assert "HINT: No function matches" in result.err
+
+
+def test_syntax_error_points_at_its_line(db, tmp_path):
+    lines = ["CREATE TABLE t (id int);"] + [f"INSERT INTO t VALUES ({i});" for i in range(38)]
+    lines.append("INSERT INTO t VALUES (40,, 41);")
+    write(tmp_path, {"001_t.sql": "\n".join(lines) + "\n"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_MIGRATION_FAILED
+    assert "(001_t.sql:40)" in result.err
+    assert "SQLSTATE 42601" in result.err
+    assert "t" not in db.tables()
+
+
+def test_later_migrations_are_not_run_after_a_failure(db, tmp_path):
+    write(tmp_path, {
+        "001_ok.sql": "CREATE TABLE a (id int);\n",
+        "002_bad.sql": "CREATE TABLE a (id int);\n",
+        "003_later.sql": "CREATE TABLE c (id int);\n",
+    })
+    assert db.run("--dir", str(tmp_path)).code == EXIT_MIGRATION_FAILED
+    assert db.applied() == ["001_ok.sql"]
+    assert "c" not in db.tables()
+
+
+def test_failure_summary_goes_to_the_termination_log(db, tmp_path):
+    write(tmp_path / "m", {"001_bad.sql": "SELECT 1/0;\n"})
+    log = tmp_path / "termination-log"
+    log.write_text("")
+    result = db.run("--dir", str(tmp_path / "m"), env={"TERMINATION_LOG": str(log)})
+    assert result.code == EXIT_MIGRATION_FAILED
+    text = log.read_text()
+    assert text.startswith("exit 1: migration 001_bad.sql failed at statement 1 of 1")
+    assert "22012: division by zero" in text
+
+
+def test_json_log_format_writes_one_object_per_line(db, tmp_path):
+    write(tmp_path, {"001_users.sql": USERS})
+    result = db.run("--log-format", "json", "--dir", str(tmp_path))
+    events = [json.loads(line) for line in result.out.splitlines()]
+    applied = [e for e in events if e["event"] == "applied"]
+    assert applied == [dict(applied[0], migration="001_users.sql", statements=1)]
+    assert {"time", "level"} <= set(applied[0])
+
+
+def test_json_failure_carries_location_fields(db, tmp_path):
+    write(tmp_path, {"001_bad.sql": "SELECT 1;\nSELECT 1/0;\n"})
+    result = db.run("--log-format", "json", "--dir", str(tmp_path))
+    failure = json.loads(result.err.strip().splitlines()[-1])
+    assert failure["event"] == "migration_failed"
+    assert (failure["migration"], failure["statement"], failure["line"], failure["sqlstate"]) == (
+        "001_bad.sql", 2, 2, "22012")
+    assert failure["exit_code"] == EXIT_MIGRATION_FAILED
+
+
+def test_each_migration_starts_from_the_session_defaults(db, tmp_path):
+    write(tmp_path, {
+        "001_set.sql": "SET lock_timeout = '1h';\nSET search_path = pg_catalog;\n",
+        "002_check.sql": (
+            "CREATE TABLE public.seen AS SELECT current_setting('lock_timeout') AS lock_timeout, "
+            "current_setting('statement_timeout') AS statement_timeout, "
+            "current_setting('search_path') AS search_path;\n"
+        ),
+    })
+    result = db.run("--dir", str(tmp_path), "--lock-timeout", "3s", "--statement-timeout", "2min")
+    assert result.code == EXIT_OK, result.output
+    assert db.query("SELECT * FROM seen") == [("3s", "2min", '"$user", public')]
+
+
+def test_project_migrations_apply_cleanly_on_an_empty_database(db):
+    result = db.run("--dir", str(ROOT / "migrations"))
+    assert result.code == EXIT_OK, result.output
+    assert {"users", "products", "user_api_keys"} <= db.tables()
+    assert db.run("--dir", str(ROOT / "migrations")).code == EXIT_OK
+    policies = db.query("SELECT policyname FROM pg_policies")
+    assert policies == [("user_api_keys_owner",)]
+
+
+def test_bad_timeout_value_is_a_usage_error(db, tmp_path):
+    write(tmp_path, {"001_users.sql": USERS})
+    result = db.run("--dir", str(tmp_path), "--lock-timeout", "five seconds")
+    assert result.code == EXIT_BAD_INPUT
+    assert "--lock-timeout 'five seconds' is not a PostgreSQL duration" in result.err
