@@ -14,8 +14,6 @@ from runner.errors import MigrationFileError
 NO_TRANSACTION_MARKER = "runner:no-transaction"
 _MARKER_LINE = re.compile(r"^--\s*runner:no-transaction\s*$")
 _FILE_NAME = re.compile(r"^(?P<version>\d+)(?:_(?P<label>.*))?\.sql$")
-# The tracking table's migration_name column is varchar(255), inherited from the old script.
-MAX_NAME_LENGTH = 255
 
 
 @dataclass(frozen=True)
@@ -44,12 +42,6 @@ def parse_file_name(file_name: str) -> str:
             f"{file_name}: a migration file name must start with its version (digits), "
             "as in 20251124000002_user_api_keys.sql",
             hint=f"rename it, e.g. `python -m runner new {_slug_hint(file_name)}` makes a correctly named file",
-        )
-    if len(file_name) > MAX_NAME_LENGTH:
-        raise MigrationFileError(
-            f"{file_name}: the file name is {len(file_name)} characters; at most "
-            f"{MAX_NAME_LENGTH} fit the schema_migrations table",
-            hint="shorten the name after the version",
         )
     return match.group("version")
 

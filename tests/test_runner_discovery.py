@@ -1,0 +1,91 @@
+"""Finding migrations: search path, ConfigMap layouts, file names."""
+
+import os
+
+import pytest
+
+from runner import discovery
+from runner.errors import EXIT_BAD_INPUT, EXIT_OK, UsageError
+from tests.pg import write
+
+
+def configmap_mount(directory, files):
+    """Lay files out as the kubelet does: symlinks into a timestamped folder via `..data`."""
+    stamp = directory / "..2025_11_24_10_00_00.123456789"
+    write(stamp, files)
+    (directory / "..data").symlink_to(stamp.name)
+    for name in files:
+        (directory / name).symlink_to(f"..data/{name}")
+    return directory
+
+
+def test_first_directory_holding_migrations_wins(tmp_path):
+    empty, first, second = tmp_path / "empty", tmp_path / "first", tmp_path / "second"
+    empty.mkdir()
+    write(first, {"001_a.sql": "SELECT 1;"})
+    write(second, {"001_b.sql": "SELECT 1;"})
+    chosen = discovery.find_directory(None, [str(tmp_path / "absent"), str(empty), str(first), str(second)])
+    assert chosen == first
+
+
+def test_no_directory_with_migrations_is_a_usage_error_listing_the_search(tmp_path):
+    with pytest.raises(UsageError, match=r"no migrations found; searched .*nowhere"):
+        discovery.find_directory(None, [str(tmp_path / "nowhere")])
+
+
+def test_override_that_does_not_exist_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        discovery.find_directory(str(tmp_path / "missing"))
+
+
+def test_configmap_mount_is_read_without_its_dot_entries(tmp_path):
+    configmap_mount(tmp_path / "m", {"001_a.sql": "SELECT 1;", "002_b.sql": "SELECT 2;"})
+    names = [m.name for m in discovery.load_directory(tmp_path / "m")]
+    assert names == ["001_a.sql", "002_b.sql"]
+
+
+def test_other_files_are_ignored(tmp_path):
+    write(tmp_path, {"001_a.sql": "SELECT 1;", "README.md": "x", "002_b.sql.gz": "x", ".003_hidden.sql": "x"})
+    assert [m.name for m in discovery.load_directory(tmp_path)] == ["001_a.sql"]
+
+
+def test_runner_uses_the_local_search_path_and_logs_the_choice(db, tmp_path, monkeypatch):
+    write(tmp_path / "supabase" / "migrations", {"001_a.sql": "CREATE TABLE a (id int);"})
+    write(tmp_path / "init-db" / "migrations", {"001_b.sql": "CREATE TABLE b (id int);"})
+    monkeypatch.chdir(tmp_path)
+    result = db.run()
+    assert result.code == EXIT_OK, result.output
+    assert "migrations: supabase/migrations (1 files)" in result.out
+    assert db.applied() == ["001_a.sql"]
+
+
+def test_same_configmap_at_two_mount_points_is_applied_once(db, tmp_path, monkeypatch):
+    files = {"001_a.sql": "CREATE TABLE a (id int);", "002_b.sql": "INSERT INTO a VALUES (1);"}
+    configmap_mount(tmp_path / "supabase" / "migrations", files)
+    configmap_mount(tmp_path / "init-db" / "migrations", files)
+    monkeypatch.chdir(tmp_path)
+    assert db.run().code == EXIT_OK
+    assert db.run().code == EXIT_OK
+    assert db.query("SELECT count(*) FROM a") == [(1,)]
+    assert db.applied() == ["001_a.sql", "002_b.sql"]
+
+
+def test_migrations_dir_environment_variable_overrides_the_search(db, tmp_path):
+    write(tmp_path / "custom", {"001_a.sql": "CREATE TABLE a (id int);"})
+    result = db.run(env={"MIGRATIONS_DIR": str(tmp_path / "custom")})
+    assert result.code == EXIT_OK
+    assert db.applied() == ["001_a.sql"]
+
+
+def test_sql_file_without_a_version_is_an_error_naming_it(db, tmp_path):
+    write(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);", "add_users.sql": "SELECT 1;"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_BAD_INPUT
+    assert "add_users.sql: a migration file name must start with its version" in result.err
+    assert db.applied() == []
+
+
+def test_unreadable_directory_entry_does_not_crash_discovery(tmp_path):
+    write(tmp_path, {"001_a.sql": "SELECT 1;"})
+    os.symlink(tmp_path / "gone", tmp_path / "002_dangling.sql")
+    assert [m.name for m in discovery.load_directory(tmp_path)] == ["001_a.sql"]
