@@ -40,6 +40,7 @@ def _add_common(parser: argparse.ArgumentParser, environ: Mapping[str, str], sup
     parser.add_argument("--lock-timeout", default=default(env("MIGRATION_LOCK_TIMEOUT", "5s")), help="PostgreSQL lock_timeout for migrations (env MIGRATION_LOCK_TIMEOUT, default 5s)")
     parser.add_argument("--statement-timeout", default=default(env("MIGRATION_STATEMENT_TIMEOUT", "5min")), help="PostgreSQL statement_timeout (env MIGRATION_STATEMENT_TIMEOUT, default 5min; 0 disables)")
     parser.add_argument("--lock-retries", type=int, default=default(_int(environ, "MIGRATION_LOCK_RETRIES", 3)), help="retries of a migration that hit lock_timeout (env MIGRATION_LOCK_RETRIES, default 3)")
+    parser.add_argument("--retry-delay", type=float, default=default(_float(environ, "MIGRATION_RETRY_DELAY", 1.0)), help="first backoff delay after a lock timeout, doubled on each retry (env MIGRATION_RETRY_DELAY, default 1s)")
     parser.add_argument("--wait-for-db", type=float, default=default(_float(environ, "MIGRATION_WAIT_FOR_DB", 60.0)), help="seconds to wait for the database (env MIGRATION_WAIT_FOR_DB, default 60)")
     parser.add_argument("--wait-for-lock", type=float, default=default(_float(environ, "MIGRATION_WAIT_FOR_LOCK", 120.0)), help="seconds to wait for another run's lock (env MIGRATION_WAIT_FOR_LOCK, default 120)")
     parser.add_argument("--sslmode", default=default(env("POSTGRES_SSLMODE")), help="libpq sslmode (env POSTGRES_SSLMODE)")
@@ -122,6 +123,7 @@ def _dispatch(command: str, args, environ: Mapping[str, str], reporter: Reporter
         lock_timeout=args.lock_timeout,
         statement_timeout=args.statement_timeout,
         lock_retries=args.lock_retries,
+        retry_delay=args.retry_delay,
         wait_for_db=args.wait_for_db,
         wait_for_lock=args.wait_for_lock,
         sslmode=args.sslmode,

@@ -1,0 +1,103 @@
+"""The command line: dry run, status, new, exit codes for bad input."""
+
+import re
+from datetime import datetime, timezone
+
+from runner.errors import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_MIGRATION_FAILED, EXIT_OK, EXIT_PENDING
+from runner.scaffold import new_migration
+from tests.pg import write
+
+FILES = {"001_a.sql": "CREATE TABLE a (id int);\n", "002_b.sql": "CREATE TABLE b (id int);\nCREATE TABLE c (id int);\n"}
+
+
+def test_dry_run_lists_pending_migrations_in_order_and_changes_nothing(db, tmp_path):
+    write(tmp_path, FILES)
+    result = db.run("--dir", str(tmp_path), "apply", "--dry-run")
+    assert result.code == EXIT_OK
+    lines = [line for line in result.out.splitlines() if line.startswith("would apply")]
+    assert lines == [
+        "would apply 001_a.sql (1 statements, in one transaction)",
+        "would apply 002_b.sql (2 statements, in one transaction)",
+    ]
+    assert db.tables() == set()
+
+
+def test_status_shows_each_migrations_state(db, tmp_path):
+    write(tmp_path, {"001_a.sql": FILES["001_a.sql"]})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    write(tmp_path, {"002_b.sql": FILES["002_b.sql"]})
+    result = db.run("--dir", str(tmp_path), "status")
+    assert result.code == EXIT_OK
+    assert re.search(r"001_a\.sql\s+applied", result.out)
+    assert re.search(r"002_b\.sql\s+pending", result.out)
+    assert "1 applied, 1 pending, 0 changed, 0 missing, 0 incomplete" in result.out
+
+
+def test_status_check_exits_non_zero_while_anything_is_pending(db, tmp_path):
+    write(tmp_path, FILES)
+    assert db.run("--dir", str(tmp_path), "status", "--check").code == EXIT_PENDING
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    assert db.run("--dir", str(tmp_path), "status", "--check").code == EXIT_OK
+
+
+def test_status_check_reports_changed_files_as_drift(db, tmp_path):
+    write(tmp_path, FILES)
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    write(tmp_path, {"001_a.sql": "CREATE TABLE a (id bigint);\n"})
+    result = db.run("--dir", str(tmp_path), "status", "--check")
+    assert result.code == EXIT_DRIFT
+    assert re.search(r"001_a\.sql\s+CHANGED since applied", result.out)
+
+
+def test_new_creates_a_timestamped_file_the_runner_accepts_once_filled(db, tmp_path):
+    path = new_migration(str(tmp_path), "Add user API keys!", now=datetime(2025, 11, 24, 0, 0, 2, tzinfo=timezone.utc))
+    assert path.name == "20251124000002_add_user_api_keys.sql"
+    assert db.run("--dir", str(tmp_path)).code == EXIT_BAD_INPUT  # comments only, not applied by accident
+    path.write_text(path.read_text() + "CREATE TABLE user_api_keys (id int);\n")
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    assert db.applied() == [path.name]
+
+
+def test_new_command_prints_the_path_it_created(db, tmp_path):
+    result = db.run("new", "backfill emails", "--dir", str(tmp_path))
+    assert result.code == EXIT_OK
+    created = list(tmp_path.iterdir())
+    assert len(created) == 1 and re.fullmatch(r"\d{14}_backfill_emails\.sql", created[0].name)
+    assert result.out.strip() == str(created[0])
+
+
+def test_empty_and_comment_only_files_are_bad_input(db, tmp_path):
+    write(tmp_path, {"001_empty.sql": "", "002_comments.sql": "-- todo\n/* later */\n"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_BAD_INPUT
+    assert "001_empty.sql: holds no SQL statement" in result.err
+
+
+def test_invalid_utf8_is_bad_input_naming_the_line(db, tmp_path):
+    (tmp_path / "001_latin1.sql").write_bytes(b"CREATE TABLE a (id int);\nCOMMENT ON TABLE a IS 'caf\xe9';\n")
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_BAD_INPUT
+    assert "001_latin1.sql: line 2 is not valid UTF-8 (byte 0xe9)" in result.err
+
+
+def test_utf8_byte_order_mark_is_ignored(db, tmp_path):
+    (tmp_path / "001_bom.sql").write_bytes("\ufeffCREATE TABLE café (id int);\n".encode("utf-8"))
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    assert "café" in db.tables()
+
+
+def test_unknown_option_is_a_usage_error(db, tmp_path):
+    assert db.run("--no-such-flag").code == EXIT_BAD_INPUT
+
+
+def test_bad_numeric_environment_variable_is_a_usage_error(db):
+    result = db.run(env={"MIGRATION_LOCK_RETRIES": "many"})
+    assert result.code == EXIT_BAD_INPUT
+    assert "MIGRATION_LOCK_RETRIES must be a whole number" in result.err
+
+
+def test_expected_failures_print_no_traceback(db, tmp_path):
+    write(tmp_path, {"001_a.sql": "SELECT 1/0;"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_MIGRATION_FAILED
+    assert "Traceback" not in result.output

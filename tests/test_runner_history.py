@@ -1,0 +1,115 @@
+"""The tracking table: adopting the old script's table, drift, missing files."""
+
+from runner.errors import EXIT_DRIFT, EXIT_OK
+from tests.pg import write
+
+OLD_TABLE = """
+CREATE TABLE schema_migrations (
+    id serial,
+    migration_name varchar(255) UNIQUE NOT NULL,
+    applied_at timestamptz DEFAULT now()
+);
+"""
+
+
+def adopt_old_table(db, names):
+    db.execute(OLD_TABLE)
+    for name in names:
+        db.execute("INSERT INTO schema_migrations (migration_name, applied_at) VALUES (%s, '2025-01-01')", (name,))
+
+
+def test_old_scripts_table_is_adopted_without_losing_a_row(db, tmp_path):
+    write(tmp_path, {
+        "001_users.sql": "CREATE TABLE users (id int);",
+        "002_products.sql": "CREATE TABLE products (id int);",
+        "003_new.sql": "CREATE TABLE orders (id int);",
+    })
+    db.execute("CREATE TABLE users (id int); CREATE TABLE products (id int);")
+    adopt_old_table(db, ["001_users.sql", "002_products.sql"])
+    old_rows = db.query("SELECT id, migration_name, applied_at FROM schema_migrations ORDER BY id")
+
+    result = db.run("--dir", str(tmp_path))
+
+    assert result.code == EXIT_OK, result.output
+    assert "schema_migrations: added columns checksum, duration_ms, statements, status" in result.out
+    assert db.query("SELECT id, migration_name, applied_at FROM schema_migrations WHERE id <= 2 ORDER BY id") == old_rows
+    assert db.applied() == ["001_users.sql", "002_products.sql", "003_new.sql"]
+    assert "orders" in db.tables()
+
+
+def test_adopted_rows_get_their_checksums_on_the_first_run(db, tmp_path):
+    write(tmp_path, {"001_users.sql": "CREATE TABLE users (id int);"})
+    db.execute("CREATE TABLE users (id int);")
+    adopt_old_table(db, ["001_users.sql"])
+    result = db.run("--dir", str(tmp_path))
+    assert "recorded checksums of 1 migrations applied before checksums were kept" in result.out
+    checksum = db.query("SELECT checksum FROM schema_migrations")[0][0]
+    assert checksum is not None and len(checksum) == 64
+    (tmp_path / "001_users.sql").write_text("CREATE TABLE users (id bigint);")
+    assert db.run("--dir", str(tmp_path)).code == EXIT_DRIFT
+
+
+def test_adopted_rows_named_without_extension_match_their_files(db, tmp_path):
+    write(tmp_path, {"001_users.sql": "CREATE TABLE users (id int);"})
+    db.execute("CREATE TABLE users (id int);")
+    adopt_old_table(db, ["001_users"])
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    assert db.applied() == ["001_users"]
+
+
+def test_a_table_from_another_tool_is_refused_untouched(db, tmp_path):
+    write(tmp_path, {"001_users.sql": "CREATE TABLE users (id int);"})
+    db.execute("CREATE TABLE schema_migrations (version varchar(128) PRIMARY KEY)")
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == 2
+    assert "belongs to another migration tool" in result.err
+    assert db.query("SELECT count(*) FROM information_schema.columns WHERE table_name = 'schema_migrations'") == [(1,)]
+
+
+def test_changed_file_stops_the_run_before_anything_is_applied(db, tmp_path):
+    write(tmp_path, {"001_users.sql": "CREATE TABLE users (id int);"})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    write(tmp_path, {"001_users.sql": "CREATE TABLE users (id int, email text);", "002_next.sql": "CREATE TABLE next (id int);"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_DRIFT
+    assert "applied migrations changed since they ran: 001_users.sql; nothing was applied" in result.err
+    assert "next" not in db.tables()
+
+
+def test_accept_changed_records_the_new_checksum_and_continues(db, tmp_path):
+    write(tmp_path, {"001_users.sql": "CREATE TABLE users (id int);"})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    write(tmp_path, {"001_users.sql": "-- reformatted\nCREATE TABLE users (id int);", "002_next.sql": "CREATE TABLE next (id int);"})
+    result = db.run("--dir", str(tmp_path), "apply", "--accept-changed")
+    assert result.code == EXIT_OK, result.output
+    assert "001_users.sql changed after it was applied; accepted" in result.out
+    assert "next" in db.tables()
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+
+
+def test_line_ending_changes_are_not_drift(db, tmp_path):
+    write(tmp_path, {"001_users.sql": "CREATE TABLE users (id int);\nCOMMENT ON TABLE users IS 'u';\n"})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    (tmp_path / "001_users.sql").write_bytes(b"CREATE TABLE users (id int);\r\nCOMMENT ON TABLE users IS 'u';\r\n")
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+
+
+def test_removed_file_is_reported_and_does_not_block(db, tmp_path):
+    write(tmp_path, {"001_users.sql": "CREATE TABLE users (id int);", "002_x.sql": "CREATE TABLE x (id int);"})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    (tmp_path / "001_users.sql").unlink()
+    write(tmp_path, {"003_y.sql": "CREATE TABLE y (id int);"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_OK
+    assert "001_users.sql is recorded as applied but its file is gone" in result.out
+    assert db.applied() == ["001_users.sql", "002_x.sql", "003_y.sql"]
+
+
+def test_pending_file_older_than_applied_ones_is_applied_with_a_warning(db, tmp_path):
+    write(tmp_path, {"002_b.sql": "CREATE TABLE b (id int);"})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    write(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_OK
+    assert "001_a.sql is older than migrations already applied" in result.out
+    assert "a" in db.tables()

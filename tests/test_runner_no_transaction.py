@@ -1,0 +1,82 @@
+"""The `-- runner:no-transaction` marker: statements that cannot run in a transaction."""
+
+from runner.errors import EXIT_MIGRATION_FAILED, EXIT_OK
+from tests.pg import write
+
+TABLE = "CREATE TABLE items (id int, name text);\nINSERT INTO items SELECT g, 'n' || g FROM generate_series(1, 100) g;\n"
+
+
+def test_marked_file_runs_create_index_concurrently(db, tmp_path):
+    write(tmp_path, {
+        "001_items.sql": TABLE,
+        "002_index.sql": "-- runner:no-transaction\nCREATE INDEX CONCURRENTLY items_name_idx ON items (name);\n",
+    })
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_OK, result.output
+    assert db.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_name_idx'::regclass") == [(True,)]
+    assert db.query("SELECT status, statements FROM schema_migrations WHERE migration_name = '002_index.sql'") == [("applied", 1)]
+
+
+def test_unmarked_concurrent_index_fails_with_advice_to_add_the_marker(db, tmp_path):
+    write(tmp_path, {"001_items.sql": TABLE, "002_index.sql": "CREATE INDEX CONCURRENTLY items_name_idx ON items (name);\n"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_MIGRATION_FAILED
+    assert "SQLSTATE 25001" in result.err
+    assert "make `-- runner:no-transaction` the first line of the file" in result.err
+    assert db.applied() == ["001_items.sql"]
+
+
+def test_marker_after_sql_does_not_count(db, tmp_path):
+    write(tmp_path, {"001_items.sql": TABLE + "-- runner:no-transaction\nVACUUM items;\n"})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_MIGRATION_FAILED
+    assert "items" not in db.tables()
+
+
+def test_failure_part_way_leaves_a_record_that_stops_the_next_run(db, tmp_path):
+    write(tmp_path, {
+        "001_items.sql": TABLE,
+        "002_two_steps.sql": (
+            "-- runner:no-transaction\n"
+            "CREATE INDEX CONCURRENTLY items_id_idx ON items (id);\n"
+            "CREATE INDEX CONCURRENTLY items_bad_idx ON items (no_such_column);\n"
+        ),
+        "003_later.sql": "CREATE TABLE later (id int);\n",
+    })
+    first = db.run("--dir", str(tmp_path))
+    assert first.code == EXIT_MIGRATION_FAILED
+    assert "this no-transaction migration stopped part-way" in first.err
+    assert db.query("SELECT status, statements FROM schema_migrations WHERE migration_name = '002_two_steps.sql'") == [("incomplete", 1)]
+
+    second = db.run("--dir", str(tmp_path))
+    assert second.code == EXIT_MIGRATION_FAILED
+    assert "002_two_steps.sql is a no-transaction migration that stopped after 1 statement(s)" in second.err
+    assert "python -m runner resolve 002_two_steps.sql --applied" in second.err
+    assert "later" not in db.tables()
+
+
+def test_resolve_pending_lets_the_fixed_file_run_again(db, tmp_path):
+    write(tmp_path, {"001_items.sql": TABLE, "002_idx.sql": "-- runner:no-transaction\nCREATE INDEX CONCURRENTLY i ON items (nope);\n"})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_MIGRATION_FAILED
+    db.execute("DROP INDEX IF EXISTS i")  # what the person checking the database does
+    resolved = db.run("--dir", str(tmp_path), "resolve", "002_idx.sql", "--pending")
+    assert resolved.code == EXIT_OK, resolved.output
+    write(tmp_path, {"002_idx.sql": "-- runner:no-transaction\nCREATE INDEX CONCURRENTLY i ON items (name);\n"})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    assert db.query("SELECT status FROM schema_migrations WHERE migration_name = '002_idx.sql'") == [("applied",)]
+
+
+def test_resolve_applied_records_it_as_done(db, tmp_path):
+    write(tmp_path, {"001_items.sql": TABLE, "002_idx.sql": "-- runner:no-transaction\nCREATE INDEX CONCURRENTLY i ON items (nope);\n"})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_MIGRATION_FAILED
+    assert db.run("--dir", str(tmp_path), "resolve", "002_idx.sql", "--applied").code == EXIT_OK
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    assert db.query("SELECT status FROM schema_migrations WHERE migration_name = '002_idx.sql'") == [("applied",)]
+
+
+def test_resolve_refuses_a_migration_that_is_not_incomplete(db, tmp_path):
+    write(tmp_path, {"001_items.sql": TABLE})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    result = db.run("--dir", str(tmp_path), "resolve", "001_items.sql", "--pending")
+    assert result.code == 2
+    assert "001_items.sql is not an incomplete migration" in result.err
+    assert db.applied() == ["001_items.sql"]
