@@ -65,6 +65,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     apply.add_argument("--accept-changed", action="store_true", help="accept applied files that changed and record their new checksums")
     status = command("status", "applied, pending, changed, missing and incomplete migrations")
     status.add_argument("--check", action="store_true", help=f"exit {EXIT_PENDING} when anything is pending ({EXIT_DRIFT} changed, {EXIT_MIGRATION_FAILED} incomplete)")
+    command("validate", "check every file (names, encoding, statements) without a database")
     new = command("new", "create <dir>/<UTC timestamp>_<name>.sql (default dir: migrations)")
     new.add_argument("name")
     resolve = command("resolve", "settle an incomplete no-transaction migration")
@@ -137,6 +138,8 @@ def _dispatch(command: str, args, environ: Mapping[str, str], reporter: Reporter
         for text in scaffold.status_lines(comparison):
             reporter.line(text)
         return (_status_exit(comparison) if args.check else EXIT_OK), scaffold.status_summary(comparison)
+    if command == "validate":
+        return EXIT_OK, run.validate(options, reporter)
     if command == "new":
         path = scaffold.new_migration(args.dir or "migrations", args.name)
         reporter.line(str(path))

@@ -176,6 +176,13 @@ def _dry_run(directory: Path, comparison: Comparison, reporter: Reporter) -> Sum
     return summary
 
 
+def validate(options: Options, reporter: Reporter) -> str:
+    """Everything that can be checked without a database: names, encoding, statements."""
+    _, migrations = load_migrations(options, reporter)
+    statements = sum(plan(m.name, m.text, m.transactional).count for m in migrations)
+    return f"{len(migrations)} migrations valid ({statements} statements)"
+
+
 def check_history(comparison: Comparison) -> None:
     if comparison.incomplete:
         migration, row = comparison.incomplete[0]

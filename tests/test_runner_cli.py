@@ -101,3 +101,19 @@ def test_expected_failures_print_no_traceback(db, tmp_path):
     result = db.run("--dir", str(tmp_path))
     assert result.code == EXIT_MIGRATION_FAILED
     assert "Traceback" not in result.output
+
+
+def test_validate_checks_files_without_a_database(tmp_path):
+    from runner import cli
+    import contextlib, io
+
+    write(tmp_path, FILES)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["validate", "--dir", str(tmp_path)], {}) == EXIT_OK
+    assert "2 migrations valid (3 statements)" in out.getvalue()
+    write(tmp_path, {"003_c.sql": "SELECT 1;\nCOMMIT;\n"})
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(["validate", "--dir", str(tmp_path)], {}) == EXIT_BAD_INPUT
+    assert "003_c.sql:2: COMMIT is transaction control" in err.getvalue()
