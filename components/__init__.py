@@ -1,0 +1,1 @@
+"""ComponentResources of the deploy, one concern per module, and the settings they take."""

@@ -1,0 +1,173 @@
+"""Readiness of Postgres and Redis: a protocol check (pg_isready, Redis PING), not an open port.
+
+The check runs in the cluster, as a Job, so it sees the same DNS and network as the
+backend; the services may be in the namespace or outside it (a managed database).
+The same probe script serves the backend's wait-for-postgres/wait-for-redis init
+containers, without a deadline there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pulumi
+from pulumi_kubernetes.batch.v1 import Job, JobSpecArgs
+from pulumi_kubernetes.core.v1 import (
+    ContainerArgs,
+    EnvVarArgs,
+    EnvVarSourceArgs,
+    PodSpecArgs,
+    PodTemplateSpecArgs,
+    ResourceRequirementsArgs,
+    SecretKeySelectorArgs,
+)
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
+
+from components.security import labels, pod_security, probe_security
+from components.settings import Settings
+
+# Shell loop shared by Job and init container. $CHECK is a command that succeeds when the
+# service answers; TIMEOUT=0 waits forever (init containers: the kubelet owns the clock).
+_LOOP = r"""
+start=$(date +%s)
+while true; do
+  if reply=$(sh -c "$CHECK" 2>&1); then
+    echo "$SERVICE at $TARGET is ready (waited $(( $(date +%s) - start ))s)"
+    exit 0
+  fi
+  waited=$(( $(date +%s) - start ))
+  if [ "$TIMEOUT" -gt 0 ] && [ "$waited" -ge "$TIMEOUT" ]; then
+    msg="$SERVICE at $TARGET did not become ready within ${TIMEOUT}s (waited ${waited}s); last answer: $reply"
+    echo "$msg" >&2
+    echo "$msg" > /dev/termination-log 2>/dev/null || true
+    exit 1
+  fi
+  echo "waiting for $SERVICE at $TARGET (${waited}s): $reply"
+  sleep 2
+done
+"""
+
+_PROBE_RESOURCES = ResourceRequirementsArgs(
+    requests={"cpu": "10m", "memory": "16Mi"}, limits={"cpu": "100m", "memory": "64Mi"}
+)
+
+
+@dataclass(frozen=True)
+class Probe:
+    service: str  # postgres | redis
+    target: str  # host:port, for messages
+    image: str
+    check: str  # shell command; exit 0 when the service answers
+    env: tuple[EnvVarArgs, ...]
+    timeout_seconds: int
+
+
+def postgres_probe(settings: Settings) -> Probe:
+    pg = settings.postgres
+    return Probe(
+        service="postgres",
+        target=f"{pg.host}:{pg.port}",
+        image=settings.readiness.postgres_client_image,
+        # pg_isready exits 0 only when the server accepts connections (not while starting up).
+        check='pg_isready -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -d "$PGDATABASE" -t 5',
+        env=(
+            EnvVarArgs(name="PGHOST", value=pg.host),
+            EnvVarArgs(name="PGPORT", value=str(pg.port)),
+            EnvVarArgs(name="PGUSER", value=pg.user),
+            EnvVarArgs(name="PGDATABASE", value=pg.db),
+        ),
+        timeout_seconds=settings.readiness.postgres_timeout_seconds,
+    )
+
+
+def redis_probe(settings: Settings, credentials_secret: str = "") -> Probe:
+    redis = settings.redis
+    if redis.url is not None and credentials_secret:
+        check = '[ "$(redis-cli -u "$REDIS_URL" --no-auth-warning PING)" = PONG ]'
+        env = (EnvVarArgs(name="REDIS_URL", value_from=EnvVarSourceArgs(
+            secret_key_ref=SecretKeySelectorArgs(name=credentials_secret, key="REDIS_URL"))),)
+    else:
+        check = '[ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" PING)" = PONG ]'
+        env = (EnvVarArgs(name="REDIS_HOST", value=redis.host), EnvVarArgs(name="REDIS_PORT", value=str(redis.port)))
+    return Probe(
+        service="redis",
+        target=f"{redis.host}:{redis.port}",
+        image=settings.readiness.redis_client_image,
+        check=check,
+        env=env,
+        timeout_seconds=settings.readiness.redis_timeout_seconds,
+    )
+
+
+def probe_container(probe: Probe, name: str, wait_forever: bool) -> ContainerArgs:
+    return ContainerArgs(
+        name=name,
+        image=probe.image,
+        command=["sh", "-c", _LOOP],
+        env=[
+            *probe.env,
+            EnvVarArgs(name="SERVICE", value=probe.service),
+            EnvVarArgs(name="TARGET", value=probe.target),
+            EnvVarArgs(name="CHECK", value=probe.check),
+            EnvVarArgs(name="TIMEOUT", value="0" if wait_forever else str(probe.timeout_seconds)),
+        ],
+        resources=_PROBE_RESOURCES,
+        security_context=probe_security(),
+        termination_message_policy="FallbackToLogsOnError",
+    )
+
+
+@dataclass(frozen=True)
+class ReadinessArgs:
+    namespace: pulumi.Input[str]
+    probe: Probe
+    # Changes whenever a deploy would run migrations, so every such deploy checks again.
+    trigger: str
+    ttl_seconds_after_finished: int = 3600
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class ReadinessCheck(pulumi.ComponentResource):
+    """Completes when the service answers its protocol check; fails naming it and the wait."""
+
+    job: Job
+
+    def __init__(self, name: str, args: ReadinessArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ideaforge:readiness:ReadinessCheck", name, None, opts)
+        probe = args.probe
+        job_name = f"wait-for-{probe.service}"
+        job_labels = labels(job_name, "readiness")
+        deadline = probe.timeout_seconds + 60
+        self.job = Job(
+            job_name,
+            metadata=ObjectMetaArgs(
+                name=job_name,
+                namespace=args.namespace,
+                labels=job_labels,
+                annotations={"pulumi.com/replaceUnready": "true"},
+            ),
+            spec=JobSpecArgs(
+                backoff_limit=0,  # the script retries by itself until its deadline
+                active_deadline_seconds=deadline,
+                ttl_seconds_after_finished=args.ttl_seconds_after_finished,
+                template=PodTemplateSpecArgs(
+                    metadata=ObjectMetaArgs(labels=job_labels, annotations={"ideaforge.ai/trigger": args.trigger}),
+                    spec=PodSpecArgs(
+                        restart_policy="Never",
+                        automount_service_account_token=False,
+                        security_context=pod_security(True),
+                        containers=[probe_container(probe, "check", wait_forever=False)],
+                    ),
+                ),
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(args.depends_on),
+                delete_before_replace=True,
+                replace_on_changes=["*"],
+                custom_timeouts=pulumi.CustomTimeouts(create=f"{deadline + 60}s", update=f"{deadline + 60}s"),
+            ),
+        )
+        self.job_name = self.job.metadata.name
+        self.register_outputs({"job_name": self.job_name})
