@@ -1,0 +1,87 @@
+"""Argument handling and the flow: refuse early, write config, run, report."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence, TextIO
+
+from deploytool import cluster, job_report, stack as pulumi_stack
+from deploytool.errors import EXIT_OK, DeployError, UsageError
+
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass
+class Tools:
+    """What the script talks to; tests replace them."""
+
+    require_cli: Callable[[], None] = pulumi_stack.require_cli
+    open_stack: Callable[[str], object] = pulumi_stack.open_stack
+    require_reachable: Callable[[Optional[str]], None] = cluster.require_reachable
+    kube_clients: Callable[[Optional[str]], tuple] = cluster.clients
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python deploy.py", description="Preview or deploy a stack: readiness -> migrations -> backend -> frontend.")
+    parser.add_argument("action", choices=("up", "preview"))
+    parser.add_argument("--stack", required=True, help="stack name, e.g. dev or local")
+    parser.add_argument("--backend-tag", help="backend image tag (written to the stack config as backendImageTag)")
+    parser.add_argument("--frontend-tag", help="frontend image tag (written as frontendImageTag)")
+    parser.add_argument("--refresh", action="store_true", help="refresh the stack's state from the cluster first")
+    parser.add_argument("--context", help="kubeconfig context for the cluster checks and the failure report")
+    args = parser.parse_args(argv)
+    for flag, tag in (("--backend-tag", args.backend_tag), ("--frontend-tag", args.frontend_tag)):
+        if tag is not None and not _TAG.match(tag):
+            parser.error(f"{flag} {tag!r} is not a valid image tag (letters, digits, '_', '.', '-')")
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None, tools: Optional[Tools] = None, out: TextIO = sys.stdout,
+         err: TextIO = sys.stderr) -> int:
+    args = parse_args(argv)
+    tools = tools or Tools()
+    stack = None
+    try:
+        tools.require_cli()
+        tools.require_reachable(args.context)
+        stack = tools.open_stack(args.stack)
+        written = pulumi_stack.write_tags(stack, args.backend_tag, args.frontend_tag)
+        for key, value in written.items():
+            print(f"config: {key} = {value}", file=out)
+        outcome = pulumi_stack.run(stack, args.action, args.refresh, on_output=lambda line: print(line, end="" if line.endswith("\n") else "\n", file=out, flush=True))
+    except DeployError as exc:
+        print(f"ERROR: {exc}", file=err)
+        if stack is not None and args.action == "up" and not isinstance(exc, UsageError):
+            print(_failure_report(stack, tools, args.context), file=err)
+        return exc.exit_code
+    print(summary(args.action, outcome), file=out)
+    return EXIT_OK
+
+
+def _failure_report(stack, tools: Tools, context: Optional[str]) -> str:
+    try:
+        namespace = stack.get_config("namespace").value
+        batch, core = tools.kube_clients(context)
+        return job_report.job_report(batch, core, namespace)
+    except Exception as exc:  # the report must not hide the original failure
+        return f"(could not collect the Job report: {exc})"
+
+
+def summary(action: str, outcome: pulumi_stack.Outcome) -> str:
+    changes = ", ".join(f"{op} {count}" for op, count in sorted(outcome.changes.items()) if op != "same") or "no changes"
+    if action == "preview":
+        return f"preview: {changes}"
+    before = {m["name"] for m in outcome.previous_outputs.get("migrations", [])}
+    shipped = [m["name"] for m in outcome.outputs.get("migrations", []) if m["name"] not in before]
+    lines = [f"deployed: {changes}"]
+    if shipped:
+        lines.append(f"migrations shipped in this deploy ({len(shipped)}): " + ", ".join(shipped))
+    else:
+        lines.append("no new migrations in this deploy")
+    for key in ("backendImage", "frontendImage"):
+        if key in outcome.outputs:
+            lines.append(f"{key}: {outcome.outputs[key]}")
+    return "\n".join(lines)

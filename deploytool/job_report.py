@@ -1,0 +1,70 @@
+"""What the old Makefile printed when a migration failed: Job status, conditions, and the
+logs of every attempt's pod. Read with the official Kubernetes client."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+# The chain's Jobs, in order; the first is the one that most often explains a failure.
+JOBS = ("db-migrations", "wait-for-postgres", "wait-for-redis")
+LOG_LINES = 200
+
+
+def job_report(batch, core, namespace: str, jobs: Iterable[str] = JOBS) -> str:
+    sections = [_one_job(batch, core, namespace, name) for name in jobs]
+    return "\n".join(s for s in sections if s)
+
+
+def _one_job(batch, core, namespace: str, name: str) -> str:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        job = batch.read_namespaced_job(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            if name == JOBS[0]:
+                return (f"=== Job {namespace}/{name}: not found (it was not created because an earlier step "
+                        "failed, or ttlSecondsAfterFinished already removed it) ===")
+            return ""
+        return f"=== Job {namespace}/{name}: cannot be read ({exc.status} {exc.reason}) ==="
+    status = job.status
+    lines = [
+        f"=== Job {namespace}/{name} ===",
+        f"status: active={status.active or 0} succeeded={status.succeeded or 0} failed={status.failed or 0}",
+    ]
+    for condition in status.conditions or []:
+        lines.append(f"condition {condition.type}={condition.status} reason={condition.reason}: {condition.message}")
+    pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}").items
+    pods.sort(key=lambda p: p.metadata.creation_timestamp or "")
+    if not pods:
+        lines.append("no pods (they are removed with the Job)")
+    for attempt, pod in enumerate(pods, start=1):
+        lines.extend(_pod_section(core, namespace, pod, attempt))
+    return "\n".join(lines)
+
+
+def _pod_section(core, namespace: str, pod, attempt: int) -> list[str]:
+    name = pod.metadata.name
+    container = pod.spec.containers[0].name
+    state = _terminated(pod)
+    summary = f"phase {pod.status.phase}"
+    if state is not None:
+        summary += f", exit code {state.exit_code} ({state.reason})"
+    lines = [f"--- attempt {attempt}: pod {name}, {summary} ---"]
+    if state is not None and state.message:
+        lines.append("termination message:")
+        lines.extend(f"  {line}" for line in state.message.rstrip().splitlines())
+    try:
+        log = core.read_namespaced_pod_log(name, namespace, container=container, tail_lines=LOG_LINES)
+    except Exception as exc:  # a pod still pulling its image has no log yet
+        log = f"(no log: {getattr(exc, 'reason', exc)})"
+    lines.append(f"log (last {LOG_LINES} lines):")
+    lines.extend(f"  {line}" for line in (log or "").rstrip().splitlines())
+    return lines
+
+
+def _terminated(pod):
+    for status in pod.status.container_statuses or []:
+        if status.state and status.state.terminated:
+            return status.state.terminated
+    return None

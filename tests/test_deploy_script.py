@@ -1,0 +1,240 @@
+"""deploy.py: arguments, config writing, streaming, the failure report and each refusal.
+
+Nothing here talks to a Pulumi backend or a cluster: the stack is a stand-in with the
+Automation API's surface, and the Kubernetes objects are the official client's models.
+"""
+
+import io
+import socket
+import textwrap
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from pulumi.automation import CommandError, ConcurrentUpdateError, ConfigValue
+from pulumi.automation._cmd import CommandResult
+
+from deploytool import cli, cluster, stack as pulumi_stack
+from deploytool.errors import EXIT_FAILED, EXIT_OK, EXIT_TRANSIENT, EXIT_USAGE
+
+
+class FakeStack:
+    def __init__(self, name="dev", fail_with=None, outputs=None, previous=None):
+        self.name = name
+        self.config = {"namespace": ConfigValue(value="ns-dev")}
+        self.calls = []
+        self.fail_with = fail_with
+        self._outputs = outputs or {}
+        self._previous = previous or {}
+
+    def set_config(self, key, value):
+        self.calls.append(("set_config", key, value.value))
+        self.config[key] = value
+
+    def get_config(self, key):
+        return self.config[key]
+
+    def outputs(self):
+        return {k: SimpleNamespace(value=v) for k, v in self._previous.items()}
+
+    def refresh(self, on_output, color):
+        self.calls.append(("refresh",))
+        on_output("Refreshing (dev):\n")
+
+    def preview(self, on_output, color, diff):
+        self.calls.append(("preview",))
+        on_output("Previewing update (dev):\n")
+        return SimpleNamespace(change_summary={"same": 9, "replace": 1})
+
+    def up(self, on_output, color, show_secrets):
+        self.calls.append(("up", show_secrets))
+        on_output("Updating (dev):\n")
+        on_output("  kubernetes:batch/v1:Job db-migrations replacing\n")
+        if self.fail_with:
+            raise self.fail_with
+        return SimpleNamespace(summary=SimpleNamespace(resource_changes={"same": 8, "replace": 1, "update": 1}),
+                               outputs={k: SimpleNamespace(value=v) for k, v in self._outputs.items()})
+
+
+def tools(stack=None, **overrides):
+    fake = stack or FakeStack()
+    defaults = dict(require_cli=lambda: None, open_stack=lambda name: fake, require_reachable=lambda context: None,
+                    kube_clients=lambda context: (FakeBatch({}), FakeCore([])))
+    defaults.update(overrides)
+    return cli.Tools(**defaults), fake
+
+
+def run(argv, **kw):
+    out, err = io.StringIO(), io.StringIO()
+    t, fake = tools(**kw)
+    code = cli.main(argv, tools=t, out=out, err=err)
+    return code, out.getvalue(), err.getvalue(), fake
+
+
+def command_error(cls, stderr):
+    return cls(CommandResult(stdout="", stderr=stderr, code=255))
+
+
+def test_action_and_stack_are_required():
+    with pytest.raises(SystemExit) as exc:
+        cli.parse_args(["up"])
+    assert exc.value.code == EXIT_USAGE
+
+
+def test_malformed_tag_is_refused_before_anything_runs():
+    with pytest.raises(SystemExit) as exc:
+        cli.parse_args(["up", "--stack", "dev", "--backend-tag", "bad tag"])
+    assert exc.value.code == EXIT_USAGE
+
+
+def test_tags_are_written_to_the_stack_config():
+    code, out, _, fake = run(["up", "--stack", "dev", "--backend-tag", "672425b", "--frontend-tag", "abc1234"])
+    assert code == EXIT_OK
+    assert fake.calls[:2] == [("set_config", "backendImageTag", "672425b"), ("set_config", "frontendImageTag", "abc1234")]
+    assert "config: backendImageTag = 672425b" in out
+
+
+def test_tags_not_given_leave_the_config_alone():
+    _, _, _, fake = run(["preview", "--stack", "dev"])
+    assert [c for c in fake.calls if c[0] == "set_config"] == []
+    assert fake.calls == [("preview",)]
+
+
+def test_refresh_runs_before_the_update_and_output_is_streamed_in_order():
+    code, out, _, fake = run(["up", "--stack", "dev", "--refresh"])
+    assert code == EXIT_OK
+    assert [c[0] for c in fake.calls] == ["refresh", "up"]
+    assert out.index("Refreshing (dev):") < out.index("Updating (dev):") < out.index("Job db-migrations replacing")
+
+
+def test_update_never_shows_secrets():
+    _, _, _, fake = run(["up", "--stack", "dev"])
+    assert ("up", False) in fake.calls
+
+
+def test_success_summary_names_changes_and_the_migrations_this_deploy_ships():
+    previous = {"migrations": [{"name": "001_a.sql", "sha256": "x"}]}
+    outputs = {"migrations": [{"name": "001_a.sql", "sha256": "x"}, {"name": "002_b.sql", "sha256": "y"}],
+               "backendImage": "ghcr.io/x/backend:2"}
+    code, out, _, _ = run(["up", "--stack", "dev"], stack=FakeStack(outputs=outputs, previous=previous))
+    assert code == EXIT_OK
+    assert "deployed: replace 1, update 1" in out
+    assert "migrations shipped in this deploy (1): 002_b.sql" in out
+    assert "backendImage: ghcr.io/x/backend:2" in out
+
+
+def test_preview_summary_counts_changes():
+    code, out, _, _ = run(["preview", "--stack", "dev"])
+    assert code == EXIT_OK
+    assert "preview: replace 1" in out
+
+
+# -- the failure report ----------------------------------------------------------------
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
+def failed_job():
+    return client.V1Job(
+        metadata=client.V1ObjectMeta(name="db-migrations", namespace="ns-dev"),
+        status=client.V1JobStatus(failed=2, conditions=[client.V1JobCondition(
+            type="Failed", status="True", reason="BackoffLimitExceeded", message="Job has reached the specified backoff limit")]),
+    )
+
+
+def failed_pod(name, minutes, message):
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, creation_timestamp=NOW + timedelta(minutes=minutes)),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="migrate")]),
+        status=client.V1PodStatus(phase="Failed", container_statuses=[client.V1ContainerStatus(
+            name="migrate", image="i", image_id="", ready=False, restart_count=0,
+            state=client.V1ContainerState(terminated=client.V1ContainerStateTerminated(exit_code=1, reason="Error", message=message)))]),
+    )
+
+
+class FakeBatch:
+    def __init__(self, jobs):
+        self.jobs = jobs
+
+    def read_namespaced_job(self, name, namespace):
+        if name not in self.jobs:
+            raise ApiException(status=404, reason="Not Found")
+        return self.jobs[name]
+
+
+class FakeCore:
+    def __init__(self, pods, logs=None):
+        self.pods, self.logs = pods, logs or {}
+
+    def list_namespaced_pod(self, namespace, label_selector):
+        assert label_selector == "job-name=db-migrations"
+        return client.V1PodList(items=list(self.pods))
+
+    def read_namespaced_pod_log(self, name, namespace, container, tail_lines):
+        assert container == "migrate"
+        return self.logs[name]
+
+
+def test_failed_up_prints_job_status_conditions_and_every_attempts_logs():
+    pods = [failed_pod("db-migrations-second", 2, "exit 1: migration 002_b.sql failed at statement 2 of 3 (002_b.sql:7)"),
+            failed_pod("db-migrations-first", 1, "exit 1: migration 002_b.sql failed at statement 2 of 3 (002_b.sql:7)")]
+    logs = {"db-migrations-first": "applied 001_a.sql (1 statements, 3 ms)\nERROR: first attempt\n",
+            "db-migrations-second": "ERROR: second attempt\n"}
+    failing = FakeStack(fail_with=command_error(CommandError, "error: 1 error occurred: Job db-migrations failed [BackoffLimitExceeded]"))
+    code, _, err, _ = run(["up", "--stack", "dev"], stack=failing,
+                          kube_clients=lambda context: (FakeBatch({"db-migrations": failed_job()}), FakeCore(pods, logs)))
+    assert code == EXIT_FAILED
+    assert "pulumi up failed:" in err and "[BackoffLimitExceeded]" in err
+    assert "=== Job ns-dev/db-migrations ===" in err
+    assert "status: active=0 succeeded=0 failed=2" in err
+    assert "condition Failed=True reason=BackoffLimitExceeded: Job has reached the specified backoff limit" in err
+    assert err.index("attempt 1: pod db-migrations-first") < err.index("attempt 2: pod db-migrations-second")
+    assert "exit code 1 (Error)" in err
+    assert "  exit 1: migration 002_b.sql failed at statement 2 of 3 (002_b.sql:7)" in err
+    assert "  ERROR: first attempt" in err and "  ERROR: second attempt" in err
+
+
+def test_failure_before_the_job_exists_says_so():
+    failing = FakeStack(fail_with=command_error(CommandError, "wait-for-postgres failed"))
+    code, _, err, _ = run(["up", "--stack", "dev"], stack=failing)
+    assert code == EXIT_FAILED
+    assert "=== Job ns-dev/db-migrations: not found (it was not created because an earlier step failed" in err
+
+
+# -- refusals ----------------------------------------------------------------------------
+
+def test_missing_pulumi_cli_is_refused_with_how_to_install_it():
+    code, _, err, fake = run(["up", "--stack", "dev"],
+                             require_cli=lambda: pulumi_stack.require_cli(which=lambda name: None))
+    assert code == EXIT_USAGE
+    assert "the Pulumi CLI is not installed or not on PATH; install it with" in err
+    assert fake.calls == []
+
+
+def test_stack_locked_by_another_update_is_refused_as_transient():
+    locked = FakeStack(fail_with=command_error(ConcurrentUpdateError, "the stack is currently locked by 1 lock(s)"))
+    code, _, err, _ = run(["up", "--stack", "dev"], stack=locked)
+    assert code == EXIT_TRANSIENT
+    assert "stack dev is locked by another update" in err and "pulumi cancel" in err
+
+
+def test_unreachable_cluster_is_refused_before_the_stack_is_touched(tmp_path, monkeypatch):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(textwrap.dedent(f"""\
+        apiVersion: v1
+        kind: Config
+        clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}}}]
+        users: [{{name: u, user: {{token: t}}}}]
+        contexts: [{{name: local, context: {{cluster: c, user: u}}}}]
+        current-context: local
+        """))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    code, _, err, fake = run(["up", "--stack", "dev"], require_reachable=cluster.require_reachable)
+    assert code == EXIT_TRANSIENT
+    assert "the Kubernetes cluster is not reachable" in err and "kubectl cluster-info" in err
+    assert fake.calls == []
