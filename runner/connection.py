@@ -14,6 +14,7 @@ from runner.errors import DatabaseUnavailable, UsageError
 from runner.interrupts import StopSignal
 
 APPLICATION_NAME = "db-migrations"
+_CLIENT_CHECK = "client_connection_check_interval=1000"
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,18 @@ def connect(
     deadline = time.monotonic() + wait_seconds
     delay = 0.25
     attempt = 0
+    # PostgreSQL 14+ notices a vanished client (SIGKILL, lost node) during a long statement
+    # within a second, rolls back and frees the migration lock; older servers reject the name.
+    check_client = f"{options} -c {_CLIENT_CHECK}"
     while True:
         attempt += 1
         stop.check()
         try:
-            connection = psycopg2.connect(target.dsn, options=options, connect_timeout=10)
+            connection = psycopg2.connect(target.dsn, options=check_client, connect_timeout=10)
         except psycopg2.OperationalError as exc:
+            if check_client != options and _CLIENT_CHECK.split("=")[0] in str(exc):
+                check_client = options
+                continue
             reason = _first_line(str(exc))
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -39,7 +39,10 @@ def free_port() -> int:
 
 
 class ScratchPostgres:
-    def __init__(self, base_dir: Optional[str] = None, port: Optional[int] = None):
+    def __init__(self, base_dir: Optional[str] = None, port: Optional[int] = None, durable: bool = False):
+        """durable=False trades crash safety for speed (fsync off): right for tests and
+        checks; benchmarks use durable=True to time commits as production pays for them."""
+        self.durable = durable
         self.bin = _binaries()
         self.root = Path(tempfile.mkdtemp(prefix="scratch-pg-", dir=base_dir))
         self.data = self.root / "data"
@@ -79,7 +82,9 @@ class ScratchPostgres:
     def start(self) -> "ScratchPostgres":
         if not (self.data / "PG_VERSION").exists():
             self.initdb()
-        options = f"-h 127.0.0.1 -p {self.port} -k '' -F -c max_connections=200 -c fsync=off"
+        options = f"-h 127.0.0.1 -p {self.port} -k '' -c max_connections=200"
+        if not self.durable:
+            options += " -F -c full_page_writes=off"  # survives a process crash, not an OS crash
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options, "-w", "-t", "60", "start")
         return self
 
