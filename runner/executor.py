@@ -92,33 +92,44 @@ class Executor:
 
     def _apply_in_transaction(self, migration: Migration, script: Script, attempt: int) -> Outcome:
         started = time.monotonic()
+        # BEGIN travels with the first statement: one round trip less per file.
+        begin = (script.opener.text if script.opener else "BEGIN;") + "\n"
         with self.connection.cursor() as cursor:
-            cursor.execute(script.opener.text if script.opener else "BEGIN")
             try:
-                failed: Optional[tuple[Statement, psycopg2.Error]] = None
-                for statement in script.statements:
+                failed: Optional[tuple[Statement, psycopg2.Error, int]] = None
+                if not script.statements:
+                    cursor.execute(begin)
+                for index, statement in enumerate(script.statements):
                     self.stop.check()
+                    prefix = begin if index == 0 else ""
                     try:
-                        cursor.execute(statement.text)
+                        cursor.execute(prefix + statement.text)
                     except psycopg2.Error as exc:
-                        failed = (statement, exc)
+                        failed = (statement, exc, len(prefix))
                         break
                 if failed is None:
                     try:
                         self._record_and_commit(cursor, migration, script.count, started)
                     except psycopg2.Error as exc:
-                        failed = (script.statements[-1], exc)
-                    else:
-                        return self._outcome(migration, script.count, started, attempt, False)
+                        self._rollback(cursor)
+                        if _connection_lost(exc, self.connection):
+                            raise ConnectionLost(
+                                f"lost the connection to the database while committing {migration.name}: "
+                                f"{_first_line(exc)}",
+                                hint="the migration and its schema_migrations row commit together, so the "
+                                "next run applies it again only if the commit did not happen",
+                            ) from None
+                        raise
+                    return self._outcome(migration, script.count, started, attempt, False)
             except BaseException:
                 self._rollback(cursor)
                 raise
             self._rollback(cursor)
-            statement, exc = failed
+            statement, exc, shift = failed
             self._raise_for(exc, migration, script, statement)
             if exc.pgcode == codes.SYNTAX_ERROR and script.count > 1:
                 return self._apply_as_batch(cursor, migration, script, started, attempt)
-            raise self._failure(migration, script, statement, exc)
+            raise self._failure(migration, script, statement, exc, shift=shift)
 
     def _apply_as_batch(self, cursor, migration: Migration, script: Script, started, attempt) -> Outcome:
         self.event("batch_fallback", migration=migration.name)
@@ -211,11 +222,12 @@ class Executor:
         if exc.pgcode == codes.LOCK_NOT_AVAILABLE:
             raise _LockTimeout(self._failure(migration, script, statement, exc, rolled_back=rolled_back))
 
-    def _failure(self, migration: Migration, script: Script, statement: Statement,
-                 exc: psycopg2.Error, offset: Optional[int] = None, rolled_back: bool = True) -> MigrationFailed:
+    def _failure(self, migration: Migration, script: Script, statement: Statement, exc: psycopg2.Error,
+                 offset: Optional[int] = None, rolled_back: bool = True, shift: int = 0) -> MigrationFailed:
+        """`shift`: characters sent before the statement in the same query (the BEGIN)."""
         diag = exc.diag
-        if offset is None and _position(exc):
-            offset = statement.offset + _position(exc) - 1
+        if offset is None and _position(exc) > shift:
+            offset = statement.offset + _position(exc) - 1 - shift
         line = line_at(migration.text, offset) if offset is not None else statement.line
         hint = diag.message_hint
         if exc.pgcode == codes.ACTIVE_SQL_TRANSACTION:

@@ -169,3 +169,13 @@ def test_bad_timeout_value_is_a_usage_error(db, tmp_path):
     result = db.run("--dir", str(tmp_path), "--lock-timeout", "five seconds")
     assert result.code == EXIT_BAD_INPUT
     assert "--lock-timeout 'five seconds' is not a PostgreSQL duration" in result.err
+
+
+def test_error_in_the_first_statement_points_at_its_line(db, tmp_path):
+    write(tmp_path, {"001_first.sql": "-- header\n\nCREATE TABLE t (\n  id int,\n  id2 int REFERENCES nowhere (id)\n);\nSELECT 1;\n"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_MIGRATION_FAILED
+    assert "failed at statement 1 of 2 (001_first.sql:3)" in result.err
+    write(tmp_path, {"001_first.sql": "-- header\n\nCREATE TABLE t (\n  id int,,\n  x int\n);\nSELECT 1;\n"})
+    result = db.run("--dir", str(tmp_path))
+    assert "SQLSTATE 42601" in result.err and "(001_first.sql:4)" in result.err
