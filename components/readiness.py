@@ -24,6 +24,7 @@ from pulumi_kubernetes.core.v1 import (
 )
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
+from components.jobs import REPLACE_UNREADY, run_to_completion
 from components.security import labels, pod_security, probe_security
 from components.settings import Settings
 
@@ -145,7 +146,7 @@ class ReadinessCheck(pulumi.ComponentResource):
                 name=job_name,
                 namespace=args.namespace,
                 labels=job_labels,
-                annotations={"pulumi.com/replaceUnready": "true"},
+                annotations=REPLACE_UNREADY,
             ),
             spec=JobSpecArgs(
                 backoff_limit=0,  # the script retries by itself until its deadline
@@ -161,13 +162,7 @@ class ReadinessCheck(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=list(args.depends_on),
-                delete_before_replace=True,
-                replace_on_changes=["*"],
-                custom_timeouts=pulumi.CustomTimeouts(create=f"{deadline + 60}s", update=f"{deadline + 60}s"),
-            ),
+            opts=run_to_completion(self, args.depends_on, deadline),
         )
         self.job_name = self.job.metadata.name
         self.register_outputs({"job_name": self.job_name})

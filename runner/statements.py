@@ -32,9 +32,11 @@ _POSTGRES_SPLIT_REGEX = [
     (r"--.*?(\r\n|\r|\n|$)", T.Comment.Single),
     (r"\s+", T.Whitespace),
     (r"\\\w+", T.Command),  # a psql meta-command such as \\i
-    (r"E'(''|\\.|[^'\\])*'", T.String.Single),  # escape string: backslash escapes
-    (r"'(''|[^'])*'", T.String.Single),  # standard string: backslash is a plain character
-    (r'"(""|[^"])*"', T.String.Symbol),  # quoted identifier
+    # Literals are written as "unrolled loops" ([^']*('' [^']*)*): one regex step per run of
+    # characters, not one alternation per character.
+    (r"E'[^'\\]*((\\.|'')[^'\\]*)*'", T.String.Single),  # escape string: backslash escapes
+    (r"'[^']*(''[^']*)*'", T.String.Single),  # standard string: backslash is a plain character
+    (r'"[^"]*(""[^"]*)*"', T.String.Symbol),  # quoted identifier
     (r"[^\W\d][$\w]*", T.Name),  # words; keywords are told apart by the splitter, not the lexer
     (r"\d+(\.\d*)?(e[-+]?\d+)?", T.Number),
     (r"[;()]", T.Punctuation),

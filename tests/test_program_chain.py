@@ -73,3 +73,25 @@ def test_outputs_show_namespace_job_migration_set_services_and_tags(deployment):
     assert all(len(m["sha256"]) == 64 for m in out["migrations"])
     assert (out["backendService"], out["frontendService"]) == ("backend", "frontend")
     assert (out["backendImageTag"], out["frontendImageTag"]) == ("672425b", "672425b")
+
+
+@pytest.mark.parametrize("name", ["wait-for-postgres", "wait-for-redis"])
+def test_readiness_jobs_are_replaced_like_the_migration_job(deployment, name):
+    job = deployment.find("Job", name)
+    assert job.replace_on_changes == ["*"] and job.delete_before_replace is True
+    assert job.inputs["metadata"]["annotations"]["pulumi.com/replaceUnready"] == "true"
+    deadline = job.inputs["spec"]["activeDeadlineSeconds"]
+    assert int(job.custom_timeouts["create"].rstrip("s")) > deadline > 300
+
+
+def readiness_inputs(**change):
+    result = run_program(dev(**change))
+    assert result.error is None, result.error
+    return result.find("Job", "wait-for-postgres").inputs
+
+
+def test_readiness_is_checked_again_exactly_when_migrations_would_run(deployment):
+    baseline = deployment.find("Job", "wait-for-postgres").inputs
+    assert readiness_inputs() == baseline
+    assert readiness_inputs(backendImageTag="abc1234") != baseline
+    assert readiness_inputs(frontendImageTag="abc1234") == baseline
