@@ -137,8 +137,13 @@ def _dispatch(command: str, args, environ: Mapping[str, str], reporter: Reporter
         return EXIT_OK, summary.text()
     if command == "status":
         comparison = run.status(options, environ, reporter, stop)
-        for text in scaffold.status_lines(comparison):
-            reporter.line(text)
+        rows = scaffold.status_rows(comparison)
+        if reporter.log_format == "json":
+            for name, state in rows:
+                reporter.event("migration_state", migration=name, state=state)
+        else:
+            for text in scaffold.status_lines(rows):
+                reporter.line(text)
         return (_status_exit(comparison) if args.check else EXIT_OK), scaffold.status_summary(comparison)
     if command == "check":
         from runner.check import check

@@ -27,6 +27,7 @@ _TEXT = {
     "would_apply": "would apply {migration} ({statements} statements, {mode})",
     "applied": "applied {migration} ({statements} statements, {duration_ms} ms)",
     "summary": "{summary}",
+    "migration_state": "{migration}  {state}",
 }
 
 

@@ -33,16 +33,27 @@ def new_migration(directory: str, name: str, now: datetime | None = None) -> Pat
     return path
 
 
-def status_lines(comparison: Comparison) -> list[str]:
+def status_rows(comparison: Comparison) -> list[tuple[str, str]]:
+    """(migration, state) in name order; states: applied, changed, incomplete, missing, pending."""
     rows: list[tuple[str, str]] = []
     rows += [(m.name, "applied") for m in comparison.applied]
-    rows += [(m.name, "CHANGED since applied") for m, _ in comparison.changed]
-    rows += [(row.name, f"INCOMPLETE (stopped after {row.statements or 0} statements)") for _, row in comparison.incomplete]
-    rows += [(row.name, "missing (applied, file gone)") for row in comparison.missing]
+    rows += [(m.name, "changed") for m, _ in comparison.changed]
+    rows += [(row.name, "incomplete") for _, row in comparison.incomplete]
+    rows += [(row.name, "missing") for row in comparison.missing]
     rows += [(m.name, "pending") for m in comparison.pending]
-    rows.sort()
+    return sorted(rows)
+
+
+_STATE_TEXT = {
+    "changed": "CHANGED since applied",
+    "incomplete": "INCOMPLETE (no-transaction migration stopped part-way)",
+    "missing": "missing (applied, file gone)",
+}
+
+
+def status_lines(rows: list[tuple[str, str]]) -> list[str]:
     width = max((len(name) for name, _ in rows), default=0)
-    return [f"{name.ljust(width)}  {state}" for name, state in rows]
+    return [f"{name.ljust(width)}  {_STATE_TEXT.get(state, state)}" for name, state in rows]
 
 
 def status_summary(comparison: Comparison) -> str:

@@ -117,3 +117,14 @@ def test_validate_checks_files_without_a_database(tmp_path):
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         assert cli.main(["validate", "--dir", str(tmp_path)], {}) == EXIT_BAD_INPUT
     assert "003_c.sql:2: COMMIT is transaction control" in err.getvalue()
+
+
+def test_status_in_json_gives_one_object_per_migration(db, tmp_path):
+    import json
+
+    write(tmp_path, {"001_a.sql": FILES["001_a.sql"]})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    write(tmp_path, {"002_b.sql": FILES["002_b.sql"]})
+    result = db.run("--log-format", "json", "--dir", str(tmp_path), "status")
+    states = [(e["migration"], e["state"]) for e in map(json.loads, result.out.splitlines()) if e["event"] == "migration_state"]
+    assert states == [("001_a.sql", "applied"), ("002_b.sql", "pending")]

@@ -108,3 +108,12 @@ def test_redis_url_is_accepted_and_ignored(db, tmp_path):
     result = db.run("--dir", str(tmp_path), env={"REDIS_URL": "redis://:pw@redis:6379/0"})
     assert result.code == EXIT_OK
     assert "redis://" not in result.output
+
+
+def test_servers_that_do_not_know_the_client_check_setting_are_still_used(db, tmp_path, monkeypatch):
+    # PostgreSQL < 14 rejects client_connection_check_interval at connection start.
+    monkeypatch.setattr("runner.connection._CLIENT_CHECK", "no_such_setting_on_this_server=1")
+    write(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_OK, result.output
+    assert "a" in db.tables()
