@@ -6,6 +6,7 @@ import argparse
 import re
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Optional, Sequence, TextIO
 
 from deploytool import cluster, job_report, stack as pulumi_stack
@@ -51,14 +52,25 @@ def main(argv: Optional[Sequence[str]] = None, tools: Optional[Tools] = None, ou
         written = pulumi_stack.write_tags(stack, args.backend_tag, args.frontend_tag)
         for key, value in written.items():
             print(f"config: {key} = {value}", file=out)
+        # A little before now: the API server's clock may run behind this machine's.
+        started = datetime.now(timezone.utc) - timedelta(seconds=30)
         outcome = pulumi_stack.run(stack, args.action, args.refresh, on_output=lambda line: print(line, end="" if line.endswith("\n") else "\n", file=out, flush=True))
     except DeployError as exc:
         print(f"ERROR: {exc}", file=err)
         if stack is not None and args.action == "up" and not isinstance(exc, UsageError):
             print(_failure_report(stack, tools, args.context), file=err)
         return exc.exit_code
-    print(summary(args.action, outcome), file=out)
+    ran = _migrations_ran(stack, tools, args.context, started) if args.action == "up" else None
+    print(summary(args.action, outcome, ran), file=out)
     return EXIT_OK
+
+
+def _migrations_ran(stack, tools: Tools, context: Optional[str], since: datetime) -> Optional[list[str]]:
+    try:
+        batch, core = tools.kube_clients(context)
+        return job_report.migrations_applied(batch, core, stack.get_config("namespace").value, since)
+    except Exception:  # a summary detail; the deploy itself succeeded
+        return None
 
 
 def _failure_report(stack, tools: Tools, context: Optional[str]) -> str:
@@ -70,7 +82,7 @@ def _failure_report(stack, tools: Tools, context: Optional[str]) -> str:
         return f"(could not collect the Job report: {exc})"
 
 
-def summary(action: str, outcome: pulumi_stack.Outcome) -> str:
+def summary(action: str, outcome: pulumi_stack.Outcome, ran: Optional[list[str]] = None) -> str:
     changes = ", ".join(f"{op} {count}" for op, count in sorted(outcome.changes.items()) if op != "same") or "no changes"
     if action == "preview":
         return f"preview: {changes}"
@@ -81,6 +93,10 @@ def summary(action: str, outcome: pulumi_stack.Outcome) -> str:
         lines.append(f"migrations shipped in this deploy ({len(shipped)}): " + ", ".join(shipped))
     else:
         lines.append("no new migrations in this deploy")
+    if ran is not None:
+        lines.append(f"the migration Job ran and applied {len(ran)}: " + (", ".join(ran) or "nothing was pending"))
+    else:
+        lines.append("the migration Job did not run (nothing it depends on changed)")
     for key in ("backendImage", "frontendImage"):
         if key in outcome.outputs:
             lines.append(f"{key}: {outcome.outputs[key]}")

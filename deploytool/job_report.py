@@ -3,11 +3,14 @@ logs of every attempt's pod. Read with the official Kubernetes client."""
 
 from __future__ import annotations
 
-from typing import Iterable
+import re
+from typing import Iterable, Optional
 
 # The chain's Jobs, in order; the first is the one that most often explains a failure.
 JOBS = ("db-migrations", "wait-for-postgres", "wait-for-redis")
 LOG_LINES = 200
+# The runner's text output: "applied <file> (<n> statements, <ms> ms)".
+_APPLIED = re.compile(r"^applied (\S+\.sql) \(", re.MULTILINE)
 
 
 def job_report(batch, core, namespace: str, jobs: Iterable[str] = JOBS) -> str:
@@ -68,3 +71,23 @@ def _terminated(pod):
         if status.state and status.state.terminated:
             return status.state.terminated
     return None
+
+
+def migrations_applied(batch, core, namespace: str, since, job: str = JOBS[0]) -> Optional[list[str]]:
+    """The migrations the Job's run applied, from its pod's log; None when the Job did not
+    run during this deploy (unchanged stack: its pods, if any, are from an earlier one)."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        found = batch.read_namespaced_job(job, namespace)
+    except ApiException:
+        return None
+    created = found.metadata.creation_timestamp
+    if created is None or created < since:
+        return None
+    pods = [p for p in core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
+            if p.status.phase == "Succeeded"]
+    if not pods:
+        return None
+    log = core.read_namespaced_pod_log(pods[-1].metadata.name, namespace, container=pods[-1].spec.containers[0].name)
+    return [m.group(1) for m in _APPLIED.finditer(log or "")]

@@ -172,7 +172,7 @@ class FakeCore:
         assert label_selector == "job-name=db-migrations"
         return client.V1PodList(items=list(self.pods))
 
-    def read_namespaced_pod_log(self, name, namespace, container, tail_lines):
+    def read_namespaced_pod_log(self, name, namespace, container, tail_lines=None):
         assert container == "migrate"
         return self.logs[name]
 
@@ -238,3 +238,35 @@ def test_unreachable_cluster_is_refused_before_the_stack_is_touched(tmp_path, mo
     assert code == EXIT_TRANSIENT
     assert "the Kubernetes cluster is not reachable" in err and "kubectl cluster-info" in err
     assert fake.calls == []
+
+
+def succeeded_job(created):
+    return client.V1Job(metadata=client.V1ObjectMeta(name="db-migrations", creation_timestamp=created),
+                        status=client.V1JobStatus(succeeded=1))
+
+
+def succeeded_pod(name):
+    return client.V1Pod(metadata=client.V1ObjectMeta(name=name, creation_timestamp=datetime.now(timezone.utc)),
+                        spec=client.V1PodSpec(containers=[client.V1Container(name="migrate")]),
+                        status=client.V1PodStatus(phase="Succeeded"))
+
+
+def test_success_summary_lists_the_migrations_the_job_ran():
+    log = ("migrations: /migrations (3 files)\nmigration lock acquired\n"
+           "applied 002_b.sql (2 statements, 14 ms)\napplied 003_c.sql (1 statements, 3 ms)\n"
+           "applied 2 migrations in 17 ms; 1 were already applied\n")
+    clients = lambda context: (FakeBatch({"db-migrations": succeeded_job(datetime.now(timezone.utc))}),
+                               FakeCore([succeeded_pod("db-migrations-x")], {"db-migrations-x": log}))
+    code, out, _, _ = run(["up", "--stack", "dev"], kube_clients=clients)
+    assert code == EXIT_OK
+    assert "the migration Job ran and applied 2: 002_b.sql, 003_c.sql" in out
+
+
+def test_success_summary_says_when_the_job_did_not_run():
+    old = datetime.now(timezone.utc) - timedelta(minutes=40)
+    clients = lambda context: (FakeBatch({"db-migrations": succeeded_job(old)}),
+                               FakeCore([succeeded_pod("db-migrations-old")], {"db-migrations-old": "applied 001_a.sql (1 statements, 1 ms)\n"}))
+    code, out, _, _ = run(["up", "--stack", "dev"], kube_clients=clients)
+    assert code == EXIT_OK
+    assert "the migration Job did not run" in out
+    assert "001_a.sql" not in out
