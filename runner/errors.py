@@ -75,8 +75,8 @@ class IncompleteMigration(RunnerError):
 
 
 class Interrupted(RunnerError):
-    def __init__(self, signum: int, message: str):
-        super().__init__(message)
+    def __init__(self, signum: int, message: str, hint: Optional[str] = None):
+        super().__init__(message, hint)
         self.signum = signum
 
     @property
@@ -117,11 +117,21 @@ class MigrationFailed(RunnerError):
         self.rolled_back = rolled_back
         super().__init__(self._render())
 
+    def locate_unknown(self) -> None:
+        """The file ran as one batch and the server named no position."""
+        self.statement_number = 0
+        self.statement = ""
+        self.message = self._render()
+
     def _render(self) -> str:
         where = f"{self.file}:{self.line}"
+        at = (
+            f"at statement {self.statement_number} of {self.statement_count} ({where})"
+            if self.statement_number
+            else "(it ran as one batch, and PostgreSQL does not say which statement failed)"
+        )
         lines = [
-            f"migration {self.file} failed at statement {self.statement_number} of "
-            f"{self.statement_count} ({where})",
+            f"migration {self.file} failed {at}",
             f"  SQLSTATE {self.sqlstate or '?'}: {self.server_message}",
         ]
         if self.detail:

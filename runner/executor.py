@@ -19,6 +19,7 @@ import psycopg2.errorcodes as codes
 from runner import history
 from runner.errors import (
     ConnectionLost,
+    Interrupted,
     LockTimeoutsExhausted,
     MigrationFailed,
 )
@@ -142,7 +143,10 @@ class Executor:
             offset = script.body_offset + max(0, _position(exc) - 1)
             statement = _statement_at(script, offset)
             self._raise_for(exc, migration, script, statement)
-            raise self._failure(migration, script, statement, exc, offset=offset if _position(exc) else None)
+            failure = self._failure(migration, script, statement, exc, offset=offset if _position(exc) else None)
+            if not _position(exc):
+                failure.locate_unknown()  # PostgreSQL does not say which statement of a batch failed
+            raise failure
         except BaseException:
             self._rollback(cursor)
             raise
@@ -162,6 +166,14 @@ class Executor:
                 try:
                     self.stop.check()
                     self._run_with_lock_retries(cursor, migration, script, statement)
+                except Interrupted as stopped:
+                    self._note_progress(cursor, migration, done)
+                    raise Interrupted(
+                        stopped.signum,
+                        f"{stopped.message.split(';')[0]} during no-transaction migration {migration.name}, "
+                        f"after {done} of {script.count} statements; it is recorded as incomplete",
+                        hint=f"see `python -m runner status`, then `python -m runner resolve {migration.name} ...`",
+                    ) from None
                 except BaseException:
                     self._note_progress(cursor, migration, done)
                     raise

@@ -80,3 +80,19 @@ def test_resolve_refuses_a_migration_that_is_not_incomplete(db, tmp_path):
     assert result.code == 2
     assert "001_items.sql is not an incomplete migration" in result.err
     assert db.applied() == ["001_items.sql"]
+
+
+def test_sigterm_during_a_no_transaction_migration_leaves_it_recorded_incomplete(db, tmp_path):
+    import signal
+
+    from tests.test_runner_concurrency import wait_for_query
+
+    write(tmp_path, {"001_items.sql": TABLE, "002_slow.sql": (
+        "-- runner:no-transaction\nCREATE INDEX CONCURRENTLY i1 ON items (id);\nSELECT pg_sleep(60);\n")})
+    runner = db.spawn("--dir", str(tmp_path))
+    wait_for_query(db, "pg_sleep(60)")
+    runner.send_signal(signal.SIGTERM)
+    assert runner.wait(timeout=10) == 143
+    err = runner.stderr.read()
+    assert "during no-transaction migration 002_slow.sql, after 1 of 2 statements; it is recorded as incomplete" in err
+    assert db.query("SELECT status, statements FROM schema_migrations WHERE migration_name = '002_slow.sql'") == [("incomplete", 1)]

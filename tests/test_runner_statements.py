@@ -162,3 +162,12 @@ def test_statement_boundaries_match_postgresql_on_every_shipped_and_generated_fi
         ours = [s.text.rstrip(";").strip() for s in split("f.sql", text)]
         theirs = [s.strip() for s in pglast.split(text)]
         assert ours == theirs
+
+
+def test_batch_fallback_runtime_error_does_not_guess_the_statement(db, tmp_path):
+    write(tmp_path, {"001_x.sql": "/* a /* b; */ c; */\nCREATE TABLE x (id int);\nSELECT 1/0;\n"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_MIGRATION_FAILED
+    assert "(it ran as one batch, and PostgreSQL does not say which statement failed)" in result.err
+    assert "SQLSTATE 22012: division by zero" in result.err
+    assert "x" not in db.tables()
