@@ -13,6 +13,7 @@ from components.credentials import CredentialsArgs, DatabaseCredentials
 from components.local_services import LocalServices, LocalServicesArgs
 from components.migrations import MigrationArgs, MigrationJob
 from components.namespace import namespace_for
+from components.prerequisites import Prerequisites, PrerequisitesArgs
 from components.readiness import ReadinessArgs, ReadinessCheck, postgres_probe, probe_container, redis_probe
 from components.web_app import WebApp, WebAppArgs
 
@@ -21,10 +22,11 @@ PROJECT_DIR = Path(__file__).resolve().parent
 settings = stack_settings.from_stack()
 bundle = migration_bundle.load(PROJECT_DIR / settings.migration.directory)
 namespace = namespace_for(settings)
+prerequisites = Prerequisites("prerequisites", PrerequisitesArgs(settings))
 
 credentials = DatabaseCredentials("credentials", CredentialsArgs(namespace, settings))
 local = LocalServices("local-services", LocalServicesArgs(namespace, settings, credentials)) if settings.local_services else None
-after_local = [local] if local else []
+after_local = [prerequisites, *([local] if local else [])]
 
 postgres = postgres_probe(settings)
 redis = redis_probe(settings, credentials.redis_url_secret)
@@ -54,7 +56,7 @@ backend = WebApp(
             probe_container(postgres, "wait-for-postgres", wait_forever=True),
             probe_container(redis, "wait-for-redis", wait_forever=True),
         ],
-        depends_on=[migrations.job],
+        depends_on=[migrations.job, prerequisites],
     ),
 )
 
@@ -67,7 +69,7 @@ frontend = WebApp(
         run_as_non_root=settings.run_as_non_root,
         run_as_user=settings.run_as_user,
         pull_secret=settings.images.pull_secret,
-        depends_on=[backend.deployment, backend.service],
+        depends_on=[backend.deployment, backend.service, prerequisites],
     ),
 )
 

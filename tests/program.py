@@ -70,6 +70,8 @@ class Deployment:
     secret_outputs: set = field(default_factory=set)
     error: Optional[BaseException] = None
     invalid: list[str] = field(default_factory=list)
+    reads: list[tuple[str, str]] = field(default_factory=list)
+    missing: set = field(default_factory=set)  # namespace/name of objects the cluster lacks
 
     def find(self, kind: str, name: str) -> Registered:
         matches = [r for r in self.resources if r.kind == kind and r.object_name == name]
@@ -92,7 +94,9 @@ class Deployment:
             if urn in seen:
                 continue
             seen.add(urn)
-            todo.extend(self.by_urn(urn).dependencies)
+            registered = next((r for r in self.resources if r.urn == urn), None)
+            if registered is not None:  # reads of existing objects depend on nothing
+                todo.extend(registered.dependencies)
         return False
 
     def manifests(self) -> list[dict]:
@@ -115,6 +119,11 @@ class _Mocks(Mocks):
         self.deployment = deployment
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        if args.resource_id:  # a read of an existing object (`.get`): nothing is sent to create
+            self.deployment.reads.append((args.typ, args.resource_id))
+            if args.resource_id in self.deployment.missing:
+                raise Exception(f"resource '{args.resource_id}' does not exist")
+            return args.resource_id, {}
         if args.typ.startswith("kubernetes:") and args.custom:
             try:
                 kubernetes_validate.validate(unwrap_secrets(args.inputs), KUBERNETES_VERSION, strict=True)
@@ -153,12 +162,16 @@ class _Recorder(MockMonitor):
 
 
 def run_program(config: dict[str, str], secrets: Optional[dict[str, str]] = None, stack: str = "dev",
-                preview: bool = False) -> Deployment:
-    """Run __main__.py with this stack config; returns what it registered (or the error)."""
-    deployment = Deployment()
+                preview: bool = False, missing: frozenset = frozenset()) -> Deployment:
+    """Run __main__.py with this stack config; returns what it registered (or the error).
+    `missing`: namespace/name of existing objects the cluster does not have."""
+    deployment = Deployment(missing=set(missing))
 
     def run() -> None:
         asyncio.set_event_loop(asyncio.new_event_loop())
+        # As pulumi.runtime.test does: forget RPCs and outputs a previous (failed) run left.
+        pulumi.runtime.settings.SETTINGS.rpc_manager.clear()
+        pulumi.runtime.settings.SETTINGS.outputs.clear()
         mocks = _Mocks(deployment)
         pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview,
                                  monitor=_Recorder(mocks, deployment))

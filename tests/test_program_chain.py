@@ -95,3 +95,24 @@ def test_readiness_is_checked_again_exactly_when_migrations_would_run(deployment
     assert readiness_inputs() == baseline
     assert readiness_inputs(backendImageTag="abc1234") != baseline
     assert readiness_inputs(frontendImageTag="abc1234") == baseline
+
+
+def test_existing_objects_the_stack_uses_are_read_at_preview(deployment):
+    ns = "20890-ideaforge-ai-dev-58a50"
+    assert sorted(deployment.reads) == sorted([
+        ("kubernetes:core/v1:Secret", f"{ns}/ideaforge-ai-secrets"),
+        ("kubernetes:core/v1:Secret", f"{ns}/ghcr-secret"),
+        ("kubernetes:core/v1:ConfigMap", f"{ns}/ideaforge-ai-config"),
+    ])
+
+
+def test_a_missing_app_secret_stops_the_deploy_before_anything_is_created():
+    result = run_program(dev(), missing={"20890-ideaforge-ai-dev-58a50/ideaforge-ai-secrets"})
+    assert "20890-ideaforge-ai-dev-58a50/ideaforge-ai-secrets" in str(result.error)
+    assert [r for r in result.resources if r.kind in ("Job", "Deployment")] == []
+
+
+def test_nothing_is_read_in_a_namespace_the_stack_creates():
+    result = run_program(dev(createNamespace="true"))
+    assert result.error is None, result.error
+    assert result.reads == []
