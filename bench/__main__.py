@@ -105,7 +105,7 @@ def apply_benchmark(bench: Bench, sizes: list[int], repeat: int) -> list[str]:
         contenders["psql per file"] = (bench.psql_per_file, plain)
         result = bench.interleaved(contenders, repeat)
         floor = result["floor"][0]
-        dbmate = _cell(result["dbmate"][0], floor) if "dbmate" in result else "(npm ci)".rjust(16)
+        dbmate = _cell(result["dbmate"][0], floor) if "dbmate" in result else "(make test)".rjust(16)
         lines.append(
             f"{n:>6}  {floor:8.2f} s (1.00x)".ljust(32) + f"  {_cell(result['runner'][0], floor):>16}  {dbmate:>16}"
             f"  {_cell(result['psql per file'][0], floor):>18}  {result['runner'][1] / 1024:>13.1f} MiB"

@@ -33,6 +33,15 @@ def wait_for_query(db, fragment: str, timeout: float = 10.0) -> int:
     raise AssertionError(f"the runner never ran a query containing {fragment!r}")
 
 
+def hold_share_lock(db, table: str):
+    """An application session with an open transaction that has read `table`."""
+    blocker = db.connect()
+    blocker.autocommit = False
+    with blocker.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {table} IN ACCESS SHARE MODE")
+    return blocker
+
+
 def advisory_locks_held(db) -> int:
     return db.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")[0][0]
 
@@ -64,10 +73,7 @@ def test_runner_gives_up_on_a_held_migration_lock_with_a_transient_exit(db, tmp_
 def test_lock_timeout_is_retried_until_the_blocker_goes_away(db, tmp_path):
     db.execute("CREATE TABLE items (id int)")
     write(tmp_path, {"001_alter.sql": "ALTER TABLE items ADD COLUMN name text;\n"})
-    blocker = db.connect()
-    blocker.autocommit = False
-    with blocker.cursor() as cursor:
-        cursor.execute("LOCK TABLE items IN ACCESS SHARE MODE")
+    blocker = hold_share_lock(db, "items")
     threading.Timer(0.8, blocker.rollback).start()
     try:
         result = db.run("--dir", str(tmp_path), "--lock-timeout", "100ms", "--lock-retries", "5", "--retry-delay", "0.3")
@@ -81,10 +87,7 @@ def test_lock_timeout_is_retried_until_the_blocker_goes_away(db, tmp_path):
 def test_lock_timeouts_exhausted_are_reported_as_transient(db, tmp_path):
     db.execute("CREATE TABLE items (id int)")
     write(tmp_path, {"001_alter.sql": "CREATE TABLE other (id int);\nALTER TABLE items ADD COLUMN name text;\n"})
-    blocker = db.connect()
-    blocker.autocommit = False
-    with blocker.cursor() as cursor:
-        cursor.execute("LOCK TABLE items IN ACCESS SHARE MODE")
+    blocker = hold_share_lock(db, "items")
     try:
         result = db.run("--dir", str(tmp_path), "--lock-timeout", "50ms", "--lock-retries", "2", "--retry-delay", "0.05")
     finally:

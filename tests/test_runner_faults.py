@@ -18,7 +18,7 @@ from runner.errors import (
 )
 from runner.scratch import ScratchPostgres
 from tests.pg import Database, write
-from tests.test_runner_concurrency import advisory_locks_held, wait_for_query
+from tests.test_runner_concurrency import advisory_locks_held, hold_share_lock, wait_for_query
 
 SLOW = {
     "001_base.sql": "CREATE TABLE base (id int);\n",
@@ -158,9 +158,7 @@ def test_eight_runners_at_once_apply_each_migration_once(pg_server, tmp_path, ro
 def test_application_queries_wait_no_longer_than_the_lock_timeout(db, tmp_path):
     db.execute("CREATE TABLE items (id int); INSERT INTO items VALUES (1)")
     write(tmp_path, {"001_alter.sql": "ALTER TABLE items ADD COLUMN name text;\n"})
-    long_reader = db.connect()
-    long_reader.autocommit = False
-    long_reader.cursor().execute("SELECT * FROM items")  # an open transaction holding ACCESS SHARE
+    long_reader = hold_share_lock(db, "items")
     latencies = []
     stop = threading.Event()
 
