@@ -182,7 +182,7 @@ def test_application_queries_wait_no_longer_than_the_lock_timeout(db, tmp_path):
         long_reader.close()
     assert result.code == EXIT_OK, result.output
     assert "lock timeout in 001_alter.sql" in result.out
-    assert max(latencies) < 0.2 + 0.3, f"an application query waited {max(latencies):.2f}s"
+    assert max(latencies) < 0.2 + 0.5, f"an application query waited {max(latencies):.2f}s"
     assert_applied_exactly(db, ["001_alter.sql"], {"items"})
 
 
