@@ -12,7 +12,6 @@ import psycopg2
 
 from runner import __version__, run, scaffold
 from runner.errors import (
-    EXIT_BAD_INPUT,
     EXIT_DRIFT,
     EXIT_MIGRATION_FAILED,
     EXIT_OK,

@@ -146,7 +146,7 @@ class Executor:
             failure = self._failure(migration, script, statement, exc, offset=offset if _position(exc) else None)
             if not _position(exc):
                 failure.locate_unknown()  # PostgreSQL does not say which statement of a batch failed
-            raise failure
+            raise failure from None
         except BaseException:
             self._rollback(cursor)
             raise
@@ -206,7 +206,7 @@ class Executor:
                     self.stop.sleep(delay)
                     delay *= 2
                     continue
-                raise self._failure(migration, script, statement, exc, rolled_back=False)
+                raise self._failure(migration, script, statement, exc, rolled_back=False) from None
 
     def _note_progress(self, cursor, migration: Migration, done: int) -> None:
         try:

@@ -159,7 +159,8 @@ def _apply_locked(session: Session, directory: Path, migrations: list[Migration]
         stop.check()
         outcome = executor.apply(migration, script)
         summary.applied.append(outcome)
-        reporter.event("applied", migration=outcome.name, statements=outcome.statements, duration_ms=outcome.duration_ms)
+        reporter.event("applied", migration=outcome.name, statements=outcome.statements, duration_ms=outcome.duration_ms,
+                       attempts=outcome.attempts, ran_as_batch=outcome.ran_as_batch)
     return summary
 
 

@@ -127,7 +127,7 @@ def test_json_log_format_writes_one_object_per_line(db, tmp_path):
     result = db.run("--log-format", "json", "--dir", str(tmp_path))
     events = [json.loads(line) for line in result.out.splitlines()]
     applied = [e for e in events if e["event"] == "applied"]
-    assert applied == [dict(applied[0], migration="001_users.sql", statements=1)]
+    assert applied == [dict(applied[0], migration="001_users.sql", statements=1, attempts=1, ran_as_batch=False)]
     assert {"time", "level"} <= set(applied[0])
 
 
