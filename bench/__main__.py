@@ -181,16 +181,12 @@ def split_benchmark(work: Path, megabytes: int) -> list[str]:
         count = fn(text)
         return size_mb / (time.perf_counter() - started), count
 
-    import sqlparse.lexer
-
     ours, ours_count = rate(lambda t: len(split("bench.sql", t)))
-    default_lexer, _ = rate(lambda t: sum(1 for _ in sqlparse.lexer.tokenize(t)))
     reference, reference_count = rate(lambda t: len(pglast.split(t, with_parser=False)))
     return [
         f"statement splitting of a {size_mb:.1f} MB file",
-        f"  runner (sqlparse lexer, PostgreSQL subset): {ours:6.2f} MB/s, {ours_count} statements",
-        f"  sqlparse's default lexer, tokens only (no split): {default_lexer:6.2f} MB/s",
-        f"  pglast (PostgreSQL's scanner): {reference:6.2f} MB/s, {reference_count} statements",
+        f"  runner (runner/scanner.py, pure Python): {ours:6.2f} MB/s, {ours_count} statements",
+        f"  pglast (PostgreSQL's scanner, C): {reference:6.2f} MB/s, {reference_count} statements",
         f"  ratio: runner is {reference / ours:.1f}x slower than PostgreSQL's own scanner",
     ]
 

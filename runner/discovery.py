@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Optional
 
-from runner.errors import UsageError
+from runner.errors import MigrationFileError, UsageError
 from runner.migration import Migration, is_migration_candidate, load
 
 # In order: the Kubernetes ConfigMap mount, a Docker volume, then local development
@@ -22,7 +22,7 @@ SEARCH_PATH: tuple[str, ...] = (
 
 def holds_migrations(directory: Path) -> bool:
     try:
-        return any(is_migration_candidate(entry.name) and entry.is_file() for entry in os.scandir(directory))
+        return any(is_migration_candidate(entry.name) for entry in os.scandir(directory))
     except OSError:
         return False
 
@@ -52,14 +52,54 @@ def find_directory(override: Optional[str], search_path: Iterable[str] = SEARCH_
 
 
 def load_directory(directory: Path) -> list[Migration]:
-    """Every migration in the directory, ordered by file name.
+    """Every migration in the directory, in version order (numeric), then by name.
 
+    Every file is checked before anything runs, and every problem is named at once.
     Dot-entries are skipped: a ConfigMap volume holds `..data` and timestamped `..2025_...`
     folders next to symlinks named after its keys.
     """
-    names = sorted(
-        entry.name
-        for entry in os.scandir(directory)
-        if is_migration_candidate(entry.name) and entry.is_file()
-    )
-    return [load(directory / name) for name in names]
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read migrations directory {directory}: {exc.strerror}",
+            hint="check that it exists and that this user may list it",
+        ) from None
+    migrations: list[Migration] = []
+    problems: list[str] = []
+    for entry in entries:
+        if not is_migration_candidate(entry.name):
+            continue
+        problem = _entry_problem(entry)
+        if problem:
+            problems.append(problem)
+            continue
+        try:
+            migrations.append(load(Path(entry.path)))
+        except MigrationFileError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise MigrationFileError(
+            f"{len(problems)} problem{'s' if len(problems) > 1 else ''} in {directory}; nothing was applied:\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
+    return sorted(migrations, key=lambda m: m.order)
+
+
+def _entry_problem(entry: os.DirEntry) -> Optional[str]:
+    name = entry.name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = ascii(os.fsencode(name))[2:-1]
+        return f"{shown}: the file name is not valid UTF-8; rename it (a migration's name is its key in schema_migrations)"
+    try:
+        if entry.is_file():
+            return None
+        if entry.is_dir():
+            return f"{name}: is a directory, not a migration file; rename or move it"
+        if entry.is_symlink():
+            return f"{name}: is a symbolic link to a file that does not exist; fix or remove the link"
+    except OSError as exc:
+        return f"{name}: cannot be inspected ({exc.strerror})"
+    return f"{name}: is not a regular file; remove it"

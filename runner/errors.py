@@ -19,9 +19,11 @@ EXIT_SIGTERM = 143
 
 
 class RunnerError(Exception):
-    """Base class: a message for people, an exit code for machines."""
+    """Base class: a message for people, an exit code and a stable `error` name for machines
+    (the `error` field of the JSON `failed` event; README lists them)."""
 
     exit_code = EXIT_MIGRATION_FAILED
+    error = "failed"
 
     def __init__(self, message: str, hint: Optional[str] = None):
         super().__init__(message)
@@ -34,47 +36,75 @@ class RunnerError(Exception):
 
 class UsageError(RunnerError):
     exit_code = EXIT_BAD_INPUT
+    error = "bad_input"
 
 
 class MigrationFileError(RunnerError):
     """A migration file cannot be used as it is (name, encoding, content)."""
 
     exit_code = EXIT_BAD_INPUT
+    error = "bad_migration_file"
 
 
 class DriftError(RunnerError):
     exit_code = EXIT_DRIFT
+    error = "drift"
+
+
+class DatabaseRefused(UsageError):
+    """The server answered and said no: wrong password, unknown role or database, pg_hba.
+    Retrying cannot help, so the Job must not spend its retries and deadline on it."""
+
+    error = "database_refused"
+
+
+class TrackingFailed(UsageError):
+    """The migration ran, but its schema_migrations row could not be written (rolled back)."""
+
+    error = "tracking_failed"
+
+
+class RenamedMigration(DriftError):
+    """A pending file has the checksum of an applied file that is gone: a rename."""
+
+    error = "renamed_migration"
 
 
 class TransientError(RunnerError):
     """Retrying later may succeed: the Job should count this attempt and try again."""
 
     exit_code = EXIT_TRANSIENT
+    error = "transient"
 
 
 class DatabaseUnavailable(TransientError):
-    pass
+    error = "database_unreachable"
 
 
 class LockNotAcquired(TransientError):
-    pass
+    error = "lock_busy"
 
 
 class LockTimeoutsExhausted(TransientError):
-    pass
+    error = "lock_timeouts_exhausted"
 
 
 class ConnectionLost(TransientError):
     """The server went away mid-migration; it rolled the open transaction back."""
+
+    error = "connection_lost"
 
 
 class IncompleteMigration(RunnerError):
     """A no-transaction migration stopped part-way; re-running it blindly is unsafe."""
 
     exit_code = EXIT_MIGRATION_FAILED
+    error = "incomplete_migration"
 
 
 class Interrupted(RunnerError):
+    error = "interrupted"
+
     def __init__(self, signum: int, message: str, hint: Optional[str] = None):
         super().__init__(message, hint)
         self.signum = signum
@@ -88,6 +118,7 @@ class MigrationFailed(RunnerError):
     """A statement of a migration failed on the server; the migration was rolled back."""
 
     exit_code = EXIT_MIGRATION_FAILED
+    error = "migration_failed"
 
     def __init__(
         self,
@@ -95,7 +126,7 @@ class MigrationFailed(RunnerError):
         file: str,
         statement_number: int,
         statement_count: int,
-        line: int,
+        line: Optional[int],
         sqlstate: Optional[str],
         server_message: str,
         detail: Optional[str] = None,
@@ -115,21 +146,18 @@ class MigrationFailed(RunnerError):
         self.context = context
         self.statement = statement
         self.rolled_back = rolled_back
+        self.outcome = (
+            "the migration was rolled back; the database is as it was before it"
+            if rolled_back
+            else "this no-transaction migration stopped part-way; see `python -m runner status`"
+        )
         super().__init__(self._render())
 
-    def locate_unknown(self) -> None:
-        """The file ran as one batch and the server named no position."""
-        self.statement_number = 0
-        self.statement = ""
-        self.message = self._render()
-
     def _render(self) -> str:
-        where = f"{self.file}:{self.line}"
-        at = (
-            f"at statement {self.statement_number} of {self.statement_count} ({where})"
-            if self.statement_number
-            else "(it ran as one batch, and PostgreSQL does not say which statement failed)"
-        )
+        if self.statement_number:
+            at = f"at statement {self.statement_number} of {self.statement_count} ({self.file}:{self.line})"
+        else:
+            at = "(it did not fail again when its statements were run one by one, so the statement is not known)"
         lines = [
             f"migration {self.file} failed {at}",
             f"  SQLSTATE {self.sqlstate or '?'}: {self.server_message}",
@@ -144,11 +172,7 @@ class MigrationFailed(RunnerError):
         if excerpt:
             lines.append("  statement:")
             lines.extend(f"    {text}" for text in excerpt)
-        lines.append(
-            "  the migration was rolled back; the database is as it was before it"
-            if self.rolled_back
-            else "  this no-transaction migration stopped part-way; see `python -m runner status`"
-        )
+        lines.append(f"  {self.outcome}")
         return "\n".join(lines)
 
 

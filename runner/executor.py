@@ -1,17 +1,24 @@
 """Apply one migration: in one transaction with its tracking row, or statement by statement.
 
-A transactional migration's statements and its schema_migrations row commit together or
-not at all. A statement that fails rolls everything of that migration back. A lock
-timeout (SQLSTATE 55P03) is retried with backoff. If a statement fails to parse, the
-split may be sqlparse's mistake, so the whole file is sent once as one batch and the
-server's own parser decides.
+A transactional migration is sent as its own text, in one query when it is small (BEGIN,
+the file, the tracking row and COMMIT in one round trip) and in segments of whole
+statements when it is large, so PostgreSQL's parser splits it, exactly as psql would
+have. Its statements and its schema_migrations row commit together or not at all.
+
+When a statement fails, PostgreSQL names the position for parse errors; for errors that
+carry no position (a unique violation, a missing table), the migration is rolled back
+and run again one statement at a time, inside a transaction that is rolled back too,
+to name the statement and its line.
+
+A lock timeout (55P03), a deadlock (40P01) or a serialization failure (40001) rolls the
+migration back and retries it with backoff.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import psycopg2
 import psycopg2.errorcodes as codes
@@ -22,21 +29,23 @@ from runner.errors import (
     Interrupted,
     LockTimeoutsExhausted,
     MigrationFailed,
+    TrackingFailed,
 )
 from runner.interrupts import StopSignal
 from runner.migration import Migration
-from runner.statements import Script, Statement, line_at
+from runner.statements import Script, Segment, Statement
+from runner.waiting import BlockerWatch
 
 Event = Callable[..., None]
+RETRIED = {codes.LOCK_NOT_AVAILABLE, codes.DEADLOCK_DETECTED, codes.SERIALIZATION_FAILURE}
 
 
 @dataclass(frozen=True)
 class Outcome:
     name: str
     statements: int
-    duration_ms: int
+    duration_ms: int  # wall time, every attempt included
     attempts: int
-    ran_as_batch: bool
 
 
 @dataclass(frozen=True)
@@ -45,168 +54,176 @@ class RetryPolicy:
     first_delay: float = 1.0
 
 
-class _LockTimeout(Exception):
+class _Retry(Exception):
     def __init__(self, failure: MigrationFailed):
         self.failure = failure
 
 
+@dataclass
+class _Failed:
+    exc: psycopg2.Error
+    segment: Segment
+    index: int  # which segment of the script
+    shift: int  # characters sent before the segment's text in the same query
+
+
 class Executor:
-    def __init__(self, connection, tracking: history.Tracking, stop: StopSignal, retry: RetryPolicy, event: Event):
+    def __init__(self, connection, tracking: history.Tracking, stop: StopSignal, retry: RetryPolicy,
+                 event: Event, watch: Optional[BlockerWatch] = None):
         self.connection = connection
         self.tracking = tracking
         self.stop = stop
         self.retry = retry
         self.event = event
+        self.watch = watch
 
     def apply(self, migration: Migration, script: Script) -> Outcome:
-        if migration.transactional:
-            return self._with_lock_retries(migration, script)
-        return self._apply_without_transaction(migration, script)
-
-    # -- transactional ---------------------------------------------------------------
-
-    def _with_lock_retries(self, migration: Migration, script: Script) -> Outcome:
+        started = time.monotonic()
         delay = self.retry.first_delay
         attempt = 0
         while True:
             attempt += 1
             try:
-                return self._apply_in_transaction(migration, script, attempt)
-            except _LockTimeout as timeout:
+                if migration.transactional:
+                    self._apply_in_transaction(migration, script)
+                else:
+                    self._apply_without_transaction(migration, script)
+                return Outcome(migration.name, script.count, _elapsed_ms(started), attempt)
+            except _Retry as retry:
                 if attempt > self.retry.lock_retries:
-                    raise LockTimeoutsExhausted(
-                        f"{timeout.failure.message}\n  gave up after {attempt} attempts: another "
-                        "session kept holding a lock this migration needs",
-                        hint="find the blocker with `SELECT pid, state, query FROM pg_stat_activity "
-                        "WHERE pid = ANY (pg_blocking_pids(<runner pid>))`, or retry in a quieter "
-                        "moment; the Job retries this attempt by itself",
-                    ) from None
-                self.event(
-                    "lock_timeout_retry",
-                    migration=migration.name,
-                    attempt=attempt,
-                    retry_in_s=delay,
-                    statement=timeout.failure.statement_number,
-                )
+                    raise self._exhausted(retry.failure, attempt, started, migration.transactional) from None
+                self.event("lock_timeout_retry", migration=migration.name, attempt=attempt, retry_in_s=delay,
+                           sqlstate=retry.failure.sqlstate, blockers=self._blockers())
                 self.stop.sleep(delay)
                 delay *= 2
 
-    def _apply_in_transaction(self, migration: Migration, script: Script, attempt: int) -> Outcome:
-        started = time.monotonic()
-        # BEGIN travels with the first statement: one round trip less per file.
-        begin = (script.opener.text if script.opener else "BEGIN;") + "\n"
+    # -- transactional ---------------------------------------------------------------
+
+    def _apply_in_transaction(self, migration: Migration, script: Script) -> None:
+        begin = _terminated(script.opener or "BEGIN")
+        failed: Optional[_Failed] = None
         with self.connection.cursor() as cursor:
             try:
-                failed: Optional[tuple[Statement, psycopg2.Error, int]] = None
-                if not script.statements:
-                    cursor.execute(begin)
-                for index, statement in enumerate(script.statements):
+                for index, segment, last in _with_last(script.segments()):
                     self.stop.check()
-                    prefix = begin if index == 0 else ""
+                    prefix = begin + "\n" if index == 0 else ""
+                    suffix = ""
+                    if last:
+                        record = self.tracking.record_sql(cursor, migration.name, migration.checksum, script.count)
+                        suffix = f"\n;\n{record}; COMMIT; {history.RESET_SESSION}"
                     try:
-                        cursor.execute(prefix + statement.text)
+                        cursor.execute(prefix + segment.text + suffix)
                     except psycopg2.Error as exc:
-                        failed = (statement, exc, len(prefix))
+                        failed = _Failed(exc, segment, index, len(prefix))
                         break
-                if failed is None:
-                    try:
-                        self._record_and_commit(cursor, migration, script.count, started)
-                    except psycopg2.Error as exc:
-                        self._rollback(cursor)
-                        if _connection_lost(exc, self.connection):
-                            raise ConnectionLost(
-                                f"lost the connection to the database while committing {migration.name}: "
-                                f"{_first_line(exc)}",
-                                hint="the migration and its schema_migrations row commit together, so the "
-                                "next run applies it again only if the commit did not happen",
-                            ) from None
-                        raise
-                    return self._outcome(migration, script.count, started, attempt, False)
             except BaseException:
                 self._rollback(cursor)
                 raise
+            if failed is None:
+                return
             self._rollback(cursor)
-            statement, exc, shift = failed
-            self._raise_for(exc, migration, script, statement)
-            if exc.pgcode == codes.SYNTAX_ERROR and script.count > 1:
-                return self._apply_as_batch(cursor, migration, script, started, attempt)
-            raise self._failure(migration, script, statement, exc, shift=shift)
+            exc = failed.exc
+            self._raise_unless_sql(exc, migration, script)
+            position = _position(exc)
+            body = position - 1 - failed.shift
+            if position and 0 <= body < len(failed.segment.text):
+                failure = self._failure(migration, script, failed.segment, failed.segment.statement_at(body), exc, body)
+            else:
+                failure = self._locate(cursor, migration, script, begin, failed)
+            if exc.pgcode in RETRIED:
+                raise _Retry(failure)
+            raise failure
 
-    def _apply_as_batch(self, cursor, migration: Migration, script: Script, started, attempt) -> Outcome:
-        self.event("batch_fallback", migration=migration.name)
-        cursor.execute(script.opener.text if script.opener else "BEGIN")
+    def _locate(self, cursor, migration: Migration, script: Script, begin: str, failed: _Failed) -> MigrationFailed:
+        """Run the migration again one statement at a time, rolled back whatever happens,
+        to name the statement that fails. Only on the failure path."""
+        self.event("locating", migration=migration.name)
         try:
-            cursor.execute(script.body_text)
-            self._record_and_commit(cursor, migration, script.count, started)
-        except psycopg2.Error as exc:
-            self._rollback(cursor)
-            offset = script.body_offset + max(0, _position(exc) - 1)
-            statement = _statement_at(script, offset)
-            self._raise_for(exc, migration, script, statement)
-            failure = self._failure(migration, script, statement, exc, offset=offset if _position(exc) else None)
-            if not _position(exc):
-                failure.locate_unknown()  # PostgreSQL does not say which statement of a batch failed
-            raise failure from None
+            cursor.execute(begin)
+            for index, segment in enumerate(script.segments()):
+                statements = [(s, s.text(segment)) for s in segment.statements] if index >= failed.index \
+                    else [(None, segment.text)]
+                for statement, text in statements:
+                    self.stop.check()
+                    try:
+                        cursor.execute(text)
+                    except psycopg2.Error as exc:
+                        self._rollback(cursor)
+                        self._raise_unless_sql(exc, migration, script)
+                        where = statement or segment.statement_at(max(0, _position(exc) - 1))
+                        offset = where.offset + _position(exc) - 1 if statement and _position(exc) else None
+                        return self._failure(migration, script, segment, where, exc, offset)
+                if index >= failed.index:
+                    break
+            try:
+                cursor.execute(self.tracking.record_sql(cursor, migration.name, migration.checksum, script.count))
+            except psycopg2.Error as exc:
+                self._rollback(cursor)
+                self._raise_unless_sql(exc, migration, script)
+                raise TrackingFailed(
+                    f"migration {migration.name} ran, but its row in {self.tracking.schema}.schema_migrations "
+                    f"could not be written: SQLSTATE {exc.pgcode}: {_first_line(exc)}; it was rolled back",
+                    hint="the role the runner logs in as must be able to write schema_migrations",
+                ) from None
         except BaseException:
             self._rollback(cursor)
             raise
-        return self._outcome(migration, script.count, started, attempt, True)
-
-    def _record_and_commit(self, cursor, migration: Migration, count: int, started: float) -> None:
-        self.tracking.record_and_commit(cursor, migration.name, migration.checksum, _elapsed_ms(started), count)
+        self._rollback(cursor)
+        # It did not fail again (a deadlock, or a lock that is gone): say what we know.
+        return self._failure(migration, script, failed.segment, None, failed.exc, None)
 
     # -- no transaction ------------------------------------------------------------------
 
-    def _apply_without_transaction(self, migration: Migration, script: Script) -> Outcome:
+    def _apply_without_transaction(self, migration: Migration, script: Script) -> None:
         started = time.monotonic()
         done = 0
         with self.connection.cursor() as cursor:
             self.tracking.start_incomplete(cursor, migration.name, migration.checksum)
-            for statement in script.statements:
-                try:
-                    self.stop.check()
-                    self._run_with_lock_retries(cursor, migration, script, statement)
-                except Interrupted as stopped:
-                    self._note_progress(cursor, migration, done)
-                    raise Interrupted(
-                        stopped.signum,
-                        f"{stopped.message.split(';')[0]} during no-transaction migration {migration.name}, "
-                        f"after {done} of {script.count} statements; it is recorded as incomplete",
-                        hint=f"see `python -m runner status`, then `python -m runner resolve {migration.name} ...`",
-                    ) from None
-                except BaseException:
-                    self._note_progress(cursor, migration, done)
-                    raise
-                done += 1
-                self.tracking.mark_progress(cursor, migration.name, done)
+            for segment in script.segments():
+                for statement in segment.statements:
+                    try:
+                        self.stop.check()
+                        self._run_one(cursor, migration, script, segment, statement)
+                    except Interrupted as stopped:
+                        self._note_progress(cursor, migration, done)
+                        raise Interrupted(
+                            stopped.signum,
+                            f"{stopped.message.split(';')[0]} during no-transaction migration {migration.name}, "
+                            f"after {done} of {script.count} statements; it is recorded as incomplete",
+                            hint=f"see `python -m runner status`, then `python -m runner resolve {migration.name} ...`",
+                        ) from None
+                    except BaseException:
+                        self._note_progress(cursor, migration, done)
+                        raise
+                    done += 1
+                    self.tracking.mark_progress(cursor, migration.name, done)
             self.tracking.mark_applied(cursor, migration.name, migration.checksum, _elapsed_ms(started), done)
-            cursor.execute("RESET ALL")
-        return self._outcome(migration, done, started, 1, False)
+            cursor.execute(history.RESET_SESSION)
 
-    def _run_with_lock_retries(self, cursor, migration: Migration, script: Script, statement: Statement) -> None:
+    def _run_one(self, cursor, migration: Migration, script: Script, segment: Segment, statement: Statement) -> None:
+        """One statement, retried on its own when it hits a lock timeout (those before it stay applied)."""
         delay = self.retry.first_delay
         attempt = 0
         while True:
             attempt += 1
             try:
-                cursor.execute(statement.text)
+                cursor.execute(statement.text(segment))
                 return
             except psycopg2.Error as exc:
-                try:
-                    self._raise_for(exc, migration, script, statement, rolled_back=False)
-                except _LockTimeout as timeout:
-                    if attempt > self.retry.lock_retries:
-                        raise LockTimeoutsExhausted(
-                            f"{timeout.failure.message}\n  gave up after {attempt} attempts",
-                            hint="the statements before it are applied; "
-                            "see `python -m runner status`",
-                        ) from None
-                    self.event("lock_timeout_retry", migration=migration.name, attempt=attempt,
-                               retry_in_s=delay, statement=statement.number)
-                    self.stop.sleep(delay)
-                    delay *= 2
-                    continue
-                raise self._failure(migration, script, statement, exc, rolled_back=False) from None
+                self._raise_unless_sql(exc, migration, script, rolled_back=False, statement=statement)
+                offset = statement.offset + _position(exc) - 1 if _position(exc) else None
+                failure = self._failure(migration, script, segment, statement, exc, offset, rolled_back=False)
+                if exc.pgcode not in RETRIED:
+                    raise failure from None
+                if attempt > self.retry.lock_retries:
+                    raise LockTimeoutsExhausted(
+                        f"{failure.message}\n  gave up after {attempt} attempts{self._blocked_by()}",
+                        hint="the statements before it are applied; see `python -m runner status`",
+                    ) from None
+                self.event("lock_timeout_retry", migration=migration.name, attempt=attempt, retry_in_s=delay,
+                           sqlstate=exc.pgcode, blockers=self._blockers())
+                self.stop.sleep(delay)
+                delay *= 2
 
     def _note_progress(self, cursor, migration: Migration, done: int) -> None:
         try:
@@ -216,31 +233,25 @@ class Executor:
 
     # -- errors --------------------------------------------------------------------------
 
-    def _raise_for(self, exc: psycopg2.Error, migration: Migration, script: Script,
-                   statement: Statement, rolled_back: bool = True) -> None:
+    def _raise_unless_sql(self, exc: psycopg2.Error, migration: Migration, script: Script,
+                          rolled_back: bool = True, statement: Optional[Statement] = None) -> None:
         """Raise the failures that are not about the SQL itself; return for SQL errors."""
         if self.stop.requested:
             raise self.stop.interrupted() from None
         if _connection_lost(exc, self.connection):
+            where = f" (statement {statement.number} of {script.count})" if statement else ""
             raise ConnectionLost(
-                f"lost the connection to the database while applying {migration.name} "
-                f"(statement {statement.number} of {script.count}): {_first_line(exc)}",
+                f"lost the connection to the database while applying {migration.name}{where}: {_first_line(exc)}",
                 hint=(
                     "the server rolled back the migration's transaction; running again is safe"
                     if rolled_back
                     else "this no-transaction migration stopped part-way; see `python -m runner status`"
                 ),
             ) from None
-        if exc.pgcode == codes.LOCK_NOT_AVAILABLE:
-            raise _LockTimeout(self._failure(migration, script, statement, exc, rolled_back=rolled_back))
 
-    def _failure(self, migration: Migration, script: Script, statement: Statement, exc: psycopg2.Error,
-                 offset: Optional[int] = None, rolled_back: bool = True, shift: int = 0) -> MigrationFailed:
-        """`shift`: characters sent before the statement in the same query (the BEGIN)."""
+    def _failure(self, migration: Migration, script: Script, segment: Segment, statement: Optional[Statement],
+                 exc: psycopg2.Error, offset: Optional[int], rolled_back: bool = True) -> MigrationFailed:
         diag = exc.diag
-        if offset is None and _position(exc) > shift:
-            offset = statement.offset + _position(exc) - 1 - shift
-        line = line_at(migration.text, offset) if offset is not None else statement.line
         hint = diag.message_hint
         if exc.pgcode == codes.ACTIVE_SQL_TRANSACTION:
             hint = (
@@ -248,9 +259,14 @@ class Executor:
                 "the first line of the file (then its statements run one by one, uncommitted work "
                 "is not rolled back, and a failure needs `python -m runner resolve`)"
             )
+        if statement is None:
+            line, number, text = None, 0, ""
+        else:
+            line = segment.line_at(offset) if offset is not None else statement.line
+            number, text = statement.number, statement.text(segment)
         return MigrationFailed(
             file=migration.name,
-            statement_number=statement.number,
+            statement_number=number,
             statement_count=script.count,
             line=line,
             sqlstate=exc.pgcode,
@@ -258,21 +274,48 @@ class Executor:
             detail=diag.message_detail,
             hint=hint,
             context=diag.context,
-            statement=statement.text,
+            statement=text,
             rolled_back=rolled_back,
         )
+
+    def _exhausted(self, failure: MigrationFailed, attempts: int, started: float, transactional: bool):
+        return LockTimeoutsExhausted(
+            f"{failure.message}\n  gave up after {attempts} attempts in {_elapsed_ms(started) / 1000:.1f}s: another "
+            f"session kept holding a lock this migration needs{self._blocked_by()}",
+            hint="stop or wait for the blocking session (SELECT pg_terminate_backend(<pid>) if it is stuck), "
+            "or raise migrationLockTimeout; the Job retries this attempt by itself",
+        )
+
+    def _blockers(self) -> list[str]:
+        return [b.describe() for b in self.watch.blockers] if self.watch else []
+
+    def _blocked_by(self) -> str:
+        blockers = self._blockers()
+        if not blockers:
+            return "; the blocking session was not seen (it may have finished)"
+        return "; blocked by " + "; ".join(blockers)
 
     def _rollback(self, cursor) -> None:
         if self.connection.closed:
             return
         try:
-            cursor.execute("ROLLBACK; RESET ALL")
+            cursor.execute(f"ROLLBACK; {history.RESET_SESSION}")
         except psycopg2.Error:
             pass  # a dead connection has no transaction left to roll back
 
-    @staticmethod
-    def _outcome(migration: Migration, count: int, started: float, attempts: int, batch: bool) -> Outcome:
-        return Outcome(migration.name, count, _elapsed_ms(started), attempts, batch)
+
+def _with_last(segments: Iterator[Segment]) -> Iterator[tuple[int, Segment, bool]]:
+    current = next(segments, None)
+    index = 0
+    while current is not None:
+        following = next(segments, None)
+        yield index, current, following is None
+        current = following
+        index += 1
+
+
+def _terminated(statement: str) -> str:
+    return statement if statement.rstrip().endswith(";") else statement + ";"
 
 
 def _elapsed_ms(started: float) -> int:
@@ -284,14 +327,6 @@ def _position(exc: psycopg2.Error) -> int:
         return int(exc.diag.statement_position or 0)
     except (TypeError, ValueError):
         return 0
-
-
-def _statement_at(script: Script, offset: int) -> Statement:
-    chosen = script.statements[0]
-    for statement in script.statements:
-        if statement.offset <= offset:
-            chosen = statement
-    return chosen
 
 
 def _connection_lost(exc: psycopg2.Error, connection) -> bool:

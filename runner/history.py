@@ -86,11 +86,7 @@ class Tracking:
                 + tracking._add_columns(ADDED_COLUMNS)
             )
             return tracking, []
-        cursor.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
-            (f'"{tracking.schema}"."{TABLE}"',),
-        )
-        present = {row[0] for row in cursor.fetchall()}
+        present = tracking.columns(cursor)
         if "migration_name" not in present:
             raise UsageError(
                 f"table {tracking.schema}.{TABLE} exists but has no migration_name column, so it "
@@ -107,12 +103,29 @@ class Tracking:
             sql.SQL(f"ADD COLUMN IF NOT EXISTS {name} {ddl}") for name, ddl in columns
         )
 
-    def load(self, cursor) -> dict[str, AppliedRow]:
-        """Every row, keyed by migration_name. One query, whatever the history's length."""
+    def columns(self, cursor) -> set[str]:
         cursor.execute(
-            sql.SQL("SELECT migration_name, checksum, status, statements FROM {}").format(self.table)
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            (f'"{self.schema}"."{TABLE}"',),
         )
-        return {name: AppliedRow(name, checksum, status, count) for name, checksum, status, count in cursor.fetchall()}
+        return {row[0] for row in cursor.fetchall()}
+
+    def load(self, cursor, columns: Optional[set[str]] = None) -> dict[str, AppliedRow]:
+        """Every row, keyed by migration_name. One query, whatever the history's length.
+
+        Works on the old script's table too (no checksum/status columns yet), changing nothing:
+        `status` and `apply --dry-run` read it as it is.
+        """
+        present = self.columns(cursor) if columns is None else columns
+        wanted = ("checksum", "status", "statements")
+        select = [sql.Identifier(c) if c in present else sql.SQL("NULL") for c in wanted]
+        cursor.execute(
+            sql.SQL("SELECT migration_name, {} FROM {}").format(sql.SQL(", ").join(select), self.table)
+        )
+        return {
+            name: AppliedRow(name, checksum, status or APPLIED, count)
+            for name, checksum, status, count in cursor.fetchall()
+        }
 
     def fill_checksums(self, cursor, checksums: dict[str, str]) -> None:
         """Record checksums for adopted rows that have none (row name -> checksum)."""
@@ -127,36 +140,59 @@ class Tracking:
     def update_checksum(self, cursor, name: str, value: str) -> None:
         cursor.execute(sql.SQL("UPDATE {} SET checksum = %s WHERE migration_name = %s").format(self.table), (value, name))
 
-    def record_and_commit(self, cursor, name: str, checksum: str, duration_ms: int, statements: int) -> None:
-        """The tracking row, the COMMIT and the reset to session defaults in one round trip."""
+    def record_sql(self, cursor, name: str, checksum: str, statements: int) -> str:
+        """The tracking row, written as the login role whatever role the migration switched to;
+        its duration is the transaction's age, measured by the server."""
+        return cursor.mogrify(
+            sql.SQL(
+                "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; "
+                "INSERT INTO {} (migration_name, checksum, duration_ms, statements, status) "
+                "VALUES (%s, %s, (extract(epoch FROM clock_timestamp() - now()) * 1000)::int, %s, %s)"
+            ).format(self.table),
+            (name, checksum, statements, APPLIED),
+        ).decode()
+
+    def record_applied(self, cursor, name: str, checksum: str, statements: Optional[int]) -> None:
+        """A row for a file that did not run here (`baseline`): applied before the runner knew it."""
         cursor.execute(
             sql.SQL(
-                "INSERT INTO {} (migration_name, checksum, duration_ms, statements, status) "
-                "VALUES (%s, %s, %s, %s, %s); COMMIT; RESET ALL"
+                "INSERT INTO {} (migration_name, checksum, duration_ms, statements, status) VALUES (%s, %s, 0, %s, %s)"
             ).format(self.table),
-            (name, checksum, duration_ms, statements, APPLIED),
+            (name, checksum, statements, APPLIED),
         )
+
+    def rename(self, cursor, old: str, new: str) -> None:
+        cursor.execute(sql.SQL("UPDATE {} SET migration_name = %s WHERE migration_name = %s").format(self.table), (new, old))
 
     def start_incomplete(self, cursor, name: str, checksum: str) -> None:
-        cursor.execute(
-            sql.SQL("INSERT INTO {} (migration_name, checksum, statements, status) VALUES (%s, %s, 0, %s)").format(self.table),
-            (name, checksum, INCOMPLETE),
-        )
+        _as_login_role(cursor, sql.SQL(
+            "INSERT INTO {} (migration_name, checksum, statements, status) VALUES (%s, %s, 0, %s)"
+        ).format(self.table), (name, checksum, INCOMPLETE))
 
     def mark_progress(self, cursor, name: str, done: int) -> None:
-        cursor.execute(sql.SQL("UPDATE {} SET statements = %s WHERE migration_name = %s").format(self.table), (done, name))
+        _as_login_role(cursor, sql.SQL("UPDATE {} SET statements = %s WHERE migration_name = %s").format(self.table),
+                       (done, name))
 
-    def mark_applied(self, cursor, name: str, checksum: str, duration_ms: int, statements: int) -> None:
-        cursor.execute(
-            sql.SQL(
-                "UPDATE {} SET status = %s, checksum = %s, duration_ms = %s, statements = %s, "
-                "applied_at = now() WHERE migration_name = %s"
-            ).format(self.table),
-            (APPLIED, checksum, duration_ms, statements, name),
-        )
+    def mark_applied(self, cursor, name: str, checksum: str, duration_ms: Optional[int], statements: int) -> None:
+        _as_login_role(cursor, sql.SQL(
+            "UPDATE {} SET status = %s, checksum = %s, duration_ms = %s, statements = %s, "
+            "applied_at = now() WHERE migration_name = %s"
+        ).format(self.table), (APPLIED, checksum, duration_ms, statements, name))
 
     def forget(self, cursor, name: str) -> None:
         cursor.execute(sql.SQL("DELETE FROM {} WHERE migration_name = %s").format(self.table), (name,))
+
+
+def _as_login_role(cursor, statement: sql.Composable, params: tuple) -> None:
+    """One write in its own transaction, as the login role, leaving the session's role alone:
+    the statements of a no-transaction migration that ran SET ROLE keep running as that role."""
+    cursor.execute(
+        sql.SQL("BEGIN; SET LOCAL SESSION AUTHORIZATION DEFAULT; SET LOCAL ROLE NONE; {}; COMMIT").format(statement),
+        params,
+    )
+
+
+RESET_SESSION = "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL"
 
 
 def load_if_present(cursor) -> dict[str, AppliedRow]:

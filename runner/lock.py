@@ -34,13 +34,13 @@ def acquire(connection, *, wait_seconds: float, stop: StopSignal, on_wait=None) 
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 cursor.execute(
-                    "SELECT pid, application_name, now() - backend_start FROM pg_locks l "
+                    "SELECT pid, application_name, extract(epoch FROM now() - backend_start)::int FROM pg_locks l "
                     "JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' "
                     "AND l.granted AND l.objsubid = 1 AND l.classid = %s AND l.objid = %s",
                     _key_halves(),
                 )
                 holder = cursor.fetchone()
-                who = f" (held by pid {holder[0]}, {holder[1] or 'unnamed'}, connected {holder[2]})" if holder else ""
+                who = f" (held by pid {holder[0]}, {holder[1] or 'unnamed'}, connected {holder[2]}s ago)" if holder else ""
                 raise LockNotAcquired(
                     f"another migration run holds the migration lock{who}; gave up after {wait_seconds:g}s",
                     hint="wait for the other run to finish, or raise --wait-for-lock; "

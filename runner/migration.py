@@ -1,7 +1,12 @@
-"""A migration file: its name, version, text, checksum and options."""
+"""A migration file: its name, version, checksum and options.
+
+A file is read in pieces (its checksum, its encoding, its no-transaction marker), so a
+very large migration costs the same memory as a small one.
+"""
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import re
 from dataclasses import dataclass
@@ -14,6 +19,8 @@ from runner.errors import MigrationFileError
 NO_TRANSACTION_MARKER = "runner:no-transaction"
 _MARKER_LINE = re.compile(r"^--\s*runner:no-transaction\s*$")
 _FILE_NAME = re.compile(r"^(?P<version>\d+)(?:_(?P<label>.*))?\.sql$")
+_READ_BYTES = 1024 * 1024
+_HEAD_BYTES = 64 * 1024  # where the marker may stand: the comment lines at the top
 
 
 @dataclass(frozen=True)
@@ -21,13 +28,23 @@ class Migration:
     name: str  # the file name, e.g. 20251124000002_user_api_keys.sql: the tracking key
     version: str
     path: Path
-    text: str
     checksum: str
+    size: int  # bytes
     transactional: bool
 
     @property
     def label(self) -> str:
         return self.name[: -len(".sql")]
+
+    @property
+    def order(self) -> tuple[int, str]:
+        """Numeric version first: 2_x.sql runs before 10_x.sql; the name breaks ties."""
+        return int(self.version), self.name
+
+    @property
+    def text(self) -> str:
+        """The whole text (for small files and tests; the executor reads in segments)."""
+        return decode(self.name, self.path.read_bytes())
 
 
 def is_migration_candidate(file_name: str) -> bool:
@@ -51,11 +68,7 @@ def decode(file_name: str, raw: bytes) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise MigrationFileError(
-            f"{file_name}: line {line} is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
-            hint="re-save the file as UTF-8",
-        ) from None
+        raise _not_utf8(file_name, raw[: exc.start].count(b"\n") + 1, raw[exc.start]) from None
     return text[1:] if text.startswith("\ufeff") else text
 
 
@@ -77,19 +90,50 @@ def wants_transaction(text: str) -> bool:
 
 
 def load(path: Path) -> Migration:
+    """Read the file once, in pieces: checksum (as `checksum()` computes it), UTF-8, marker."""
     version = parse_file_name(path.name)
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    head = b""
+    size = lines = 0
+    carry = b""  # a `\r` at the end of a piece may start a `\r\n`
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            while True:
+                raw = handle.read(_READ_BYTES)
+                if size == 0 and raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8):]
+                    size = len(codecs.BOM_UTF8)
+                try:
+                    decoder.decode(raw, final=not raw)
+                except UnicodeDecodeError as exc:
+                    line = lines + exc.object[: exc.start].count(b"\n") + 1
+                    raise _not_utf8(path.name, line, exc.object[exc.start]) from None
+                if len(head) < _HEAD_BYTES:
+                    head += raw[: _HEAD_BYTES - len(head)]
+                data = carry + raw
+                carry = b"\r" if raw and data.endswith(b"\r") else b""
+                digest.update((data[:-1] if carry else data).replace(b"\r\n", b"\n"))
+                if not raw:
+                    break
+                size += len(raw)
+                lines += raw.count(b"\n")
     except OSError as exc:
-        raise MigrationFileError(f"{path}: cannot be read ({exc.strerror})") from None
-    text = decode(path.name, raw)
+        raise MigrationFileError(f"{path.name}: cannot be read ({exc.strerror})") from None
     return Migration(
         name=path.name,
         version=version,
         path=path,
-        text=text,
-        checksum=checksum(text),
-        transactional=wants_transaction(text),
+        checksum=digest.hexdigest(),
+        size=size,
+        transactional=wants_transaction(head.decode("utf-8", errors="ignore")),
+    )
+
+
+def _not_utf8(file_name: str, line: int, byte: int) -> MigrationFileError:
+    return MigrationFileError(
+        f"{file_name}: line {line} is not valid UTF-8 (byte 0x{byte:02x})",
+        hint="re-save the file as UTF-8",
     )
 
 

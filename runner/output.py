@@ -1,9 +1,17 @@
-"""What the runner prints: one line per event, as text for people or JSON for log collectors."""
+"""What the runner prints: one line per event, as text for people or JSON for log collectors.
+
+The JSON form is a stable interface (README, "JSON log schema"): every line is one object
+with `time`, `level`, `event` and `message` (the text line), plus the fields EVENTS lists
+for that event, always all of them. Failures are the event `failed`, with a stable
+`error` name, `exit_code`, and `hint` apart from `message`. In JSON mode nothing else is
+printed: Python warnings become `warning` events.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, TextIO
@@ -11,24 +19,47 @@ from typing import Optional, TextIO
 # Kubernetes keeps at most 4096 bytes of a termination message.
 TERMINATION_LOG_LIMIT = 4000
 
-_TEXT = {
-    "directory": "migrations: {directory} ({count} files)",
-    "connect_retry": "waiting for database {database}: {reason} (attempt {attempt}, next in {retry_in_s:.1f}s)",
-    "connected": "connected to {database}",
-    "lock_wait": "another run holds the migration lock; waiting up to {wait_s:g}s",
-    "lock_acquired": "migration lock acquired",
-    "table_adopted": "schema_migrations: added columns {columns}",
-    "checksums_recorded": "recorded checksums of {count} migrations applied before checksums were kept",
-    "changed_accepted": "WARNING: {migration} changed after it was applied; accepted (--accept-changed), new checksum recorded",
-    "missing": "WARNING: {migration} is recorded as applied but its file is gone",
-    "out_of_order": "WARNING: {migration} is older than migrations already applied; applying it now",
-    "batch_fallback": "WARNING: {migration}: a statement failed to parse as split; running the file as one batch so PostgreSQL's parser decides",
-    "lock_timeout_retry": "lock timeout in {migration} (statement {statement}); attempt {attempt} rolled back, retrying in {retry_in_s:g}s",
-    "would_apply": "would apply {migration} ({statements} statements, {mode})",
-    "applied": "applied {migration} ({statements} statements, {duration_ms} ms)",
-    "summary": "{summary}",
-    "migration_state": "{migration}  {state}",
+# event -> (level, text template, fields). Templates may use the fields and `s_<field>`
+# (an "s" when that count is not 1).
+EVENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "directory": ("info", "migrations: {directory} ({count} file{s_count})", ("directory", "count")),
+    "connect_retry": ("info", "waiting for database {database}: {reason} (attempt {attempt}, next in {retry_in_s:.1f}s)",
+                      ("database", "reason", "attempt", "retry_in_s")),
+    "connected": ("info", "connected to {database}", ("database",)),
+    "lock_wait": ("info", "another run holds the migration lock; waiting up to {wait_s:g}s", ("wait_s",)),
+    "lock_acquired": ("info", "migration lock acquired", ()),
+    "table_adopted": ("info", "schema_migrations: added columns {columns_text}", ("columns",)),
+    "checksums_recorded": ("info", "recorded checksums of {count} migration{s_count} applied before checksums were kept",
+                           ("count",)),
+    "changed_accepted": ("warning", "WARNING: {migration} changed after it was applied; accepted (--accept-changed), "
+                         "new checksum recorded", ("migration",)),
+    "missing": ("warning", "WARNING: {migration} is recorded as applied but its file is gone", ("migration",)),
+    "out_of_order": ("warning", "WARNING: {migration} is older than migrations already applied; applying it now",
+                     ("migration",)),
+    "lock_timeout_retry": ("warning", "{reason} in {migration}; attempt {attempt} rolled back, retrying in "
+                           "{retry_in_s:g}s{blockers_text}",
+                           ("migration", "attempt", "retry_in_s", "sqlstate", "blockers")),
+    "locating": ("info", "{migration} failed; running its statements one by one (rolled back) to name the one "
+                 "that fails", ("migration",)),
+    "would_apply": ("info", "would apply {migration} ({statements} statement{s_statements}, {mode})",
+                    ("migration", "statements", "transaction")),
+    "applied": ("info", "applied {migration} ({statements} statement{s_statements}, {duration_ms} ms{attempts_text})",
+                ("migration", "statements", "duration_ms", "attempts")),
+    "baselined": ("info", "recorded {migration} as applied without running it", ("migration",)),
+    "renamed": ("info", "renamed {old} to {new} in schema_migrations", ("old", "new")),
+    "migration_state": ("info", "{migration}  {state}", ("migration", "state")),
+    "note": ("info", "{text}", ("text",)),
+    "warning": ("warning", "WARNING: {text}", ("text", "category")),
+    # The last line of a successful command; its message is the command's own sentence.
+    "summary": ("info", "", ("command", "counts", "duration_ms")),
 }
+
+
+_RETRIED_REASONS = {"55P03": "lock timeout", "40P01": "deadlock", "40001": "serialization failure"}
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 class Reporter:
@@ -37,28 +68,64 @@ class Reporter:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
 
+    def capture_warnings(self) -> None:
+        """Library warnings as events, so JSON mode prints nothing but JSON."""
+        def show(message, category, filename, lineno, file=None, line=None):
+            self.event("warning", text=str(message), category=category.__name__)
+
+        warnings.showwarning = show
+
     def event(self, name: str, **fields) -> None:
+        level, template, expected = EVENTS[name]
+        if set(fields) != set(expected):
+            raise ValueError(f"event {name} takes {sorted(expected)}, got {sorted(fields)}")
+        message = template.format(**fields, **_text_helpers(fields))
         if self.log_format == "json":
-            level = "warning" if name in {"changed_accepted", "missing", "out_of_order", "batch_fallback", "lock_timeout_retry"} else "info"
-            self._json(self.out, level, name, fields)
+            self._json(self.out, dict({"level": level, "event": name, "message": message}, **fields))
         else:
-            print(_TEXT[name].format(**fields), file=self.out, flush=True)
+            print(message, file=self.out, flush=True)
+
+    def summary(self, command: str, text: str, counts: dict, duration_ms: int) -> None:
+        if self.log_format == "json":
+            self._json(self.out, {"level": "info", "event": "summary", "message": text, "command": command,
+                                  "counts": counts, "duration_ms": duration_ms})
+        else:
+            print(text, file=self.out, flush=True)
 
     def line(self, text: str) -> None:
-        """Free-form output of a command (status tables); plain in both formats."""
+        """Free-form output of a text-mode command (status tables)."""
         print(text, file=self.out, flush=True)
 
-    def failure(self, name: str, message: str, exit_code: int, **fields) -> None:
+    def failure(self, error: str, message: str, exit_code: int, hint: Optional[str], **fields) -> None:
         if self.log_format == "json":
-            self._json(self.err, "error", name, dict(fields, message=message, exit_code=exit_code))
+            record = {"level": "error", "event": "failed", "error": error, "exit_code": exit_code,
+                      "message": message, "hint": hint or ""}
+            self._json(self.err, dict(record, **fields))
         else:
             print(f"ERROR: {message}", file=self.err, flush=True)
+            if hint:
+                print(f"hint: {hint}", file=self.err, flush=True)
 
     @staticmethod
-    def _json(stream: TextIO, level: str, name: str, fields: dict) -> None:
-        record = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "level": level, "event": name}
+    def _json(stream: TextIO, fields: dict) -> None:
+        record = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
         record.update(fields)
         print(json.dumps(record, default=str), file=stream, flush=True)
+
+
+def _text_helpers(fields: dict) -> dict:
+    helpers = {f"s_{k}": ("" if v == 1 else "s") for k, v in fields.items() if isinstance(v, int)}
+    if "columns" in fields:
+        helpers["columns_text"] = ", ".join(fields["columns"])
+    if "blockers" in fields:
+        helpers["blockers_text"] = "; blocked by " + "; ".join(fields["blockers"]) if fields["blockers"] else ""
+    if "attempts" in fields:
+        helpers["attempts_text"] = f", {fields['attempts']} attempts" if fields["attempts"] > 1 else ""
+    if "sqlstate" in fields:
+        helpers["reason"] = _RETRIED_REASONS.get(fields["sqlstate"], f"SQLSTATE {fields['sqlstate']}")
+    if "transaction" in fields:
+        helpers["mode"] = "in one transaction" if fields["transaction"] else "without a transaction"
+    return helpers
 
 
 def write_termination_log(path: Optional[str], text: str) -> None:

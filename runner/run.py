@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 from runner import connection as db
 from runner import discovery, history, lock
-from runner.errors import DriftError, IncompleteMigration, UsageError
+from runner.errors import (
+    DriftError,
+    IncompleteMigration,
+    MigrationFileError,
+    RenamedMigration,
+    UsageError,
+)
 from runner.executor import Executor, Outcome, RetryPolicy
 from runner.interrupts import StopSignal
 from runner.migration import Migration
-from runner.output import Reporter
+from runner.output import Reporter, plural
 from runner.statements import Script, plan
 from runner.status import Comparison, compare
+from runner.waiting import BlockerWatch
 
 _DURATION = re.compile(r"^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$")
 
@@ -25,6 +33,7 @@ class Options:
     directory: Optional[str] = None
     lock_timeout: str = "5s"
     statement_timeout: str = "5min"
+    idle_in_transaction_timeout: str = "60s"
     lock_retries: int = 3
     retry_delay: float = 1.0
     wait_for_db: float = 60.0
@@ -33,7 +42,8 @@ class Options:
     accept_changed: bool = False
 
     def validate(self) -> None:
-        for flag, value in (("--lock-timeout", self.lock_timeout), ("--statement-timeout", self.statement_timeout)):
+        for flag, value in (("--lock-timeout", self.lock_timeout), ("--statement-timeout", self.statement_timeout),
+                            ("--idle-in-transaction-timeout", self.idle_in_transaction_timeout)):
             if not _DURATION.match(value.strip()):
                 raise UsageError(
                     f"{flag} {value!r} is not a PostgreSQL duration",
@@ -47,22 +57,14 @@ class Options:
 
 
 @dataclass
-class Summary:
-    directory: Path
-    applied: list[Outcome] = field(default_factory=list)
-    already_applied: int = 0
-    would_apply: list[Migration] = field(default_factory=list)
+class Result:
+    """What a command did: a sentence for people and counts for machines."""
 
-    def text(self) -> str:
-        total_ms = sum(o.duration_ms for o in self.applied)
-        if self.would_apply:
-            return f"dry run: {len(self.would_apply)} migrations would be applied; {self.already_applied} already applied"
-        if not self.applied:
-            return f"nothing to apply; {self.already_applied} migrations already applied"
-        return (
-            f"applied {len(self.applied)} migrations in {total_ms} ms; "
-            f"{self.already_applied} were already applied"
-        )
+    command: str
+    text: str
+    counts: dict = field(default_factory=dict)
+    duration_ms: int = 0
+    applied: list[Outcome] = field(default_factory=list)
 
 
 class Session:
@@ -74,14 +76,17 @@ class Session:
         self.reporter = reporter
         self.stop = stop
         self.target = db.target_from_env(environ, options.sslmode)
+        self.watch = BlockerWatch()
         self.connection = None
 
     def __enter__(self) -> "Session":
         self.connection = db.connect(
             self.target,
-            options=db.session_options(self.options.lock_timeout, self.options.statement_timeout),
+            options=db.session_options(self.options.lock_timeout, self.options.statement_timeout,
+                                       self.options.idle_in_transaction_timeout),
             wait_seconds=self.options.wait_for_db,
             stop=self.stop,
+            watch=self.watch,
             on_retry=lambda attempt, reason, delay: self.reporter.event(
                 "connect_retry", database=self.target.display, reason=reason, attempt=attempt, retry_in_s=delay
             ),
@@ -90,6 +95,7 @@ class Session:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self.watch.close()
         if self.connection is not None and not self.connection.closed:
             self.connection.close()
         self.stop.connection = None
@@ -97,42 +103,75 @@ class Session:
     def cursor(self):
         return self.connection.cursor()
 
+    def locked(self):
+        return _Locked(self)
+
+
+class _Locked:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def __enter__(self) -> Session:
+        session = self.session
+        lock.acquire(
+            session.connection,
+            wait_seconds=session.options.wait_for_lock,
+            stop=session.stop,
+            on_wait=lambda: session.reporter.event("lock_wait", wait_s=session.options.wait_for_lock),
+        )
+        session.reporter.event("lock_acquired")
+        return session
+
+    def __exit__(self, *exc_info) -> None:
+        if not self.session.connection.closed:
+            lock.release(self.session.connection)
+
 
 def load_migrations(options: Options, reporter: Reporter) -> tuple[Path, list[Migration]]:
     directory = discovery.find_directory(options.directory or None)
     migrations = discovery.load_directory(directory)
-    reporter.event("directory", directory=directory, count=len(migrations))
+    reporter.event("directory", directory=str(directory), count=len(migrations))
     return directory, migrations
 
 
+def plan_all(migrations: Sequence[Migration]) -> dict[str, Script]:
+    """Every file's statements, checked before the first one runs; every problem named."""
+    scripts: dict[str, Script] = {}
+    problems: list[str] = []
+    for migration in migrations:
+        try:
+            scripts[migration.name] = plan(migration.name, migration.path, migration.transactional)
+        except MigrationFileError as exc:
+            problems.append(str(exc).replace("\n", "\n    "))
+    if problems:
+        if len(problems) == 1:
+            raise MigrationFileError(problems[0] + "\nnothing was applied")
+        raise MigrationFileError(f"{len(problems)} migrations cannot run; nothing was applied:\n"
+                                 + "\n".join(f"  - {p}" for p in problems))
+    return scripts
+
+
 def apply(options: Options, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal,
-          dry_run: bool = False) -> Summary:
+          dry_run: bool = False) -> Result:
+    started = time.monotonic()
     directory, migrations = load_migrations(options, reporter)
     with Session(options, environ, reporter, stop) as session:
         if dry_run:
             with session.cursor() as cursor:
                 comparison = compare(migrations, history.load_if_present(cursor))
-            return _dry_run(directory, comparison, reporter)
-        lock.acquire(
-            session.connection,
-            wait_seconds=options.wait_for_lock,
-            stop=stop,
-            on_wait=lambda: reporter.event("lock_wait", wait_s=options.wait_for_lock),
-        )
-        try:
-            reporter.event("lock_acquired")
-            return _apply_locked(session, directory, migrations, options, reporter, stop)
-        finally:
-            if not session.connection.closed:
-                lock.release(session.connection)
+            return _dry_run(comparison, reporter)
+        with session.locked():
+            result = _apply_locked(session, migrations, options, reporter, stop)
+    result.duration_ms = _elapsed_ms(started)
+    return result
 
 
-def _apply_locked(session: Session, directory: Path, migrations: list[Migration], options: Options,
-                  reporter: Reporter, stop: StopSignal) -> Summary:
+def _apply_locked(session: Session, migrations: list[Migration], options: Options,
+                  reporter: Reporter, stop: StopSignal) -> Result:
     with session.cursor() as cursor:
         tracking, added = history.Tracking.ensure(cursor)
         if added:
-            reporter.event("table_adopted", columns=", ".join(added))
+            reporter.event("table_adopted", columns=added)
         comparison = compare(migrations, tracking.load(cursor))
         check_history(comparison)
         if comparison.changed:
@@ -149,49 +188,74 @@ def _apply_locked(session: Session, directory: Path, migrations: list[Migration]
     for migration in comparison.out_of_order:
         reporter.event("out_of_order", migration=migration.name)
 
-    # Every pending file is split and checked before the first one runs.
-    scripts = [(m, plan(m.name, m.text, m.transactional)) for m in comparison.pending]
-    executor = Executor(
-        session.connection, tracking, stop, RetryPolicy(options.lock_retries, options.retry_delay), reporter.event
-    )
-    summary = Summary(directory, already_applied=len(comparison.applied) + len(comparison.changed))
-    for migration, script in scripts:
+    scripts = plan_all(comparison.pending)
+    executor = Executor(session.connection, tracking, stop, RetryPolicy(options.lock_retries, options.retry_delay),
+                        reporter.event, session.watch)
+    already = len(comparison.applied) + len(comparison.changed)
+    outcomes = []
+    for migration in comparison.pending:
         stop.check()
-        outcome = executor.apply(migration, script)
-        summary.applied.append(outcome)
-        reporter.event("applied", migration=outcome.name, statements=outcome.statements, duration_ms=outcome.duration_ms,
-                       attempts=outcome.attempts, ran_as_batch=outcome.ran_as_batch)
-    return summary
+        outcome = executor.apply(migration, scripts[migration.name])
+        outcomes.append(outcome)
+        reporter.event("applied", migration=outcome.name, statements=outcome.statements,
+                       duration_ms=outcome.duration_ms, attempts=outcome.attempts)
+    if outcomes:
+        text = f"applied {plural(len(outcomes), 'migration')}; {already} already applied"
+    else:
+        text = f"nothing to apply; {plural(already, 'migration')} already applied"
+    return Result("apply", text, {"applied": len(outcomes), "already_applied": already}, applied=outcomes)
 
 
-def _dry_run(directory: Path, comparison: Comparison, reporter: Reporter) -> Summary:
+def _dry_run(comparison: Comparison, reporter: Reporter) -> Result:
     check_history(comparison)
     if comparison.changed:
         raise drift_error(comparison)
-    summary = Summary(directory, already_applied=len(comparison.applied))
+    scripts = plan_all(comparison.pending)
     for migration in comparison.pending:
-        script: Script = plan(migration.name, migration.text, migration.transactional)
-        mode = "in one transaction" if migration.transactional else "without a transaction"
-        reporter.event("would_apply", migration=migration.name, statements=script.count, mode=mode)
-        summary.would_apply.append(migration)
-    return summary
+        reporter.event("would_apply", migration=migration.name, statements=scripts[migration.name].count,
+                       transaction=migration.transactional)
+    pending, applied = len(comparison.pending), len(comparison.applied)
+    return Result("apply --dry-run",
+                  f"dry run: {plural(pending, 'migration')} would be applied; {applied} already applied",
+                  {"pending": pending, "already_applied": applied})
 
 
-def validate(options: Options, reporter: Reporter) -> str:
-    """Everything that can be checked without a database: names, encoding, statements."""
+def validate(options: Options, reporter: Reporter) -> Result:
+    """Everything that can be checked without a database: names, encoding, statements, and,
+    where pglast is installed (development and CI, not the Job), PostgreSQL's own syntax."""
+    started = time.monotonic()
     _, migrations = load_migrations(options, reporter)
-    statements = sum(plan(m.name, m.text, m.transactional).count for m in migrations)
-    return f"{len(migrations)} migrations valid ({statements} statements)"
+    scripts = plan_all(migrations)
+    from runner import syntax
+
+    checked = syntax.check(migrations, scripts)
+    if not checked:
+        reporter.event("note", text="syntax not checked: pglast (PostgreSQL's parser) is not installed; "
+                                    "the server checks it when the migration runs")
+    statements = sum(s.count for s in scripts.values())
+    text = (f"{plural(len(migrations), 'migration')} valid ({plural(statements, 'statement')}"
+            f"{', syntax checked by PostgreSQL' + chr(39) + 's parser' if checked else ''})")
+    return Result("validate", text, {"migrations": len(migrations), "statements": statements},
+                  _elapsed_ms(started))
 
 
 def check_history(comparison: Comparison) -> None:
     if comparison.incomplete:
         migration, row = comparison.incomplete[0]
         raise IncompleteMigration(
-            f"{row.name} is a no-transaction migration that stopped after {row.statements or 0} "
-            "statement(s); running it again could repeat them, so nothing was applied",
+            f"{row.name} is a no-transaction migration that stopped after {plural(row.statements or 0, 'statement')}; "
+            "running it again could repeat them, so nothing was applied",
             hint=f"check the database by hand, then run `python -m runner resolve {row.name} --applied` "
             f"if it is complete, or `python -m runner resolve {row.name} --pending` to run it again",
+        )
+    if comparison.renamed:
+        pairs = "; ".join(f"{m.name} has the content of {row.name}" for m, row in comparison.renamed)
+        first_new, first_old = comparison.renamed[0][0].name, comparison.renamed[0][1].name
+        raise RenamedMigration(
+            f"renamed migrations: {pairs} (applied, and its file is gone); applying them again would run "
+            "the same SQL twice, so nothing was applied",
+            hint=f"if it is a rename, record it: `python -m runner rename {first_old} {first_new}`; if the "
+            "content is meant to run again, change the new file",
         )
 
 
@@ -212,24 +276,89 @@ def status(options: Options, environ: Mapping[str, str], reporter: Reporter, sto
 
 
 def resolve(options: Options, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal,
-            name: str, as_applied: bool) -> str:
+            name: str, as_applied: bool) -> Result:
     """Settle an incomplete no-transaction migration after a person checked the database."""
     _, migrations = load_migrations(options, reporter)
     by_name = {m.name: m for m in migrations}
-    with Session(options, environ, reporter, stop) as session:
-        lock.acquire(session.connection, wait_seconds=options.wait_for_lock, stop=stop)
-        try:
-            with session.cursor() as cursor:
-                tracking = history.Tracking.find(cursor)
-                row = history.lookup(tracking.load(cursor), name) if tracking else None
-                if row is None or row.status != history.INCOMPLETE:
-                    raise UsageError(f"{name} is not an incomplete migration", hint="see `python -m runner status`")
-                if as_applied:
-                    migration = by_name.get(name)
-                    checksum = migration.checksum if migration else row.checksum
-                    tracking.mark_applied(cursor, row.name, checksum, 0, row.statements or 0)
-                    return f"{row.name} marked as applied"
-                tracking.forget(cursor, row.name)
-                return f"{row.name} marked as pending; the next run applies it from the start"
-        finally:
-            lock.release(session.connection)
+    with Session(options, environ, reporter, stop) as session, session.locked():
+        with session.cursor() as cursor:
+            tracking = history.Tracking.find(cursor)
+            row = history.lookup(tracking.load(cursor), name) if tracking else None
+            if row is None or row.status != history.INCOMPLETE:
+                raise UsageError(f"{name} is not an incomplete migration", hint="see `python -m runner status`")
+            if as_applied:
+                migration = by_name.get(name)
+                checksum = migration.checksum if migration else row.checksum
+                tracking.mark_applied(cursor, row.name, checksum, None, row.statements or 0)
+                return Result("resolve", f"{row.name} marked as applied", {"resolved": 1})
+            tracking.forget(cursor, row.name)
+            return Result("resolve", f"{row.name} marked as pending; the next run applies it from the start",
+                          {"resolved": 1})
+
+
+def baseline(options: Options, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal,
+             through: Optional[str], names: Sequence[str]) -> Result:
+    """Record pending files as applied without running them: taking over a database whose
+    schema was made by hand or by another tool."""
+    if not through and not names:
+        raise UsageError("say which migrations to record: --through VERSION, or file names",
+                         hint="e.g. `python -m runner baseline --through 20251202000000`")
+    _, migrations = load_migrations(options, reporter)
+    known = {m.name for m in migrations}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"no such migration file: {', '.join(unknown)}", hint="see `python -m runner status`")
+    if through and not through.isdigit():
+        raise UsageError(f"--through {through!r} is not a version (the digits a file name starts with)")
+    with Session(options, environ, reporter, stop) as session, session.locked():
+        with session.cursor() as cursor:
+            tracking, added = history.Tracking.ensure(cursor)
+            if added:
+                reporter.event("table_adopted", columns=added)
+            comparison = compare(migrations, tracking.load(cursor))
+            check_history(comparison)
+            chosen = [m for m in comparison.pending
+                      if m.name in names or (through and int(m.version) <= int(through))]
+            if not chosen:
+                raise UsageError("none of those migrations is pending; nothing was recorded",
+                                 hint="see `python -m runner status`")
+            cursor.execute("BEGIN")
+            try:
+                for migration in chosen:
+                    tracking.record_applied(cursor, migration.name, migration.checksum, None)
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+    for migration in chosen:
+        reporter.event("baselined", migration=migration.name)
+    return Result("baseline", f"recorded {plural(len(chosen), 'migration')} as applied without running "
+                  f"{'it' if len(chosen) == 1 else 'them'}", {"baselined": len(chosen)})
+
+
+def rename(options: Options, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal,
+           old: str, new: str) -> Result:
+    """Record that an applied file was renamed, keeping its history."""
+    _, migrations = load_migrations(options, reporter)
+    target = next((m for m in migrations if m.name == new), None)
+    if target is None:
+        raise UsageError(f"{new}: no such migration file", hint="give the file's new name as it is in the directory")
+    with Session(options, environ, reporter, stop) as session, session.locked():
+        with session.cursor() as cursor:
+            tracking = history.Tracking.find(cursor)
+            rows = tracking.load(cursor) if tracking else {}
+            row = history.lookup(rows, old)
+            if row is None:
+                raise UsageError(f"{old} is not recorded as applied", hint="see `python -m runner status`")
+            if history.lookup(rows, new) is not None:
+                raise UsageError(f"{new} is already recorded; nothing was changed")
+            if row.checksum and row.checksum != target.checksum:
+                raise DriftError(f"{new} does not hold what {old} held when it was applied; nothing was changed",
+                                 hint="a rename keeps the content; for new content add a new migration")
+            tracking.rename(cursor, row.name, new)
+    reporter.event("renamed", old=row.name, new=new)
+    return Result("rename", f"{row.name} is now recorded as {new}", {"renamed": 1})
+
+
+def _elapsed_ms(started: float) -> int:
+    return int(round((time.monotonic() - started) * 1000))

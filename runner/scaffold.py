@@ -34,12 +34,13 @@ def new_migration(directory: str, name: str, now: datetime | None = None) -> Pat
 
 
 def status_rows(comparison: Comparison) -> list[tuple[str, str]]:
-    """(migration, state) in name order; states: applied, changed, incomplete, missing, pending."""
+    """(migration, state) in name order; states: applied, changed, incomplete, missing, renamed, pending."""
     rows: list[tuple[str, str]] = []
     rows += [(m.name, "applied") for m in comparison.applied]
     rows += [(m.name, "changed") for m, _ in comparison.changed]
     rows += [(row.name, "incomplete") for _, row in comparison.incomplete]
     rows += [(row.name, "missing") for row in comparison.missing]
+    rows += [(m.name, "renamed") for m, _ in comparison.renamed]
     rows += [(m.name, "pending") for m in comparison.pending]
     return sorted(rows)
 
@@ -48,6 +49,7 @@ _STATE_TEXT = {
     "changed": "CHANGED since applied",
     "incomplete": "INCOMPLETE (no-transaction migration stopped part-way)",
     "missing": "missing (applied, file gone)",
+    "renamed": "RENAMED: the content of an applied file that is gone (`python -m runner rename OLD NEW` records it)",
 }
 
 
@@ -56,9 +58,16 @@ def status_lines(rows: list[tuple[str, str]]) -> list[str]:
     return [f"{name.ljust(width)}  {_STATE_TEXT.get(state, state)}" for name, state in rows]
 
 
+def status_counts(comparison: Comparison) -> dict[str, int]:
+    return {
+        "applied": len(comparison.applied),
+        "pending": len(comparison.pending),
+        "changed": len(comparison.changed),
+        "missing": len(comparison.missing),
+        "incomplete": len(comparison.incomplete),
+        "renamed": len(comparison.renamed),
+    }
+
+
 def status_summary(comparison: Comparison) -> str:
-    return (
-        f"{len(comparison.applied)} applied, {len(comparison.pending)} pending, "
-        f"{len(comparison.changed)} changed, {len(comparison.missing)} missing, "
-        f"{len(comparison.incomplete)} incomplete"
-    )
+    return ", ".join(f"{count} {state}" for state, count in status_counts(comparison).items())

@@ -1,60 +1,29 @@
-"""Split a migration into statements and check it for things a runner must refuse.
+"""A migration's statements, and the checks that refuse what must not run.
 
-Statements are cut with sqlparse's lexer, which keeps strings, dollar-quoted bodies,
-quoted identifiers and comments whole: a statement ends at a `;` outside parentheses
-and outside a `BEGIN ATOMIC ... END` body. (sqlparse's StatementSplitter is not used:
-it merges statements after words like `begin`, a T-SQL habit.)
+The file is cut into statements by runner.scanner (PostgreSQL's lexical rules). For a
+transactional migration the cut decides nothing about what runs: the executor sends the
+file's text in large pieces and PostgreSQL's own parser splits them; the cut gives
+statement numbers and lines for errors, and the checks below. For a `-- runner:no-
+transaction` migration every statement is sent on its own, so the cut must be exact.
 
-The lexer is sqlparse's own, configured through its documented extension point
-(`Lexer.set_SQL_REGEX`) with the PostgreSQL subset a splitter needs: sqlparse's
-multi-dialect default reads `# ` as a comment (PostgreSQL's XOR), a backslash as an
-escape in standard strings (`'C:\\'`), and tries some eighty patterns per token (about
-three times slower: `python -m bench`). Dollar-quoted bodies and block comments are still
-paired by sqlparse itself.
-
-The split is never trusted to change what runs: every statement is parsed again by
-the server, and when one fails to parse, the executor sends the whole file once as a
-single batch so PostgreSQL's parser decides (see runner.executor).
+Large files are read in pieces (segments of whole statements), so memory does not grow
+with the size of a file.
 """
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
-from typing import Optional
+from pathlib import Path
+from typing import Iterator, Optional
 
-from sqlparse import tokens as T
-from sqlparse.lexer import Lexer
-
+from runner import scanner
 from runner.errors import MigrationFileError
 
-# Order matters: the first pattern that matches at a position wins.
-_POSTGRES_SPLIT_REGEX = [
-    (r"--.*?(\r\n|\r|\n|$)", T.Comment.Single),
-    (r"\s+", T.Whitespace),
-    (r"\\\w+", T.Command),  # a psql meta-command such as \\i
-    # Literals are written as "unrolled loops" ([^']*('' [^']*)*): one regex step per run of
-    # characters, not one alternation per character.
-    (r"E'[^'\\]*((\\.|'')[^'\\]*)*'", T.String.Single),  # escape string: backslash escapes
-    (r"'[^']*(''[^']*)*'", T.String.Single),  # standard string: backslash is a plain character
-    (r'"[^"]*(""[^"]*)*"', T.String.Symbol),  # quoted identifier
-    (r"[^\W\d][$\w]*", T.Name),  # words; keywords are told apart by the splitter, not the lexer
-    (r"\d+(\.\d*)?(e[-+]?\d+)?", T.Number),
-    (r"[;()]", T.Punctuation),
-    (r"[^\w\s'\";()\\$/-]+|[$/\\-]", T.Operator),  # anything else, in runs
-]
-
-
-def _postgres_lexer() -> Lexer:
-    lexer = Lexer()  # a private instance: the process-wide default stays sqlparse's
-    lexer.clear()
-    lexer.set_SQL_REGEX(_POSTGRES_SPLIT_REGEX)
-    return lexer
-
-
-_LEXER = _postgres_lexer()
-# Whitespace and comments: skipped by the splitter (block comments come from sqlparse's
-# own span pairing, as Comment.Multiline).
-_NOISE = frozenset({T.Whitespace, T.Comment.Single, T.Comment.Multiline, T.Comment.Multiline.Hint})
+# A file up to this size is one segment, kept in memory between the checks and the run;
+# a larger one is read again, in segments of about this size.
+SEGMENT_CHARS = 4 * 1024 * 1024
+_READ_BYTES = 1024 * 1024
 
 _TRANSACTION_WORDS = {"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "PREPARE"}
 _BEGIN_OPTIONS = {"TRANSACTION", "WORK", "ISOLATION", "READ", "DEFERRABLE", "NOT"}
@@ -62,120 +31,184 @@ _BEGIN_OPTIONS = {"TRANSACTION", "WORK", "ISOLATION", "READ", "DEFERRABLE", "NOT
 
 @dataclass(frozen=True)
 class Statement:
-    number: int  # 1-based
-    text: str  # exactly as in the file, from its first SQL token through its `;`
-    offset: int  # character offset of `text` in the file
-    line: int  # 1-based line of the first SQL token
-    words: tuple[str, ...]  # its first two keywords/names, upper-cased
+    number: int  # 1-based, in the file
+    offset: int  # where its first token is, in its segment's text
+    end: int  # just past its `;` (or the end of the segment), in its segment's text
+    line: int  # 1-based line of its first token, in the file
+    words: tuple[str, ...]  # its first two words, upper-cased
+
+    def text(self, segment: "Segment") -> str:
+        return segment.text[self.offset : self.end]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Whole statements of a file, as they stand in it (comments between them included)."""
+
+    text: str
+    line: int  # the file line where `text` starts
+    statements: tuple[Statement, ...]
+
+    def line_at(self, offset: int) -> int:
+        return self.line + self.text.count("\n", 0, max(0, offset))
+
+    def statement_at(self, offset: int) -> Statement:
+        chosen = self.statements[0]
+        for statement in self.statements:
+            if statement.offset <= offset:
+                chosen = statement
+            else:
+                break
+        return chosen
 
 
 @dataclass(frozen=True)
 class Script:
     """What the executor runs for one file."""
 
-    statements: tuple[Statement, ...]  # the body: the file minus its own BEGIN/COMMIT wrapper
-    opener: Optional[Statement]  # the file's own BEGIN ..., when it wraps itself
-    body_offset: int  # where the body starts in the file (for the whole-file fallback)
-    body_text: str
+    path: Path
+    name: str
+    count: int  # statements in the body (without the file's own BEGIN/COMMIT)
+    opener: Optional[str]  # the file's own `BEGIN ...` when it wraps itself, else None
+    wraps_itself: bool
+    cached: Optional[Segment]  # the whole file, when it is small enough to keep
 
-    @property
-    def count(self) -> int:
-        return len(self.statements)
+    def segments(self) -> Iterator[Segment]:
+        """The body's statements, numbered from 1 without the file's own wrapper."""
+        source = (self.cached,) if self.cached is not None else read_segments(self.path, self.name)
+        for segment in source:
+            yield _unwrapped(segment, self.count + 2) if self.wraps_itself else segment
 
 
 def line_at(text: str, offset: int) -> int:
     return text.count("\n", 0, max(0, offset)) + 1
 
 
-def split(file_name: str, text: str) -> list[Statement]:
-    """Statements with their offsets and lines; raises on psql meta-commands."""
-    statements: list[Statement] = []
-    first: Optional[int] = None  # offset of the current statement's first SQL token
-    first_line = 0
-    words: list[str] = []
-    collecting = False
-    parens = atomic = 0
-    body_statement_start = False  # at the start of a statement inside BEGIN ATOMIC
-    previous = ""
-    offset = 0
-    line = 1
-    for ttype, value in _LEXER.get_tokens(text):
-        if ttype in _NOISE:
-            offset += len(value)
-            line += value.count("\n")
-            continue
-        if ttype is T.Command and _starts_line(text, offset):
-            raise MigrationFileError(
-                f"{file_name}:{line}: psql meta-command {value} is not SQL; the runner sends "
-                "statements to the server, which cannot run psql commands",
-                hint="inline the included file or the variable's value",
-            )
-        if first is None:
-            first, first_line, words, collecting = offset, line, [], True
-        word = value.upper() if ttype is T.Name else ""
-        if collecting:
-            if word and len(words) < 2:
-                words.append(word)
-            collecting = bool(word) and len(words) < 2
-        if previous == "BEGIN" and word == "ATOMIC":
-            atomic += 1
-        elif atomic and body_statement_start and word == "END":
-            atomic -= 1
-        body_statement_start = False
-        if ttype is T.Punctuation:
-            if value == "(":
-                parens += 1
-            elif value == ")":
-                parens = max(0, parens - 1)
-            elif atomic:
-                body_statement_start = True
-            elif parens == 0:
-                statements.append(Statement(len(statements) + 1, text[first : offset + 1], first, first_line, tuple(words)))
-                first = None
-        previous = word
-        offset += len(value)
-        line += value.count("\n")
-    if first is not None:
-        statements.append(Statement(len(statements) + 1, text[first:].rstrip(), first, first_line, tuple(words)))
-    return statements
+@dataclass(frozen=True)
+class SplitStatement:
+    number: int
+    line: int
+    words: tuple[str, ...]
+    text: str
 
 
-def plan(file_name: str, text: str, transactional: bool) -> Script:
-    """Split the file and decide how it runs; raise for what must not run."""
-    statements = split(file_name, text)
-    if not statements:
+def split(file_name: str, text: str) -> list[SplitStatement]:
+    """Every statement of `text` with its text; raises for psql meta-commands and the like."""
+    segment = _segment(file_name, text, 1, 0, final=True)[0]
+    return [SplitStatement(s.number, s.line, s.words, s.text(segment)) for s in segment.statements]
+
+
+def plan(name: str, path: Path, transactional: bool) -> Script:
+    """Read the file through once: count its statements and refuse what must not run."""
+    count = 0
+    first = last = None
+    control: list[Statement] = []
+    kept: list[Segment] = []
+    for segment in read_segments(path, name):
+        for statement in segment.statements:
+            if first is None:
+                first = (statement, segment)
+            last = statement
+            if _is_transaction_control(statement.words):
+                control.append(statement)
+        count += len(segment.statements)
+        if len(kept) < 2:
+            kept.append(segment)
+    if count == 0:
         raise MigrationFileError(
-            f"{file_name}: holds no SQL statement (empty or comments only)",
+            f"{name}: holds no SQL statement (empty or comments only)",
             hint="add the migration's SQL, or delete the file if it was created by mistake",
         )
+    cached = kept[0] if len(kept) == 1 else None
     if not transactional:
-        return Script(tuple(statements), None, 0, text)
+        return Script(path, name, count, None, False, cached)
+    wraps = count >= 2 and _is_begin(first[0].words) and _is_commit(last.words)
+    refused = [s for s in control if not (wraps and s.number in (1, count))]
+    if refused:
+        raise MigrationFileError(
+            "; ".join(f"{name}:{s.line}: {' '.join(s.words)} is transaction control" for s in refused)
+            + "; the runner runs each file in one transaction, and this would end it part-way "
+            "through the migration",
+            hint="remove it: a file may only be wrapped whole in BEGIN; ... COMMIT;. "
+            "Statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY, "
+            "VACUUM) need the `-- runner:no-transaction` marker at the top of the file",
+        )
+    opener = first[0].text(first[1]) if wraps else None
+    return Script(path, name, count - 2 if wraps else count, opener, wraps, cached)
 
-    opener = closer = None
-    if len(statements) >= 2 and _is_begin(statements[0].words) and _is_commit(statements[-1].words):
-        opener, closer = statements[0], statements[-1]
-        statements = [
-            Statement(i, s.text, s.offset, s.line, s.words) for i, s in enumerate(statements[1:-1], start=1)
-        ]
-    for statement in statements:
-        if _is_transaction_control(statement.words):
+
+def _unwrapped(segment: Segment, total: int) -> Segment:
+    """The segment without the file's own BEGIN (statement 1) and COMMIT (the last)."""
+    kept = [s for s in segment.statements if s.number not in (1, total)]
+    if not kept:
+        return Segment("", segment.line, ())
+    start = kept[0].offset
+    end = kept[-1].end
+    line = segment.line_at(start)
+    renumbered = tuple(
+        Statement(s.number - 1, s.offset - start, s.end - start, s.line, s.words) for s in kept
+    )
+    return Segment(segment.text[start:end], line, renumbered)
+
+
+def read_segments(path: Path, name: str) -> Iterator[Segment]:
+    """The file's statements in segments of about SEGMENT_CHARS, read as it goes."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    buffer = ""
+    line = 1
+    number = 0
+    wanted = SEGMENT_CHARS  # grows past a statement larger than a segment
+    with open(path, "rb") as handle:
+        while True:
+            raw = handle.read(_READ_BYTES)
+            final = not raw
+            if number == 0 and line == 1 and not buffer:
+                raw = raw[3:] if raw.startswith(codecs.BOM_UTF8) else raw
+            buffer += decoder.decode(raw, final=final)
+            if not final and len(buffer) < wanted:
+                continue
+            segment, rest = _segment(name, buffer, line, number, final)
+            if final or segment.statements:
+                number += len(segment.statements)
+                yield segment
+            wanted = SEGMENT_CHARS if segment.statements else 2 * len(buffer)
+            line += buffer.count("\n", 0, rest)
+            buffer = buffer[rest:]
+            if final:
+                return
+
+
+def _segment(name: str, text: str, line: int, number: int, final: bool) -> tuple[Segment, int]:
+    spans, rest = scanner.scan(text, 0, final)
+    statements = []
+    counted_to, current_line = 0, line
+    for span in spans:
+        current_line += text.count("\n", counted_to, span.start)
+        counted_to = span.start
+        if span.unterminated:
+            offset, what = span.unterminated
             raise MigrationFileError(
-                f"{file_name}:{statement.line}: {' '.join(statement.words)} is transaction control; "
-                "the runner runs each file in one transaction, and this would end it part-way "
-                "through the migration",
-                hint="remove it: a file may only be wrapped whole in BEGIN; ... COMMIT;. "
-                "Statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY, "
-                "VACUUM) need the `-- runner:no-transaction` marker at the top of the file",
+                f"{name}:{current_line + text.count(chr(10), span.start, offset)}: unterminated {what}: "
+                "the file ends inside it",
+                hint="close it; PostgreSQL would reject the file as it is",
             )
-    if opener is None:
-        return Script(tuple(statements), None, 0, text)
-    body_start = opener.offset + len(opener.text)
-    return Script(tuple(statements), opener, body_start, text[body_start : closer.offset])
-
-
-def _starts_line(text: str, offset: int) -> bool:
-    line_start = text.rfind("\n", 0, offset) + 1
-    return not text[line_start:offset].strip()
+        number += 1
+        statements.append(Statement(number, span.start, span.end, current_line, span.words))
+        if span.backslash:
+            offset, command = span.backslash
+            raise MigrationFileError(
+                f"{name}:{current_line + text.count(chr(10), span.start, offset)}: psql meta-command "
+                f"{command} is not SQL; the runner sends statements to the server, which cannot run "
+                "psql commands",
+                hint="inline the included file or the variable's value",
+            )
+        if span.copy_stdio:
+            raise MigrationFileError(
+                f"{name}:{current_line}: COPY ... FROM STDIN / TO STDOUT reads or writes data through "
+                "psql, which the runner is not; the server would wait for data that never comes",
+                hint="write the rows as INSERT ... VALUES, or COPY from a file the server can read",
+            )
+    return Segment(text[:rest], line, tuple(statements)), rest
 
 
 def _is_begin(words: tuple[str, ...]) -> bool:

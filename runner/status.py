@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from runner import history
 from runner.history import AppliedRow
@@ -14,8 +15,10 @@ class Comparison:
     applied: list[Migration] = field(default_factory=list)
     pending: list[Migration] = field(default_factory=list)
     changed: list[tuple[Migration, AppliedRow]] = field(default_factory=list)
-    incomplete: list[tuple[Migration | None, AppliedRow]] = field(default_factory=list)
+    incomplete: list[tuple[Optional[Migration], AppliedRow]] = field(default_factory=list)
     missing: list[AppliedRow] = field(default_factory=list)  # rows whose file is gone
+    # pending files with the checksum of a missing row: the same SQL under a new name
+    renamed: list[tuple[Migration, AppliedRow]] = field(default_factory=list)
     unchecked: dict[str, str] = field(default_factory=dict)  # adopted row name -> checksum to record
     out_of_order: list[Migration] = field(default_factory=list)  # pending, older than the newest applied
 
@@ -23,7 +26,7 @@ class Comparison:
 def compare(migrations: list[Migration], rows: dict[str, AppliedRow]) -> Comparison:
     result = Comparison()
     matched: set[str] = set()
-    newest_applied = ""
+    newest_applied: Optional[tuple[int, str]] = None
     for migration in migrations:
         row = history.lookup(rows, migration.name)
         if row is None:
@@ -39,7 +42,7 @@ def compare(migrations: list[Migration], rows: dict[str, AppliedRow]) -> Compari
             result.changed.append((migration, row))
         else:
             result.applied.append(migration)
-        newest_applied = max(newest_applied, migration.name)
+        newest_applied = max(newest_applied or migration.order, migration.order)
     for name, row in rows.items():
         if name in matched:
             continue
@@ -47,5 +50,12 @@ def compare(migrations: list[Migration], rows: dict[str, AppliedRow]) -> Compari
             result.incomplete.append((None, row))
         else:
             result.missing.append(row)
-    result.out_of_order = [m for m in result.pending if m.name < newest_applied]
+    gone = {row.checksum: row for row in result.missing if row.checksum}
+    result.renamed = [(m, gone[m.checksum]) for m in result.pending if m.checksum in gone]
+    if result.renamed:
+        renamed = {id(m) for m, _ in result.renamed}
+        old = {row.name for _, row in result.renamed}
+        result.pending = [m for m in result.pending if id(m) not in renamed]
+        result.missing = [row for row in result.missing if row.name not in old]
+    result.out_of_order = [m for m in result.pending if newest_applied and m.order < newest_applied]
     return result

@@ -25,7 +25,7 @@ def test_second_run_applies_nothing(db, tmp_path):
     assert db.run("--dir", str(tmp_path)).code == EXIT_OK
     again = db.run("--dir", str(tmp_path))
     assert again.code == EXIT_OK
-    assert "nothing to apply; 1 migrations already applied" in again.out
+    assert "nothing to apply; 1 migration already applied" in again.out
     assert len(db.tracking_rows()) == 1
 
 
@@ -42,7 +42,7 @@ def test_each_migration_line_reports_statements_and_duration(db, tmp_path):
     write(tmp_path, {"001_users.sql": USERS + "COMMENT ON TABLE users IS 'x; y';\n"})
     result = db.run("--dir", str(tmp_path))
     assert "applied 001_users.sql (2 statements, " in result.out
-    assert "applied 1 migrations in" in result.out
+    assert "applied 1 migration; 0 already applied" in result.out
     row = db.query("SELECT statements, duration_ms >= 0, checksum IS NOT NULL, status FROM schema_migrations")
     assert row == [(2, True, True, "applied")]
 
@@ -127,15 +127,18 @@ def test_json_log_format_writes_one_object_per_line(db, tmp_path):
     result = db.run("--log-format", "json", "--dir", str(tmp_path))
     events = [json.loads(line) for line in result.out.splitlines()]
     applied = [e for e in events if e["event"] == "applied"]
-    assert applied == [dict(applied[0], migration="001_users.sql", statements=1, attempts=1, ran_as_batch=False)]
-    assert {"time", "level"} <= set(applied[0])
+    assert applied == [dict(applied[0], migration="001_users.sql", statements=1, attempts=1)]
+    assert set(applied[0]) == {"time", "level", "event", "message", "migration", "statements", "duration_ms", "attempts"}
+    summary = events[-1]
+    assert (summary["event"], summary["command"], summary["counts"]) == ("summary", "apply", {"applied": 1, "already_applied": 0})
 
 
 def test_json_failure_carries_location_fields(db, tmp_path):
     write(tmp_path, {"001_bad.sql": "SELECT 1;\nSELECT 1/0;\n"})
     result = db.run("--log-format", "json", "--dir", str(tmp_path))
     failure = json.loads(result.err.strip().splitlines()[-1])
-    assert failure["event"] == "migration_failed"
+    assert (failure["event"], failure["error"]) == ("failed", "migration_failed")
+    assert failure["message"].startswith("migration 001_bad.sql failed at statement 2 of 2")
     assert (failure["migration"], failure["statement"], failure["line"], failure["sqlstate"]) == (
         "001_bad.sql", 2, 2, "22012")
     assert failure["exit_code"] == EXIT_MIGRATION_FAILED

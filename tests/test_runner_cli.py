@@ -16,7 +16,7 @@ def test_dry_run_lists_pending_migrations_in_order_and_changes_nothing(db, tmp_p
     assert result.code == EXIT_OK
     lines = [line for line in result.out.splitlines() if line.startswith("would apply")]
     assert lines == [
-        "would apply 001_a.sql (1 statements, in one transaction)",
+        "would apply 001_a.sql (1 statement, in one transaction)",
         "would apply 002_b.sql (2 statements, in one transaction)",
     ]
     assert db.tables() == set()
@@ -63,7 +63,7 @@ def test_new_command_prints_the_path_it_created(db, tmp_path):
     assert result.code == EXIT_OK
     created = list(tmp_path.iterdir())
     assert len(created) == 1 and re.fullmatch(r"\d{14}_backfill_emails\.sql", created[0].name)
-    assert result.out.strip() == str(created[0])
+    assert result.out.strip() == f"created {created[0]}"
 
 
 def test_empty_and_comment_only_files_are_bad_input(db, tmp_path):
@@ -111,7 +111,7 @@ def test_validate_checks_files_without_a_database(tmp_path):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert cli.main(["validate", "--dir", str(tmp_path)], {}) == EXIT_OK
-    assert "2 migrations valid (3 statements)" in out.getvalue()
+    assert "2 migrations valid (3 statements, syntax checked by PostgreSQL's parser)" in out.getvalue()
     write(tmp_path, {"003_c.sql": "SELECT 1;\nCOMMIT;\n"})
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):

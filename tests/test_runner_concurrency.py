@@ -80,7 +80,7 @@ def test_lock_timeout_is_retried_until_the_blocker_goes_away(db, tmp_path):
     finally:
         blocker.close()
     assert result.code == EXIT_OK, result.output
-    assert "lock timeout in 001_alter.sql (statement 1); attempt 1 rolled back, retrying in 0.3s" in result.out
+    assert "lock timeout in 001_alter.sql; attempt 1 rolled back, retrying in 0.3s" in result.out
     assert db.query("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'name'") == [(1,)]
 
 

@@ -55,7 +55,7 @@ def test_runner_uses_the_local_search_path_and_logs_the_choice(db, tmp_path, mon
     monkeypatch.chdir(tmp_path)
     result = db.run()
     assert result.code == EXIT_OK, result.output
-    assert "migrations: supabase/migrations (1 files)" in result.out
+    assert "migrations: supabase/migrations (1 file)" in result.out
     assert db.applied() == ["001_a.sql"]
 
 
@@ -85,7 +85,33 @@ def test_sql_file_without_a_version_is_an_error_naming_it(db, tmp_path):
     assert db.applied() == []
 
 
-def test_unreadable_directory_entry_does_not_crash_discovery(tmp_path):
-    write(tmp_path, {"001_a.sql": "SELECT 1;"})
-    os.symlink(tmp_path / "gone", tmp_path / "002_dangling.sql")
-    assert [m.name for m in discovery.load_directory(tmp_path)] == ["001_a.sql"]
+def test_versions_run_in_numeric_order_whatever_their_width(tmp_path):
+    write(tmp_path, {"10_c.sql": "SELECT 10;", "2_b.sql": "SELECT 2;", "1_a.sql": "SELECT 1;", "2_a.sql": "SELECT 2;"})
+    assert [m.name for m in discovery.load_directory(tmp_path)] == ["1_a.sql", "2_a.sql", "2_b.sql", "10_c.sql"]
+
+
+def test_every_unusable_entry_is_named_before_anything_runs(db, tmp_path):
+    write(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);"})
+    os.symlink(tmp_path / "gone.sql", tmp_path / "002_dangling.sql")
+    (tmp_path / "003_dir.sql").mkdir()
+    (tmp_path / os.fsdecode(b"004_caf\xe9.sql")).write_text("SELECT 4;")
+    (tmp_path / "005_bad.sql").write_bytes(b"SELECT 1;\nSELECT '\xff';\n")
+    for command in (["validate"], ["apply"]):
+        result = db.run(*command, "--dir", str(tmp_path))
+        assert result.code == EXIT_BAD_INPUT, result.output
+        assert "4 problems in" in result.err
+        assert "002_dangling.sql: is a symbolic link to a file that does not exist" in result.err
+        assert "003_dir.sql: is a directory" in result.err
+        assert "004_caf\\xe9.sql: the file name is not valid UTF-8" in result.err
+        assert "005_bad.sql: line 2 is not valid UTF-8 (byte 0xff)" in result.err
+        assert "Traceback" not in result.output
+    assert db.applied() == []
+
+
+def test_an_unreadable_directory_is_reported_without_a_traceback(tmp_path, monkeypatch):
+    def refuse(path):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(discovery.os, "scandir", refuse)
+    with pytest.raises(UsageError, match="cannot read migrations directory .*: Permission denied"):
+        discovery.load_directory(tmp_path)

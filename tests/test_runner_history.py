@@ -42,7 +42,7 @@ def test_adopted_rows_get_their_checksums_on_the_first_run(db, tmp_path):
     db.execute("CREATE TABLE users (id int);")
     adopt_old_table(db, ["001_users.sql"])
     result = db.run("--dir", str(tmp_path))
-    assert "recorded checksums of 1 migrations applied before checksums were kept" in result.out
+    assert "recorded checksums of 1 migration applied before checksums were kept" in result.out
     checksum = db.query("SELECT checksum FROM schema_migrations")[0][0]
     assert checksum is not None and len(checksum) == 64
     (tmp_path / "001_users.sql").write_text("CREATE TABLE users (id bigint);")

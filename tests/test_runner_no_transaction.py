@@ -49,7 +49,7 @@ def test_failure_part_way_leaves_a_record_that_stops_the_next_run(db, tmp_path):
 
     second = db.run("--dir", str(tmp_path))
     assert second.code == EXIT_MIGRATION_FAILED
-    assert "002_two_steps.sql is a no-transaction migration that stopped after 1 statement(s)" in second.err
+    assert "002_two_steps.sql is a no-transaction migration that stopped after 1 statement;" in second.err
     assert "python -m runner resolve 002_two_steps.sql --applied" in second.err
     assert "later" not in db.tables()
 

@@ -1,0 +1,266 @@
+"""Where PostgreSQL statements end: the lexical rules of PostgreSQL's scanner and psql's.
+
+A statement ends at a `;` that is not inside a string, a quoted identifier, a
+dollar-quoted body, a comment or parentheses, and not inside the `BEGIN ... END` body
+of a `CREATE [OR REPLACE] FUNCTION|PROCEDURE` (psql's rule for `BEGIN ATOMIC`). The
+rules follow PostgreSQL's `scan.l` and psql's `psqlscan.l`:
+
+- `--` comments to the end of the line, and `/* */` comments that nest;
+- standard strings `'...'` (`''` is a quote; a backslash is a plain character, as with
+  standard_conforming_strings on, the default since 9.1), also with the prefixes `B`,
+  `X`, `N` and `U&`; escape strings `E'...'` where a backslash escapes the next
+  character, continued across a newline by another `'...'` in the same mode;
+- quoted identifiers `"..."` and `U&"..."`;
+- dollar quotes `$tag$ ... $tag$`; a `$` inside a word belongs to the word (`a$b`).
+
+Written by hand because nothing that runs in the migration Job does this exactly:
+sqlparse's lexer does not nest comments or continue escape strings, and pglast (the
+PostgreSQL scanner itself, used by the tests as the oracle) is a C extension the
+backend image does not have. The tests compare this scanner with pglast on generated
+SQL (hypothesis).
+
+Speed: long runs of words, numbers, operators and whitespace are consumed by one
+regular-expression step; only the characters that can start a string, comment or
+statement boundary are looked at one token at a time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+_IDENT_START = "A-Za-z_\x80-\U0010ffff"
+_IDENT_CONT = "A-Za-z_0-9$\x80-\U0010ffff"
+_DOLLAR_TAG_CONT = "A-Za-z_0-9\x80-\U0010ffff"
+_SPACE = " \t\n\r\f\v"
+
+# Text that can neither open a string or comment nor end a statement. A word must not be
+# directly followed by a quote or `&`: `E'`, `B'`, `U&'`, `U&"` open strings when the
+# letter starts a token, which the one-token path decides.
+_BORING = re.compile(
+    f"(?:[{_SPACE}]+"
+    f"|[{_IDENT_START}][{_IDENT_CONT}]*(?![{_IDENT_CONT}'&\"])"
+    "|[0-9][A-Za-z_0-9.]*"
+    f"|[^{_IDENT_CONT}{_SPACE}'\"$;()\\\\/\\-]+"
+    "|-(?!-)|/(?!\\*))+"
+)
+_TOKEN = re.compile(
+    f"(?P<space>[{_SPACE}]+)"
+    "|(?P<dash>--[^\n\r]*)"
+    "|(?P<block>/\\*)"
+    "|(?P<estring>[eE]')"
+    "|(?P<string>(?:[bBxXnN]|[uU]&)?')"
+    "|(?P<ident>(?:[uU]&)?\")"
+    f"|(?P<dollar>\\$(?:[{_IDENT_START.replace('$', '')}][{_DOLLAR_TAG_CONT}]*)?\\$)"
+    f"|(?P<word>[{_IDENT_START}][{_IDENT_CONT}]*)"
+    "|(?P<number>[0-9][A-Za-z_0-9.]*)"
+    "|(?P<semicolon>;)"
+    "|(?P<open>\\()"
+    "|(?P<close>\\))"
+    "|(?P<backslash>\\\\[A-Za-z0-9_!?.]*)"
+    "|(?P<other>[\\s\\S])"
+)
+_STRING_REST = re.compile(r"[^']*(?:''[^']*)*'")
+_ESCAPE_STRING_REST = re.compile(r"[^'\\]*(?:(?:\\[\s\S]|'')[^'\\]*)*'")
+# scan.l's quotecontinue: another quote after whitespace holding a newline (and maybe
+# `--` comments) continues the string, in the same mode.
+_QUOTE_CONTINUE = re.compile(r"[ \t\f]*[\n\r](?:[ \t\n\r\f\v]+|--[^\n\r]*[\n\r])*'")
+_IDENT_REST = re.compile(r'[^"]*(?:""[^"]*)*"')
+_COMMENT_EDGE = re.compile(r"/\*|\*/")
+
+# psql tracks BEGIN/CASE/END only in statements that start CREATE [OR REPLACE]
+# FUNCTION|PROCEDURE, keyed on the first letters of their first four words.
+_ROUTINE_WORDS = {"create": "c", "function": "f", "procedure": "p", "or": "o", "replace": "r"}
+
+
+@dataclass
+class Span:
+    """One statement, as character offsets into the scanned text."""
+
+    start: int  # its first token
+    end: int  # just past its `;`, or the end of the text
+    words: tuple[str, ...]  # its first two words, upper-cased
+    terminated: bool  # ended by `;`
+    copy_stdio: bool = False  # COPY ... FROM STDIN / TO STDOUT: psql's inline data
+    backslash: Optional[tuple[int, str]] = None  # (offset, text) of a psql meta-command
+    unterminated: Optional[tuple[int, str]] = None  # (offset, what) left open at the end
+
+
+@dataclass
+class _State:
+    start: int = -1
+    words: list[str] = field(default_factory=list)
+    collecting: bool = True
+    identifiers: list[str] = field(default_factory=list)
+    routine: Optional[bool] = None  # a CREATE FUNCTION/PROCEDURE? None: not known yet
+    copy: bool = False
+    previous_word: str = ""
+    last_end: int = -1  # just past the last token seen
+    copy_stdio: bool = False
+    parens: int = 0
+    begin_depth: int = 0
+    backslash: Optional[tuple[int, str]] = None
+
+    def word(self, value: str) -> None:
+        upper = value.upper()
+        if self.collecting and len(self.words) < 2:
+            self.words.append(upper)
+            self.collecting = len(self.words) < 2
+        if len(self.identifiers) < 4:
+            self.identifiers.append(_ROUTINE_WORDS.get(value.lower(), ""))
+            self._decide_routine()
+        if self.routine and self.parens == 0:
+            if upper == "BEGIN":
+                self.begin_depth += 1
+            elif upper == "CASE" and self.begin_depth >= 1:
+                self.begin_depth += 1
+            elif upper == "END" and self.begin_depth > 0:
+                self.begin_depth -= 1
+        if self.copy:
+            if (self.previous_word, upper) in {("FROM", "STDIN"), ("TO", "STDOUT")}:
+                self.copy_stdio = True
+        elif len(self.words) == 1 and upper == "COPY":
+            self.copy = True
+        self.previous_word = upper
+
+    def _decide_routine(self) -> None:
+        ids = self.identifiers + [""] * (4 - len(self.identifiers))
+        if ids[0] == "c" and (ids[1] in ("f", "p") or (ids[1] == "o" and ids[2] == "r" and ids[3] in ("f", "p"))):
+            self.routine = True
+        elif len(self.identifiers) == 4 or ids[0] != "c" or (len(self.identifiers) >= 2 and ids[1] not in ("f", "p", "o")) \
+                or (len(self.identifiers) >= 3 and ids[1] == "o" and ids[2] != "r"):
+            self.routine = False
+
+    @property
+    def needs_every_token(self) -> bool:
+        return self.routine is not False or self.copy or self.collecting
+
+
+class Incomplete(Exception):
+    """The text ended inside a statement, and more text may follow (streaming)."""
+
+
+def scan(text: str, pos: int = 0, final: bool = True) -> tuple[list[Span], int]:
+    """The statements of `text` from `pos`, and the offset where unconsumed text starts.
+
+    With final=False, a statement that reaches the end of `text` without its `;` is not
+    returned: the caller keeps `text[rest:]` and calls again with more text appended.
+    """
+    spans: list[Span] = []
+    length = len(text)
+    while True:
+        try:
+            span = _statement(text, pos, length, final)
+        except Incomplete:
+            return spans, pos
+        if span is None:
+            return spans, length if final else pos
+        spans.append(span)
+        pos = span.end
+
+
+def _statement(text: str, pos: int, length: int, final: bool) -> Optional[Span]:
+    s = _State()
+    token = _TOKEN.match
+    boring = _BORING.match
+    while pos < length:
+        if s.start >= 0 and not s.needs_every_token:
+            m = boring(text, pos)
+            if m:
+                pos = m.end()
+                s.last_end = pos
+                if pos >= length:
+                    break
+        m = token(text, pos)
+        kind = m.lastgroup
+        end = m.end()
+        if kind == "space" or kind == "dash":
+            pos = end
+            continue
+        if kind == "block":
+            pos = _block_comment_end(text, end, length)
+            if pos < 0:
+                if not final:
+                    raise Incomplete
+                return _open_at_end(s, text, m.start(), "/* comment", length)
+            continue
+        if s.start < 0:
+            s.start = m.start()
+        s.last_end = end
+        if kind == "word":
+            s.word(m.group())
+        else:
+            s.collecting = False
+            if kind == "semicolon":
+                if s.start == m.start():
+                    s.start = -1  # an empty statement (`;;`): nothing to run, as for the parser
+                elif s.parens == 0 and s.begin_depth == 0:
+                    return Span(s.start, end, tuple(s.words), True, s.copy_stdio, s.backslash)
+            elif kind == "open":
+                s.parens += 1
+            elif kind == "close":
+                s.parens = max(0, s.parens - 1)
+            elif kind in ("string", "estring", "ident", "dollar"):
+                end = s.last_end = _literal_end(text, m, kind, length)
+                if end < 0:
+                    if not final:
+                        raise Incomplete
+                    what = {"string": "quoted string", "estring": "quoted string",
+                            "ident": "quoted identifier", "dollar": f"dollar-quoted string {m.group()}"}[kind]
+                    return _open_at_end(s, text, m.start(), what, length)
+            elif kind == "backslash" and s.backslash is None:
+                s.backslash = (m.start(), m.group())
+        pos = end
+    if s.start < 0:
+        return None
+    if not final:
+        raise Incomplete
+    end = s.last_end
+    while end > s.start and text[end - 1] in _SPACE:  # a boring run may end in whitespace
+        end -= 1
+    return Span(s.start, end, tuple(s.words), False, s.copy_stdio, s.backslash)
+
+
+def _open_at_end(s: _State, text: str, offset: int, what: str, length: int) -> Span:
+    start = s.start if s.start >= 0 else offset
+    return Span(start, length, tuple(s.words), False, s.copy_stdio, s.backslash, unterminated=(offset, what))
+
+
+def _block_comment_end(text: str, pos: int, length: int) -> int:
+    """Offset just past the `*/` that closes a comment opened before `pos`; -1 if none."""
+    depth = 1
+    edge = _COMMENT_EDGE.search
+    while True:
+        m = edge(text, pos)
+        if m is None:
+            return -1
+        pos = m.end()
+        if m.group() == "/*":
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0:
+                return pos
+
+
+def _literal_end(text: str, m: re.Match, kind: str, length: int) -> int:
+    """Offset just past the literal that `m` opens; -1 when the text ends inside it."""
+    pos = m.end()
+    if kind == "dollar":
+        tag = m.group()
+        found = text.find(tag, pos)
+        return -1 if found < 0 else found + len(tag)
+    if kind == "ident":
+        rest = _IDENT_REST.match(text, pos)
+        return -1 if rest is None else rest.end()
+    body = _ESCAPE_STRING_REST if kind == "estring" else _STRING_REST
+    while True:
+        rest = body.match(text, pos)
+        if rest is None:
+            return -1
+        pos = rest.end()
+        more = _QUOTE_CONTINUE.match(text, pos)
+        if more is None:
+            return pos
+        pos = more.end()

@@ -1,0 +1,93 @@
+"""How the runner waits for the server: in select(), and watching who blocks it.
+
+psycopg2's wait callback runs while a query is on the server. Waiting in select() keeps
+SIGTERM/SIGINT handled mid-statement (runner.interrupts cancels the query). When a
+statement has waited a while, the callback asks a second connection which sessions
+block it (pg_blocking_pids), so that a lock timeout can name the blocker: by the time
+a person reads the message, the runner has exited and the evidence is gone.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import psycopg2
+import psycopg2.extensions as ext
+
+FIRST_LOOK = 0.25  # seconds a statement waits before the first look at its blockers
+LOOK_EVERY = 1.0
+
+
+@dataclass(frozen=True)
+class Blocker:
+    pid: int
+    application_name: str
+    state: str
+    seconds: int  # how long its transaction (or query) has been running
+    query: str
+
+    def describe(self) -> str:
+        query = " ".join(self.query.split())
+        if len(query) > 200:
+            query = query[:200] + "..."
+        name = self.application_name or "no application_name"
+        return f"pid {self.pid} ({name}, {self.state or 'unknown state'}, for {self.seconds}s): {query}"
+
+
+class BlockerWatch:
+    """The process-wide wait callback; it watches one connection (the runner's)."""
+
+    def __init__(self) -> None:
+        self.watched = None
+        self.open_side: Optional[Callable[[], object]] = None
+        self.side = None
+        self.blockers: tuple[Blocker, ...] = ()
+
+    def install(self) -> None:
+        ext.set_wait_callback(self)
+
+    def watch(self, connection, open_side: Callable[[], object]) -> None:
+        self.watched, self.open_side = connection, open_side
+
+    def close(self) -> None:
+        if self.side is not None and not self.side.closed:
+            self.side.close()
+        self.side = None
+        self.watched = None
+
+    def __call__(self, connection) -> None:
+        watched = connection is self.watched
+        if watched:
+            self.blockers = ()
+        started = time.monotonic()
+        next_look = started + FIRST_LOOK
+        while True:
+            state = connection.poll()
+            if state == ext.POLL_OK:
+                return
+            readers, writers = ([connection.fileno()], []) if state == ext.POLL_READ else ([], [connection.fileno()])
+            timeout = max(0.0, next_look - time.monotonic()) if watched else None
+            select.select(readers, writers, [], timeout)
+            if watched and time.monotonic() >= next_look:
+                self._look(connection)
+                next_look = time.monotonic() + LOOK_EVERY
+
+    def _look(self, connection) -> None:
+        try:
+            if self.side is None or self.side.closed:
+                self.side = self.open_side()
+            with self.side.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pid, coalesce(application_name, ''), coalesce(state, ''), "
+                    "coalesce(extract(epoch FROM now() - coalesce(xact_start, query_start))::int, 0), "
+                    "coalesce(query, '') FROM pg_stat_activity WHERE pid = ANY (pg_blocking_pids(%s)) ORDER BY pid",
+                    (connection.get_backend_pid(),),
+                )
+                found = tuple(Blocker(*row) for row in cursor.fetchall())
+            if found:
+                self.blockers = found
+        except psycopg2.Error:
+            self.side = None  # a look is best effort; the statement's own outcome decides
