@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -44,6 +45,7 @@ class _Quiet(Reporter):
 
 def check(options: run.Options, reporter: Reporter, stop: StopSignal, base_schema: Optional[str] = None,
           server: Optional[str] = None) -> run.Result:
+    started = time.monotonic()
     directory = str(run.load_migrations(options, reporter)[0])
     options = replace(options, directory=directory, wait_for_db=10, wait_for_lock=10)
     with _database(server) as (environ, psql_url, psql):
@@ -63,6 +65,7 @@ def check(options: run.Options, reporter: Reporter, stop: StopSignal, base_schem
         f"check passed: {plural(len(first.applied), 'migration')} from {directory} apply from scratch on {where}"
         + (f", on top of {base_schema}" if base_schema else ""),
         {"applied": len(first.applied)},
+        int((time.monotonic() - started) * 1000),
     )
 
 

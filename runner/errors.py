@@ -156,6 +156,8 @@ class MigrationFailed(RunnerError):
     def _render(self) -> str:
         if self.statement_number:
             at = f"at statement {self.statement_number} of {self.statement_count} ({self.file}:{self.line})"
+        elif self.sqlstate in ("55P03", "40P01", "40001"):
+            at = "(lock timeout, deadlock or serialization failure: another session was in the way)"
         else:
             at = "(it did not fail again when its statements were run one by one, so the statement is not known)"
         lines = [

@@ -83,6 +83,8 @@ class Executor:
         attempt = 0
         while True:
             attempt += 1
+            if self.watch:
+                self.watch.forget()
             try:
                 if migration.transactional:
                     self._apply_in_transaction(migration, script)
@@ -128,6 +130,9 @@ class Executor:
             body = position - 1 - failed.shift
             if position and 0 <= body < len(failed.segment.text):
                 failure = self._failure(migration, script, failed.segment, failed.segment.statement_at(body), exc, body)
+            elif exc.pgcode in RETRIED:
+                # Retried as a whole; which statement waited matters less than who blocked it.
+                failure = self._failure(migration, script, failed.segment, None, exc, None)
             else:
                 failure = self._locate(cursor, migration, script, begin, failed)
             if exc.pgcode in RETRIED:

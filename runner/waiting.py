@@ -52,6 +52,10 @@ class BlockerWatch:
     def watch(self, connection, open_side: Callable[[], object]) -> None:
         self.watched, self.open_side = connection, open_side
 
+    def forget(self) -> None:
+        """Start a new attempt: what an earlier one saw no longer counts."""
+        self.blockers = ()
+
     def close(self) -> None:
         if self.side is not None and not self.side.closed:
             self.side.close()
@@ -60,8 +64,6 @@ class BlockerWatch:
 
     def __call__(self, connection) -> None:
         watched = connection is self.watched
-        if watched:
-            self.blockers = ()
         started = time.monotonic()
         next_look = started + FIRST_LOOK
         while True:

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from runner.errors import EXIT_BAD_INPUT, EXIT_MIGRATION_FAILED, EXIT_OK
 from tests.pg import ROOT, write
 
@@ -182,3 +184,62 @@ def test_error_in_the_first_statement_points_at_its_line(db, tmp_path):
     write(tmp_path, {"001_first.sql": "-- header\n\nCREATE TABLE t (\n  id int,,\n  x int\n);\nSELECT 1;\n"})
     result = db.run("--dir", str(tmp_path))
     assert "SQLSTATE 42601" in result.err and "(001_first.sql:4)" in result.err
+
+
+@pytest.fixture
+def other_role(db):
+    """A role of this test's own (roles are server-wide), able to create tables in public."""
+    role = f"r_{db.name}"
+    db.execute(f"CREATE ROLE {role}; GRANT CREATE ON SCHEMA public TO {role}")
+    yield role
+    db.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+def test_a_migration_that_switches_role_does_not_leak_it_to_the_tracking_row_or_the_next_migration(db, tmp_path, other_role):
+    write(tmp_path, {
+        "001_as_owner.sql": f"SET ROLE {other_role};\nCREATE TABLE owned (id int);\n",
+        "002_who.sql": "CREATE TABLE who AS SELECT current_user AS current, session_user AS session;\n",
+    })
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_OK, result.output
+    assert db.query("SELECT tableowner FROM pg_tables WHERE tablename IN ('owned', 'who') ORDER BY tablename") == [
+        (other_role,), ("postgres",)]
+    assert db.query("SELECT current, session FROM who") == [("postgres", "postgres")]
+    assert db.applied() == ["001_as_owner.sql", "002_who.sql"]
+
+
+def test_session_authorization_set_by_a_migration_is_reset_before_the_next(db, tmp_path, other_role):
+    write(tmp_path, {
+        "001_auth.sql": f"SET SESSION AUTHORIZATION {other_role};\nCREATE TABLE audited (id int);\n",
+        "002_who.sql": "CREATE TABLE who AS SELECT current_user AS current, session_user AS session;\n",
+    })
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    assert db.query("SELECT current, session FROM who") == [("postgres", "postgres")]
+
+
+def test_a_no_transaction_migration_keeps_its_role_between_statements_and_resets_it_after(db, tmp_path, other_role):
+    write(tmp_path, {
+        "001_idx.sql": (f"-- runner:no-transaction\nSET ROLE {other_role};\nCREATE TABLE t (id int);\n"
+                        "CREATE INDEX CONCURRENTLY t_id_idx ON t (id);\n"),
+        "002_who.sql": "CREATE TABLE who AS SELECT current_user AS current;\n",
+    })
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_OK, result.output
+    assert db.query("SELECT tableowner FROM pg_tables WHERE tablename = 't'") == [(other_role,)]
+    assert db.query("SELECT current FROM who") == [("postgres",)]
+    assert db.applied() == ["001_idx.sql", "002_who.sql"]
+
+
+def test_the_tracking_row_commits_in_the_same_transaction_as_the_migration(db, tmp_path):
+    # If the row were written in its own transaction after the migration's COMMIT, a failure
+    # of the row would leave an applied but unrecorded migration: make the row fail and look.
+    write(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);\n"})
+    db.execute(
+        "CREATE TABLE schema_migrations (id serial PRIMARY KEY, migration_name varchar(255) UNIQUE NOT NULL, "
+        "applied_at timestamptz DEFAULT now(), checksum varchar(64), duration_ms integer, statements integer, "
+        "status varchar(16) NOT NULL DEFAULT 'applied' CHECK (migration_name <> '001_a.sql'))"
+    )
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_BAD_INPUT
+    assert "001_a.sql ran, but its row in public.schema_migrations could not be written" in result.err
+    assert "a" not in db.tables()

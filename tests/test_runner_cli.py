@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 from runner.errors import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_MIGRATION_FAILED, EXIT_OK, EXIT_PENDING
 from runner.scaffold import new_migration
-from tests.pg import write
+from tests.pg import ROOT, write
 
 FILES = {"001_a.sql": "CREATE TABLE a (id int);\n", "002_b.sql": "CREATE TABLE b (id int);\nCREATE TABLE c (id int);\n"}
 
@@ -128,3 +128,68 @@ def test_status_in_json_gives_one_object_per_migration(db, tmp_path):
     result = db.run("--log-format", "json", "--dir", str(tmp_path), "status")
     states = [(e["migration"], e["state"]) for e in map(json.loads, result.out.splitlines()) if e["event"] == "migration_state"]
     assert states == [("001_a.sql", "applied"), ("002_b.sql", "pending")]
+
+
+JSON_BASE = {"time", "level", "event", "message"}
+FAILED_FIELDS = JSON_BASE | {"error", "exit_code", "hint", "migration", "statement", "line", "sqlstate"}
+
+
+def json_records(text: str) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in text.splitlines()]  # a non-JSON line fails here
+
+
+def assert_documented_shape(record: dict) -> None:
+    from runner.output import EVENTS
+
+    if record["event"] == "failed":
+        assert set(record) == FAILED_FIELDS, record
+        assert record["level"] == "error" and isinstance(record["exit_code"], int)
+        return
+    assert set(record) == JSON_BASE | set(EVENTS[record["event"]][2]), record
+
+
+def test_every_json_line_has_the_documented_fields_for_its_event(db, tmp_path):
+    write(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);\n", "002_b.sql": "SELECT 1;\nSELECT 1/0;\n"})
+    runs = [
+        db.run("--log-format", "json", "--dir", str(tmp_path), "validate"),
+        db.run("--log-format", "json", "--dir", str(tmp_path), "apply", "--dry-run"),
+        db.run("--log-format", "json", "--dir", str(tmp_path)),
+        db.run("--log-format", "json", "--dir", str(tmp_path), "status"),
+        db.run("--log-format", "json", "--dir", str(tmp_path / "nowhere")),
+    ]
+    events = set()
+    for result in runs:
+        for record in json_records(result.out) + json_records(result.err):
+            assert_documented_shape(record)
+            events.add(record["event"])
+    assert {"directory", "connected", "lock_acquired", "applied", "would_apply", "migration_state", "summary",
+            "failed"} <= events
+    failure = json_records(runs[2].err)[-1]
+    assert (failure["error"], failure["migration"], failure["statement"], failure["line"], failure["sqlstate"]) == (
+        "migration_failed", "002_b.sql", 2, 2, "22012")
+    assert failure["hint"] == "" and "division by zero" in failure["message"]
+
+
+def test_json_mode_prints_nothing_but_json_even_when_a_library_warns(tmp_path):
+    import subprocess
+    import sys
+
+    write(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);\n"})
+    script = (
+        "import sys, warnings\n"
+        "from runner import cli, run\n"
+        "validate = run.validate\n"
+        "def warns_first(*args):\n"
+        "    warnings.warn('from a library', DeprecationWarning)\n"
+        "    return validate(*args)\n"
+        "run.validate = warns_first\n"
+        "sys.exit(cli.main(['--log-format', 'json', 'validate', '--dir', sys.argv[1]]))\n"
+    )
+    result = subprocess.run([sys.executable, "-W", "always", "-c", script, str(tmp_path)],
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert result.returncode == EXIT_OK, result.stderr
+    records = json_records(result.stdout) + json_records(result.stderr)
+    assert [(r["text"], r["category"]) for r in records if r["event"] == "warning"] == [
+        ("from a library", "DeprecationWarning")]

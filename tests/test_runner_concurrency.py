@@ -116,3 +116,25 @@ def test_signal_mid_migration_rolls_back_releases_the_lock_and_exits_promptly(db
     assert db.applied() == []
     assert advisory_locks_held(db) == 0
     assert db.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%pg_sleep(60)%%' AND state = 'active' AND pid <> pg_backend_pid()") == [(0,)]
+
+
+def test_exhausted_lock_timeouts_name_the_blocking_session_and_the_real_wall_time(db, tmp_path):
+    db.execute("CREATE TABLE items (id int)")
+    write(tmp_path, {"001_alter.sql": "ALTER TABLE items ADD COLUMN name text;\n"})
+    blocker = db.connect()
+    blocker.autocommit = False
+    with blocker.cursor() as cursor:
+        cursor.execute("SET application_name = 'reporting-job'")
+        cursor.execute("SELECT count(*) FROM items")  # holds ACCESS SHARE until it ends
+        blocker_pid = blocker.get_backend_pid()
+    started = time.monotonic()
+    try:
+        result = db.run("--dir", str(tmp_path), "--lock-timeout", "600ms", "--lock-retries", "1", "--retry-delay", "0.5")
+    finally:
+        blocker.close()
+    wall = time.monotonic() - started
+    assert result.code == EXIT_TRANSIENT
+    assert f"blocked by pid {blocker_pid} (reporting-job, idle in transaction, for " in result.err
+    assert "SELECT count(*) FROM items" in result.err
+    reported = float(result.err.split("gave up after 2 attempts in ")[1].split("s")[0])
+    assert 1.5 <= reported <= wall  # two lock waits and the backoff, not one attempt's time

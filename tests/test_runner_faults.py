@@ -274,3 +274,27 @@ def test_file_removed_after_it_was_applied_keeps_its_record(db, tmp_path):
     assert result.code == EXIT_OK
     assert "001_good.sql is recorded as applied but its file is gone" in result.out
     assert_applied_exactly(db, ["001_good.sql", "002_x.sql"], {"good", "x"})
+
+
+def test_a_frozen_runner_loses_its_session_and_locks_after_the_idle_timeout(db, tmp_path):
+    # Three segments (each over 4 MB of text), so the migration's transaction stays open
+    # between queries; SIGSTOP the runner while the second one runs.
+    padding = "/*" + "x" * (4 * 1024 * 1024 + 100) + "*/"
+    write(tmp_path, {"001_big.sql": (
+        "CREATE TABLE frozen (id int);\n" + f"SELECT pg_sleep(1) {padding};\n" + f"SELECT 1 {padding};\n"
+    )})
+    runner = db.spawn("--dir", str(tmp_path), "--idle-in-transaction-timeout", "1s")
+    try:
+        pid = wait_for_query(db, "pg_sleep(1)", timeout=30)
+        runner.send_signal(signal.SIGSTOP)
+        blocked_from = time.monotonic()
+        while db.query("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)) != [(0,)]:
+            assert time.monotonic() - blocked_from < 10, "the frozen runner's session was never ended"
+            time.sleep(0.1)
+        assert db.query("SELECT count(*) FROM pg_locks WHERE pid = %s", (pid,)) == [(0,)]
+        assert "frozen" not in db.tables()  # its transaction was rolled back
+    finally:
+        runner.send_signal(signal.SIGCONT)
+    assert runner.wait(timeout=30) == EXIT_TRANSIENT
+    assert "lost the connection to the database while applying 001_big.sql" in runner.stderr.read()
+    assert db.applied() == []

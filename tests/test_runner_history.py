@@ -1,6 +1,6 @@
 """The tracking table: adopting the old script's table, drift, missing files."""
 
-from runner.errors import EXIT_DRIFT, EXIT_OK
+from runner.errors import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_OK
 from tests.pg import write
 
 OLD_TABLE = """
@@ -113,3 +113,72 @@ def test_pending_file_older_than_applied_ones_is_applied_with_a_warning(db, tmp_
     assert result.code == EXIT_OK
     assert "001_a.sql is older than migrations already applied" in result.out
     assert "a" in db.tables()
+
+
+def test_status_and_dry_run_read_the_old_table_and_change_nothing(db, tmp_path):
+    write(tmp_path, {"001_users.sql": "CREATE TABLE users (id int);", "002_new.sql": "CREATE TABLE orders (id int);"})
+    adopt_old_table(db, ["001_users"])
+    columns = db.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'schema_migrations'")
+
+    status = db.run("--dir", str(tmp_path), "status")
+    dry = db.run("--dir", str(tmp_path), "apply", "--dry-run")
+
+    assert status.code == dry.code == EXIT_OK, status.output + dry.output
+    assert "1 applied, 1 pending" in status.out
+    assert "would apply 002_new.sql" in dry.out and "would apply 001_users.sql" not in dry.out
+    assert db.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'schema_migrations'") == columns
+
+
+def test_a_renamed_applied_file_stops_the_run_naming_both_and_rename_records_it(db, tmp_path):
+    write(tmp_path, {"001_users.sql": "CREATE TABLE users (id int);"})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    (tmp_path / "001_users.sql").rename(tmp_path / "001_create_users.sql")
+
+    result = db.run("--dir", str(tmp_path))
+
+    assert result.code == EXIT_DRIFT
+    assert "001_create_users.sql has the content of 001_users.sql" in result.err
+    assert "python -m runner rename 001_users.sql 001_create_users.sql" in result.err
+    assert db.run("--dir", str(tmp_path), "status", "--check").code == EXIT_DRIFT
+
+    renamed = db.run("--dir", str(tmp_path), "rename", "001_users.sql", "001_create_users.sql")
+    assert renamed.code == EXIT_OK, renamed.output
+    again = db.run("--dir", str(tmp_path))
+    assert again.code == EXIT_OK and "nothing to apply; 1 migration already applied" in again.out
+    assert db.applied() == ["001_create_users.sql"]
+
+
+def test_rename_refuses_a_file_with_other_content(db, tmp_path):
+    write(tmp_path, {"001_users.sql": "CREATE TABLE users (id int);"})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    write(tmp_path, {"002_other.sql": "CREATE TABLE other (id int);"})
+    result = db.run("--dir", str(tmp_path), "rename", "001_users.sql", "002_other.sql")
+    assert result.code == EXIT_DRIFT
+    assert db.applied() == ["001_users.sql"]
+
+
+def test_baseline_records_pending_files_through_a_version_without_running_them(db, tmp_path):
+    write(tmp_path, {
+        "001_users.sql": "CREATE TABLE users (id int);",
+        "002_orders.sql": "CREATE TABLE orders (id int);",
+        "003_items.sql": "CREATE TABLE items (id int);",
+    })
+    db.execute("CREATE TABLE users (id int); CREATE TABLE orders (id int);")  # made by hand, long ago
+
+    result = db.run("--dir", str(tmp_path), "baseline", "--through", "002")
+
+    assert result.code == EXIT_OK, result.output
+    assert "recorded 2 migrations as applied without running them" in result.out
+    assert db.applied() == ["001_users.sql", "002_orders.sql"]
+    applied = db.run("--dir", str(tmp_path))
+    assert applied.code == EXIT_OK, applied.output
+    assert db.applied() == ["001_users.sql", "002_orders.sql", "003_items.sql"]
+    assert "items" in db.tables()
+
+
+def test_baseline_without_a_selection_is_refused(db, tmp_path):
+    write(tmp_path, {"001_users.sql": "CREATE TABLE users (id int);"})
+    result = db.run("--dir", str(tmp_path), "baseline")
+    assert result.code == EXIT_BAD_INPUT
+    assert "--through VERSION, or file names" in result.err
+    assert db.applied() == []
