@@ -46,7 +46,7 @@ class _Quiet(Reporter):
 def check(options: run.Options, reporter: Reporter, stop: StopSignal, base_schema: Optional[str] = None,
           server: Optional[str] = None) -> run.Result:
     started = time.monotonic()
-    directory = str(run.load_migrations(options, reporter)[0])
+    directory = run.load_migrations(options, reporter)[0]
     options = replace(options, directory=directory, wait_for_db=10, wait_for_lock=10)
     with _database(server) as (environ, psql_url, psql):
         if base_schema:

@@ -36,7 +36,7 @@ def _add_common(parser: argparse.ArgumentParser, environ: Mapping[str, str], sup
         parser.add_argument(*flags, default=argparse.SUPPRESS if suppress else default,
                             help=argparse.SUPPRESS if suppress else help, **kwargs)
 
-    option("--dir", default=env("MIGRATIONS_DIR"), help="migrations directory (env MIGRATIONS_DIR); default: the first of /migrations, /app/migrations, supabase/migrations, init-db/migrations, migrations that holds .sql files")
+    option("--dir", default=env("MIGRATIONS_DIR"), help="migrations directory, or several separated by ':' where a later one's file replaces an earlier one's of the same name (env MIGRATIONS_DIR); default: the first of /migrations, /app/migrations, supabase/migrations, init-db/migrations, migrations that holds .sql files")
     option("--log-format", choices=("text", "json"), default=env("MIGRATION_LOG_FORMAT", "text"), help="text, or one JSON object per line (README: JSON log schema) (env MIGRATION_LOG_FORMAT)")
     option("--lock-timeout", default=env("MIGRATION_LOCK_TIMEOUT", "5s"), help="PostgreSQL lock_timeout for migrations (env MIGRATION_LOCK_TIMEOUT, default 5s)")
     option("--statement-timeout", default=env("MIGRATION_STATEMENT_TIMEOUT", "5min"), help="PostgreSQL statement_timeout (env MIGRATION_STATEMENT_TIMEOUT, default 5min; 0 disables)")

@@ -27,28 +27,45 @@ def holds_migrations(directory: Path) -> bool:
         return False
 
 
-def find_directory(override: Optional[str], search_path: Iterable[str] = SEARCH_PATH) -> Path:
-    """The --dir / MIGRATIONS_DIR directory, else the first on the search path that holds .sql files.
+def find_directories(override: Optional[str], search_path: Iterable[str] = SEARCH_PATH) -> list[Path]:
+    """The --dir / MIGRATIONS_DIR directories (several separated by `:`), else the first on the
+    search path that holds .sql files.
 
-    Only one directory is ever used, so a ConfigMap mounted at two paths cannot be applied twice.
+    Without --dir only one directory is used, so a ConfigMap mounted at two paths cannot be
+    applied twice. With several, they are one set of files: see `merge`.
     """
     if override:
-        directory = Path(override)
-        if not directory.is_dir():
-            raise UsageError(
-                f"migrations directory {override} does not exist or is not a directory",
-                hint="check --dir / MIGRATIONS_DIR",
-            )
-        return directory
+        directories = [Path(part) for part in override.split(os.pathsep) if part]
+        for directory in directories:
+            if not directory.is_dir():
+                raise UsageError(
+                    f"migrations directory {directory} does not exist or is not a directory",
+                    hint="check --dir / MIGRATIONS_DIR",
+                )
+        return directories
     searched = list(search_path)
     for candidate in searched:
         directory = Path(candidate)
         if holds_migrations(directory):
-            return directory
+            return [directory]
     raise UsageError(
         "no migrations found; searched " + ", ".join(searched),
         hint="mount the migrations ConfigMap at /migrations, or pass --dir / set MIGRATIONS_DIR",
     )
+
+
+def load_directories(directories: list[Path], on_conflict=None) -> list[Migration]:
+    """The migrations of several directories as one set: a file name in a later directory
+    replaces the same name in an earlier one (as `cp a/* b/* dest/` would). When the two
+    files differ, `on_conflict(name, replaced_path, kept_path)` is told."""
+    chosen: dict[str, Migration] = {}
+    for directory in directories:
+        for migration in load_directory(directory):
+            earlier = chosen.get(migration.name)
+            if earlier is not None and earlier.checksum != migration.checksum and on_conflict:
+                on_conflict(migration.name, earlier.path, migration.path)
+            chosen[migration.name] = migration
+    return sorted(chosen.values(), key=lambda m: m.order)
 
 
 def load_directory(directory: Path) -> list[Migration]:

@@ -23,6 +23,8 @@ TERMINATION_LOG_LIMIT = 4000
 # (an "s" when that count is not 1).
 EVENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "directory": ("info", "migrations: {directory} ({count} file{s_count})", ("directory", "count")),
+    "conflict": ("warning", "WARNING: {migration} differs between {replaced} and {kept}; using {kept}",
+                 ("migration", "replaced", "kept")),
     "connect_retry": ("info", "waiting for database {database}: {reason} (attempt {attempt}, next in {retry_in_s:.1f}s)",
                       ("database", "reason", "attempt", "retry_in_s")),
     "connected": ("info", "connected to {database}", ("database",)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -127,11 +128,16 @@ class _Locked:
             lock.release(self.session.connection)
 
 
-def load_migrations(options: Options, reporter: Reporter) -> tuple[Path, list[Migration]]:
-    directory = discovery.find_directory(options.directory or None)
-    migrations = discovery.load_directory(directory)
-    reporter.event("directory", directory=str(directory), count=len(migrations))
-    return directory, migrations
+def load_migrations(options: Options, reporter: Reporter) -> tuple[str, list[Migration]]:
+    directories = discovery.find_directories(options.directory or None)
+    migrations = discovery.load_directories(
+        directories,
+        on_conflict=lambda name, replaced, kept: reporter.event(
+            "conflict", migration=name, replaced=str(replaced), kept=str(kept)),
+    )
+    where = os.pathsep.join(str(d) for d in directories)
+    reporter.event("directory", directory=where, count=len(migrations))
+    return where, migrations
 
 
 def plan_all(migrations: Sequence[Migration]) -> dict[str, Script]:

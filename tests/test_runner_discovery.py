@@ -24,18 +24,18 @@ def test_first_directory_holding_migrations_wins(tmp_path):
     empty.mkdir()
     write(first, {"001_a.sql": "SELECT 1;"})
     write(second, {"001_b.sql": "SELECT 1;"})
-    chosen = discovery.find_directory(None, [str(tmp_path / "absent"), str(empty), str(first), str(second)])
-    assert chosen == first
+    chosen = discovery.find_directories(None, [str(tmp_path / "absent"), str(empty), str(first), str(second)])
+    assert chosen == [first]
 
 
 def test_no_directory_with_migrations_is_a_usage_error_listing_the_search(tmp_path):
     with pytest.raises(UsageError, match=r"no migrations found; searched .*nowhere"):
-        discovery.find_directory(None, [str(tmp_path / "nowhere")])
+        discovery.find_directories(None, [str(tmp_path / "nowhere")])
 
 
 def test_override_that_does_not_exist_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
-        discovery.find_directory(str(tmp_path / "missing"))
+        discovery.find_directories(str(tmp_path / "missing"))
 
 
 def test_configmap_mount_is_read_without_its_dot_entries(tmp_path):
@@ -115,3 +115,17 @@ def test_an_unreadable_directory_is_reported_without_a_traceback(tmp_path, monke
     monkeypatch.setattr(discovery.os, "scandir", refuse)
     with pytest.raises(UsageError, match="cannot read migrations directory .*: Permission denied"):
         discovery.load_directory(tmp_path)
+
+
+def test_several_directories_are_one_set_where_the_later_copy_wins_and_a_difference_is_reported(db, tmp_path):
+    write(tmp_path / "init-db", {"001_a.sql": "CREATE TABLE a (v text);", "002_b.sql": "CREATE TABLE b (v text);",
+                                 "003_only_here.sql": "CREATE TABLE c (v text);"})
+    write(tmp_path / "supabase", {"001_a.sql": "CREATE TABLE a (v text);",
+                                  "002_b.sql": "CREATE TABLE b (v text, newer int);"})
+    dirs = f"{tmp_path / 'init-db'}:{tmp_path / 'supabase'}"
+    result = db.run("--dir", dirs)
+    assert result.code == EXIT_OK, result.output
+    assert db.applied() == ["001_a.sql", "002_b.sql", "003_only_here.sql"]
+    assert db.query("SELECT count(*) FROM information_schema.columns WHERE table_name = 'b'") == [(2,)]
+    assert result.out.count("WARNING:") == 1
+    assert f"WARNING: 002_b.sql differs between {tmp_path / 'init-db' / '002_b.sql'} and " in result.out
