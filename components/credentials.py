@@ -1,7 +1,10 @@
-"""Where the database password (and a Redis URL with credentials) comes from.
+"""Where the database address, user and password come from, for every pod that needs them.
 
-Either an existing Secret (appSecret, as the old manifests used), or a Secret this
-program creates from Pulumi secrets, whose values stay encrypted in the Pulumi state.
+By default from the app's own ConfigMap and Secret (as the old manifests did, with
+configMapKeyRef/secretKeyRef), so the stack never overrides what the app team set there.
+A value set in the stack's `database` config replaces the ConfigMap's. A password given as
+the Pulumi secret postgresPassword goes into a Secret this program creates; its value stays
+encrypted in the Pulumi state.
 """
 
 from __future__ import annotations
@@ -10,11 +13,22 @@ from dataclasses import dataclass
 from typing import Optional
 
 import pulumi
-from pulumi_kubernetes.core.v1 import EnvVarArgs, EnvVarSourceArgs, Secret, SecretKeySelectorArgs
+from pulumi_kubernetes.core.v1 import (
+    ConfigMapKeySelectorArgs,
+    EnvVarArgs,
+    EnvVarSourceArgs,
+    Secret,
+    SecretKeySelectorArgs,
+)
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from components.security import labels
 from components.settings import CREATED_SECRET, Settings
+
+# The app ConfigMap's keys (k8s/eks/configmap.yaml), and the variables the backend and the
+# runner read.
+DATABASE_KEYS = (("host", "POSTGRES_HOST"), ("port", "POSTGRES_PORT"), ("user", "POSTGRES_USER"), ("name", "POSTGRES_DB"))
+REDIS_URL_KEY = "REDIS_URL"
 
 
 @dataclass(frozen=True)
@@ -28,19 +42,15 @@ class DatabaseCredentials(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CredentialsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ideaforge:credentials:DatabaseCredentials", name, None, opts)
-        pg, redis = args.settings.postgres, args.settings.redis
-        self.secret_name = pg.password_secret
-        self.password_key = pg.password_key
-        self.redis_url_secret = ""
-        self.secret = None
+        self.settings = settings = args.settings
+        db, redis = settings.database, settings.redis
         string_data: dict[str, pulumi.Input[str]] = {}
-        if pg.password is not None:
-            string_data[pg.password_key] = pg.password
+        if db.password is not None:
+            string_data[db.password_key] = db.password
         if redis.url is not None:
-            string_data["REDIS_URL"] = redis.url
-            self.redis_url_secret = CREATED_SECRET
+            string_data[REDIS_URL_KEY] = redis.url
+        self.secret = None
         if string_data:
-            self.secret_name = CREATED_SECRET if pg.password is not None else pg.password_secret
             self.secret = Secret(
                 CREATED_SECRET,
                 metadata=ObjectMetaArgs(name=CREATED_SECRET, namespace=args.namespace,
@@ -49,34 +59,52 @@ class DatabaseCredentials(pulumi.ComponentResource):
                 string_data=string_data,
                 opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stringData", "data"]),
             )
-        self.register_outputs({"secret_name": self.secret_name})
+        self.register_outputs({"secret_name": db.password_secret})
 
-    def database_env(self, settings: Settings) -> list[EnvVarArgs]:
-        """The backend's connection environment, shared by the migration Job."""
-        pg = settings.postgres
-        return [
-            EnvVarArgs(name="POSTGRES_HOST", value=pg.host),
-            EnvVarArgs(name="POSTGRES_PORT", value=str(pg.port)),
-            EnvVarArgs(name="POSTGRES_USER", value=pg.user),
-            EnvVarArgs(name="POSTGRES_DB", value=pg.db),
-            self.password_env(),
-            self.redis_env(settings),
-        ]
+    def database_env(self, names: tuple[str, str, str, str] = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER",
+                                                               "POSTGRES_DB")) -> list[EnvVarArgs]:
+        """Address, user and database name, under the given variable names, plus the password
+        as POSTGRES_PASSWORD (the runner's and the backend's names) or PGPASSWORD (psql's)."""
+        db = self.settings.database
+        env = []
+        for (field, key), variable in zip(DATABASE_KEYS, names):
+            value = getattr(db, field)
+            if value is not None:
+                env.append(EnvVarArgs(name=variable, value=str(value)))
+            else:
+                env.append(EnvVarArgs(name=variable, value_from=EnvVarSourceArgs(
+                    config_map_key_ref=ConfigMapKeySelectorArgs(name=self.settings.app.config_map, key=key))))
+        return env
 
-    def password_env(self) -> EnvVarArgs:
-        """POSTGRES_PASSWORD from the Secret: never inline in a manifest."""
-        return EnvVarArgs(
-            name="POSTGRES_PASSWORD",
-            value_from=EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(name=self.secret_name, key=self.password_key)),
-        )
+    def password_env(self, variable: str = "POSTGRES_PASSWORD") -> EnvVarArgs:
+        """The password from a Secret: never inline in a manifest."""
+        db = self.settings.database
+        return EnvVarArgs(name=variable, value_from=EnvVarSourceArgs(
+            secret_key_ref=SecretKeySelectorArgs(name=db.password_secret, key=db.password_key)))
 
-    def redis_env(self, settings: Settings) -> EnvVarArgs:
-        if self.redis_url_secret:
-            return EnvVarArgs(
-                name="REDIS_URL",
-                value_from=EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(name=self.redis_url_secret, key="REDIS_URL")),
-            )
-        return EnvVarArgs(name="REDIS_URL", value=settings.redis.plain_url)
+    def backend_overrides(self) -> list[EnvVarArgs]:
+        """What the backend needs beyond envFrom of the app ConfigMap and Secret: only the
+        values this stack sets differently (an empty list in the dev stack)."""
+        db = self.settings.database
+        env = [e for e, (field, _) in zip(self.database_env(), DATABASE_KEYS) if getattr(db, field) is not None]
+        if db.password is not None or db.password_key != "POSTGRES_PASSWORD" or not self.settings.app.secret:
+            env.append(self.password_env())
+        if not self.settings.app.config_map:
+            source = self.redis_url_source()
+            redis = self.settings.redis
+            env.append(EnvVarArgs(name=REDIS_URL_KEY, value_from=source) if source
+                       else EnvVarArgs(name=REDIS_URL_KEY, value=f"redis://{redis.host}:{redis.port}/0"))
+        return env
+
+    def redis_url_source(self) -> Optional[EnvVarSourceArgs]:
+        """REDIS_URL for the readiness check: the Pulumi secret, else the app ConfigMap's; None
+        when neither exists (then host and port are used)."""
+        if self.settings.redis.url is not None:
+            return EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(name=CREATED_SECRET, key=REDIS_URL_KEY))
+        if self.settings.app.config_map:
+            return EnvVarSourceArgs(config_map_key_ref=ConfigMapKeySelectorArgs(
+                name=self.settings.app.config_map, key=REDIS_URL_KEY))
+        return None
 
     def dependencies(self) -> list[pulumi.Resource]:
         return [self.secret] if self.secret is not None else []

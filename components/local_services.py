@@ -1,8 +1,9 @@
 """Postgres and Redis inside the namespace, for laptop clusters (kind, minikube, Docker Desktop).
 
-Only for the `local` stack (config localServices: true): a single-replica StatefulSet with
-a volume and a Redis Deployment, each with a readiness probe, under the Service names the
-rest of the program connects to (postgresHost, redisHost).
+Only for the `local` stack (config local.enabled): a single-replica StatefulSet with a
+volume and a Redis Deployment, each with a readiness probe, under the Service names the
+rest of the program connects to (database.host, redis.host). The server image has pgvector
+and the contrib extensions (uuid-ossp) that the app's migrations create.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ from pulumi_kubernetes.core.v1 import (
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 
 from components.credentials import DatabaseCredentials
-from components.security import container_security, labels
+from pulumi_kubernetes.core.v1 import CapabilitiesArgs, SecurityContextArgs
+
+from components.security import labels
 from components.settings import Settings
 
-POSTGRES_UID = 70  # the postgres user of the alpine image
+POSTGRES_UID = 999  # the postgres user of the Debian-based postgres and pgvector images
 REDIS_UID = 999  # the redis user of the alpine image
 
 
@@ -47,7 +50,10 @@ class LocalServicesArgs:
     namespace: pulumi.Input[str]
     settings: Settings
     credentials: DatabaseCredentials
-    storage: str = "1Gi"
+
+
+def _container_security() -> SecurityContextArgs:
+    return SecurityContextArgs(allow_privilege_escalation=False, capabilities=CapabilitiesArgs(drop=["ALL"]))
 
 
 def _pod_security(uid: int) -> PodSecurityContextArgs:
@@ -64,21 +70,21 @@ class LocalServices(pulumi.ComponentResource):
     def __init__(self, name: str, args: LocalServicesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ideaforge:local:LocalServices", name, None, opts)
         settings = args.settings
-        pg, redis = settings.postgres, settings.redis
+        db, redis, local = settings.database, settings.redis, settings.local
         pg_labels, redis_labels = labels("postgres", "database"), labels("redis", "cache")
         child = pulumi.ResourceOptions(parent=self, depends_on=args.credentials.dependencies())
 
         self.postgres_service = Service(
             "postgres",
-            metadata=ObjectMetaArgs(name=pg.host, namespace=args.namespace, labels=pg_labels),
-            spec=ServiceSpecArgs(selector={"app": "postgres"}, ports=[ServicePortArgs(name="postgres", port=pg.port, target_port="postgres")]),
+            metadata=ObjectMetaArgs(name=db.host, namespace=args.namespace, labels=pg_labels),
+            spec=ServiceSpecArgs(selector={"app": "postgres"}, ports=[ServicePortArgs(name="postgres", port=db.port, target_port="postgres")]),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.postgres = StatefulSet(
             "postgres",
             metadata=ObjectMetaArgs(name="postgres", namespace=args.namespace, labels=pg_labels),
             spec=StatefulSetSpecArgs(
-                service_name=pg.host,
+                service_name=db.host,
                 replicas=1,
                 selector=LabelSelectorArgs(match_labels={"app": "postgres"}),
                 template=PodTemplateSpecArgs(
@@ -88,22 +94,22 @@ class LocalServices(pulumi.ComponentResource):
                         security_context=_pod_security(POSTGRES_UID),
                         containers=[ContainerArgs(
                             name="postgres",
-                            image=settings.readiness.postgres_client_image,
+                            image=local.postgres_image,
                             ports=[ContainerPortArgs(name="postgres", container_port=5432)],
                             env=[
-                                EnvVarArgs(name="POSTGRES_USER", value=pg.user),
-                                EnvVarArgs(name="POSTGRES_DB", value=pg.db),
+                                EnvVarArgs(name="POSTGRES_USER", value=db.user),
+                                EnvVarArgs(name="POSTGRES_DB", value=db.name),
                                 args.credentials.password_env(),
                                 EnvVarArgs(name="PGDATA", value="/var/lib/postgresql/data/pgdata"),
                             ],
                             readiness_probe=ProbeArgs(
-                                exec_=ExecActionArgs(command=["pg_isready", "-U", pg.user, "-d", pg.db, "-h", "127.0.0.1"]),
+                                exec_=ExecActionArgs(command=["pg_isready", "-U", db.user, "-d", db.name, "-h", "127.0.0.1"]),
                                 period_seconds=5, failure_threshold=6,
                             ),
                             resources=ResourceRequirementsArgs(requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"}),
                             volume_mounts=[VolumeMountArgs(name="data", mount_path="/var/lib/postgresql/data"),
                                            VolumeMountArgs(name="run", mount_path="/var/run/postgresql")],
-                            security_context=container_security(),
+                            security_context=_container_security(),
                         )],
                         volumes=[VolumeArgs(name="run", empty_dir=EmptyDirVolumeSourceArgs())],
                     ),
@@ -112,7 +118,7 @@ class LocalServices(pulumi.ComponentResource):
                     metadata=ObjectMetaArgs(name="data"),
                     spec=PersistentVolumeClaimSpecArgs(
                         access_modes=["ReadWriteOnce"],
-                        resources=VolumeResourceRequirementsArgs(requests={"storage": args.storage}),
+                        resources=VolumeResourceRequirementsArgs(requests={"storage": local.storage}),
                     ),
                 )],
             ),
@@ -137,12 +143,12 @@ class LocalServices(pulumi.ComponentResource):
                         security_context=_pod_security(REDIS_UID),
                         containers=[ContainerArgs(
                             name="redis",
-                            image=settings.readiness.redis_client_image,
+                            image=local.redis_image,
                             ports=[ContainerPortArgs(name="redis", container_port=6379)],
                             readiness_probe=ProbeArgs(exec_=ExecActionArgs(command=["redis-cli", "ping"]), period_seconds=5),
                             resources=ResourceRequirementsArgs(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "256Mi"}),
                             volume_mounts=[VolumeMountArgs(name="data", mount_path="/data")],
-                            security_context=container_security(),
+                            security_context=_container_security(),
                         )],
                         volumes=[VolumeArgs(name="data", empty_dir=EmptyDirVolumeSourceArgs())],
                     ),

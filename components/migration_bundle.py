@@ -55,9 +55,32 @@ class Bundle:
         return [{"name": f.name, "sha256": f.sha256} for f in self.files]
 
 
+def read_all(directories: list[Path]) -> tuple[list[MigrationFile], list[str]]:
+    """The files of several directories as one set: a later directory's file replaces an
+    earlier one's of the same name (as the old `cp init-db/* supabase/* dest/` did). Returns
+    the files and a note for every name whose copies differ."""
+    chosen: dict[str, MigrationFile] = {}
+    origin: dict[str, Path] = {}
+    conflicts = []
+    for directory in directories:
+        for f in read(directory):
+            earlier = chosen.get(f.name)
+            if earlier is not None and earlier.sha256 != f.sha256:
+                conflicts.append(f"{f.name} differs between {origin[f.name]} and {directory}; {directory}'s is shipped")
+            chosen[f.name] = f
+            origin[f.name] = directory
+    return [chosen[name] for name in sorted(chosen, key=_order)], conflicts
+
+
+def _order(name: str) -> tuple[int, str]:
+    digits = re.match(r"^\d+", name)
+    return (int(digits.group()) if digits else -1), name
+
+
 def read(directory: Path) -> list[MigrationFile]:
     if not directory.is_dir():
-        raise BundleError(f"migrations directory {directory} does not exist; set `pulumi config set migrationsDir <dir>`")
+        raise BundleError(f"migrations directory {directory} does not exist; fix it with "
+                          "`pulumi config set --path 'migrations.dirs[0]' <dir>`")
     files = []
     for path in sorted(p for p in directory.iterdir() if p.suffix == ".sql" and not p.name.startswith(".")):
         raw = path.read_bytes()
@@ -96,15 +119,16 @@ def pack(files: list[MigrationFile], budget: int = CONFIGMAP_BUDGET, max_configm
     return Bundle(tuple(files), tuple(tuple(c) for c in chunks if c))
 
 
-def validate_with_runner(directory: Path) -> None:
-    """`python -m runner validate`: names, encoding, statements, transaction control."""
+def validate_with_runner(directories: list[Path]) -> None:
+    """`python -m runner validate`: names, encoding, statements, transaction control, syntax."""
     result = subprocess.run(
-        [sys.executable, "-m", "runner", "--log-format", "json", "validate", "--dir", str(directory)],
+        [sys.executable, "-m", "runner", "--log-format", "json", "validate",
+         "--dir", ":".join(str(d) for d in directories)],
         capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
     )
     if result.returncode != 0:
         problem = _runner_message(result.stderr) or result.stderr.strip() or f"exit code {result.returncode}"
-        raise BundleError(f"the migrations in {directory} would fail in the cluster:\n{problem}")
+        raise BundleError(f"the migrations in {', '.join(map(str, directories))} would fail in the cluster:\n{problem}")
 
 
 def _runner_message(stderr: str) -> str:
@@ -118,6 +142,10 @@ def _runner_message(stderr: str) -> str:
     return ""
 
 
-def load(directory: Path) -> Bundle:
-    validate_with_runner(directory)
-    return pack(read(directory))
+def load(directories: list[Path]) -> tuple[Bundle, list[str]]:
+    """The bundle to ship, and notes on same-named files that differ between directories."""
+    for directory in directories:
+        read(directory)  # a missing directory is named before the runner is asked
+    validate_with_runner(directories)
+    files, conflicts = read_all(directories)
+    return pack(files), conflicts

@@ -1,20 +1,28 @@
-"""The migration Job: the runner, in the backend image, against the shipped migrations.
+"""The migration Job: the runner, in the backend image, against the app's migrations.
 
-Runs exactly when needed: the pod template carries the backend image and a checksum of
-every migration file, so a new backend image or any changed file replaces the Job (see
-components.jobs), and an unchanged stack leaves it alone.
+Which migrations (config `migrations.source`):
+- `image`: the copies inside the image the Job runs (`migrations.imageDirs`), so they
+  travel with backendImageTag; the program never sees them;
+- `configmap`: files of this checkout (`migrations.dirs`), shipped in ConfigMaps.
+
+The runner itself travels as a zipapp in a ConfigMap (components.runner_bundle) unless
+a dedicated `migrations.image` has it. The Job runs exactly when needed: its pod template
+carries the image, the runner's checksum and (configmap source) the migrations' checksum,
+so any change replaces the Job (see components.jobs), and an unchanged stack leaves it alone.
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import pulumi
 from pulumi_kubernetes.batch.v1 import Job, JobSpecArgs
 from pulumi_kubernetes.core.v1 import (
     ConfigMap,
     ConfigMapProjectionArgs,
+    ConfigMapVolumeSourceArgs,
     ContainerArgs,
     EnvVarArgs,
     LocalObjectReferenceArgs,
@@ -28,23 +36,28 @@ from pulumi_kubernetes.core.v1 import (
 )
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
+from components import runner_bundle
 from components.credentials import DatabaseCredentials
 from components.jobs import REPLACE_UNREADY, run_to_completion
 from components.migration_bundle import Bundle
+from components.runner_bundle import RunnerBundle
 from components.security import container_security, labels, pod_security
 from components.settings import Settings
 
 JOB_NAME = "db-migrations"
-CONFIGMAP_NAME = "db-migrations"
-MOUNT_PATH = "/migrations"  # first on the runner's search path
+CONFIGMAP_NAME = "db-migrations-files"
+RUNNER_CONFIGMAP = "db-migrations-runner"
+FILES_MOUNT = "/migrations"  # first on the runner's own search path
+DEFAULT_IMAGE_COMMAND = ("python", "-m", "runner")
 
 
 @dataclass(frozen=True)
 class MigrationArgs:
     namespace: pulumi.Input[str]
     settings: Settings
-    bundle: Bundle
     credentials: DatabaseCredentials
+    bundle: Optional[Bundle]  # the shipped files (configmap source), else None
+    runner: Optional[RunnerBundle]  # the zipapp, unless a dedicated image has the runner
     wait_for: Sequence[pulumi.Resource] = ()
 
 
@@ -58,92 +71,108 @@ class MigrationJob(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MigrationArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ideaforge:migrations:MigrationJob", name, None, opts)
-        settings, bundle = args.settings, args.bundle
+        settings = args.settings
         job_labels = labels("db-migration", "database")
+        child = pulumi.ResourceOptions(parent=self)
+        chunks = args.bundle.chunks if args.bundle else ()
         self.config_maps = [
             ConfigMap(
                 configmap_name(i),
                 metadata=ObjectMetaArgs(name=configmap_name(i), namespace=args.namespace, labels=job_labels),
                 data={f.name: f.text for f in chunk},
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=child,
             )
-            for i, chunk in enumerate(bundle.chunks)
+            for i, chunk in enumerate(chunks)
         ]
-        m = settings.migration
-        deadline = m.active_deadline_seconds
+        self.runner_config_map = None
+        if args.runner is not None:
+            self.runner_config_map = ConfigMap(
+                RUNNER_CONFIGMAP,
+                metadata=ObjectMetaArgs(name=RUNNER_CONFIGMAP, namespace=args.namespace, labels=job_labels),
+                binary_data={runner_bundle.FILE_NAME: base64.b64encode(args.runner.data).decode()},
+                opts=child,
+            )
+        m = settings.migrations
+        trigger = {"ideaforge.ai/image": settings.migration_image}
+        if args.runner is not None:
+            trigger["ideaforge.ai/runner-sha256"] = args.runner.checksum
+        if args.bundle is not None:
+            trigger["ideaforge.ai/migrations-sha256"] = args.bundle.checksum
+            trigger["ideaforge.ai/migrations-count"] = str(len(args.bundle.files))
+        volumes, mounts = self._volumes()
+        owned = [*self.config_maps, *([self.runner_config_map] if self.runner_config_map else [])]
         self.job = Job(
             JOB_NAME,
-            metadata=ObjectMetaArgs(
-                name=JOB_NAME,
-                namespace=args.namespace,
-                labels=job_labels,
-                annotations=REPLACE_UNREADY,
-            ),
+            metadata=ObjectMetaArgs(name=JOB_NAME, namespace=args.namespace, labels=job_labels,
+                                    annotations=REPLACE_UNREADY),
             spec=JobSpecArgs(
                 ttl_seconds_after_finished=m.ttl_seconds_after_finished,
                 backoff_limit=m.backoff_limit,
-                active_deadline_seconds=deadline,
+                active_deadline_seconds=m.active_deadline_seconds,
                 template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(
-                        labels=job_labels,
-                        annotations={
-                            "ideaforge.ai/migrations-checksum": bundle.checksum,
-                            "ideaforge.ai/migrations-count": str(len(bundle.files)),
-                        },
-                    ),
+                    metadata=ObjectMetaArgs(labels=job_labels, annotations=trigger),
                     spec=PodSpecArgs(
                         # Never: every failed attempt keeps its own pod and logs.
                         restart_policy="Never",
                         automount_service_account_token=False,
                         image_pull_secrets=_pull_secrets(settings),
-                        security_context=pod_security(settings.run_as_non_root, settings.run_as_user),
-                        containers=[self._container(args)],
-                        volumes=[self._volume()] if self.config_maps else None,
+                        security_context=pod_security(settings.backend.security),
+                        containers=[self._container(args, mounts)],
+                        volumes=volumes or None,
                     ),
                 ),
             ),
-            opts=run_to_completion(self, [*self.config_maps, *args.credentials.dependencies(), *args.wait_for], deadline),
+            opts=run_to_completion(self, [*owned, *args.credentials.dependencies(), *args.wait_for],
+                                   m.active_deadline_seconds),
         )
         self.job_name = self.job.metadata.name
-        self.register_outputs({"job_name": self.job_name, "migrations_checksum": bundle.checksum})
+        self.register_outputs({"job_name": self.job_name})
 
-    def _container(self, args: MigrationArgs) -> ContainerArgs:
-        settings, m, pg = args.settings, args.settings.migration, args.settings.postgres
+    def _volumes(self) -> tuple[list[VolumeArgs], list[VolumeMountArgs]]:
+        volumes, mounts = [], []
+        if self.config_maps:
+            volumes.append(VolumeArgs(name="migrations", projected=ProjectedVolumeSourceArgs(sources=[
+                VolumeProjectionArgs(config_map=ConfigMapProjectionArgs(name=configmap_name(i)))
+                for i in range(len(self.config_maps))
+            ])))
+            mounts.append(VolumeMountArgs(name="migrations", mount_path=FILES_MOUNT, read_only=True))
+        if self.runner_config_map is not None:
+            volumes.append(VolumeArgs(name="runner", config_map=ConfigMapVolumeSourceArgs(name=RUNNER_CONFIGMAP)))
+            mounts.append(VolumeMountArgs(name="runner", mount_path=runner_bundle.MOUNT_PATH, read_only=True))
+        return volumes, mounts
+
+    def _container(self, args: MigrationArgs, mounts: list[VolumeMountArgs]) -> ContainerArgs:
+        settings, m = args.settings, args.settings.migrations
+        directories = FILES_MOUNT if m.source == "configmap" else ":".join(m.image_dirs)
         env = [
-            *args.credentials.database_env(settings),
-            EnvVarArgs(name="MIGRATIONS_DIR", value=MOUNT_PATH),
+            *args.credentials.database_env(),
+            args.credentials.password_env(),
+            EnvVarArgs(name="MIGRATIONS_DIR", value=directories),
             EnvVarArgs(name="MIGRATION_LOCK_TIMEOUT", value=m.lock_timeout),
             EnvVarArgs(name="MIGRATION_STATEMENT_TIMEOUT", value=m.statement_timeout),
             # Half the deadline for another run's lock, so a stuck lock ends this attempt in time.
             EnvVarArgs(name="MIGRATION_WAIT_FOR_LOCK", value=str(max(10, m.active_deadline_seconds // 2))),
             EnvVarArgs(name="PYTHONUNBUFFERED", value="1"),
         ]
-        if pg.sslmode:
-            env.append(EnvVarArgs(name="POSTGRES_SSLMODE", value=pg.sslmode))
+        if settings.database.sslmode:
+            env.append(EnvVarArgs(name="POSTGRES_SSLMODE", value=settings.database.sslmode))
+        if args.runner is not None:
+            command = list(m.command or ("python", args.runner.path))
+        else:
+            command = list(m.command or DEFAULT_IMAGE_COMMAND)
         return ContainerArgs(
             name="migrate",
-            image=settings.images.migration,
-            command=list(m.command),
+            image=settings.migration_image,
+            command=command,
             env=env,
-            volume_mounts=[VolumeMountArgs(name="migrations", mount_path=MOUNT_PATH, read_only=True)] if self.config_maps else None,
+            volume_mounts=mounts or None,
             resources=ResourceRequirementsArgs(
                 requests={"cpu": "100m", "memory": "256Mi"}, limits={"cpu": "500m", "memory": "512Mi"}
             ),
             # The runner writes a summary to /dev/termination-log; without one, the log tail
             # becomes the termination message that Pulumi's error and kubectl describe show.
             termination_message_policy="FallbackToLogsOnError",
-            security_context=container_security(),
-        )
-
-    def _volume(self) -> VolumeArgs:
-        return VolumeArgs(
-            name="migrations",
-            projected=ProjectedVolumeSourceArgs(
-                sources=[
-                    VolumeProjectionArgs(config_map=ConfigMapProjectionArgs(name=configmap_name(i)))
-                    for i in range(len(self.config_maps))
-                ]
-            ),
+            security_context=container_security(settings.backend.security),
         )
 
 

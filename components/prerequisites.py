@@ -2,9 +2,9 @@
 
 Each is read from the cluster (`.get`), so a missing one stops `pulumi preview` with its
 namespace and name, instead of leaving pods in CreateContainerConfigError until Pulumi's
-await timeout halfway through `up`. pulumi-kubernetes keeps a read Secret's data as a
-Pulumi secret. Nothing is read when this stack creates the namespace (nothing can be in it
-yet).
+await timeout halfway through `up`. The keys the Jobs take from them are checked too.
+pulumi-kubernetes keeps a read Secret's data as a Pulumi secret. Nothing is read when this
+stack creates the namespace (nothing can be in it yet).
 """
 
 from __future__ import annotations
@@ -14,12 +14,25 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_kubernetes.core.v1 import ConfigMap, Secret
 
+from components.credentials import DATABASE_KEYS
 from components.settings import CREATED_SECRET, Settings
 
 
 @dataclass(frozen=True)
 class PrerequisitesArgs:
     settings: Settings
+
+
+class MissingKeys(pulumi.RunError):
+    pass
+
+
+def required_config_map_keys(settings: Settings) -> list[str]:
+    """The app ConfigMap keys the Jobs read (those the stack does not set itself)."""
+    keys = [key for field, key in DATABASE_KEYS if getattr(settings.database, field) is None]
+    if settings.redis.url is None:
+        keys.append("REDIS_URL")
+    return keys
 
 
 class Prerequisites(pulumi.ComponentResource):
@@ -29,12 +42,26 @@ class Prerequisites(pulumi.ComponentResource):
         self.read: list[pulumi.Resource] = []
         if not settings.create_namespace:
             namespace = settings.namespace
-            secrets = {settings.app_secret, settings.images.pull_secret} - {"", CREATED_SECRET}
-            for secret in sorted(secrets):
-                self.read.append(Secret.get(f"existing-secret-{secret}", f"{namespace}/{secret}",
-                                            opts=pulumi.ResourceOptions(parent=self)))
-            if settings.app_config_map:
-                self.read.append(ConfigMap.get(f"existing-configmap-{settings.app_config_map}",
-                                               f"{namespace}/{settings.app_config_map}",
-                                               opts=pulumi.ResourceOptions(parent=self)))
+            child = pulumi.ResourceOptions(parent=self)
+            for secret in sorted({settings.app.secret, settings.images.pull_secret} - {"", CREATED_SECRET}):
+                found = Secret.get(f"existing-secret-{secret}", f"{namespace}/{secret}", opts=child)
+                self.read.append(found)
+            if settings.app.config_map:
+                config_map = ConfigMap.get(f"existing-configmap-{settings.app.config_map}",
+                                           f"{namespace}/{settings.app.config_map}", opts=child)
+                wanted = required_config_map_keys(settings)
+                config_map.data.apply(lambda data: _check_keys(settings, data, wanted))
+                self.read.append(config_map)
         self.register_outputs({})
+
+
+def _check_keys(settings: Settings, data, wanted: list[str]) -> None:
+    if data is None:  # not known (a preview of objects yet to exist): nothing to check
+        return
+    missing = [key for key in wanted if key not in data]
+    if missing:
+        raise MissingKeys(
+            f"ConfigMap {settings.namespace}/{settings.app.config_map} has no {', '.join(missing)}, which the "
+            "migration and readiness Jobs read; add them there, or set them in the stack "
+            "(`pulumi config set --path database.host ...`)"
+        )

@@ -1,9 +1,9 @@
 """Readiness of Postgres and Redis: a protocol check (pg_isready, Redis PING), not an open port.
 
-The check runs in the cluster, as a Job, so it sees the same DNS and network as the
-backend; the services may be in the namespace or outside it (a managed database).
-The same probe script serves the backend's wait-for-postgres/wait-for-redis init
-containers, without a deadline there.
+The check runs in the cluster, as a Job, so it sees the same DNS, network and configuration
+(the app ConfigMap) as the backend; the services may be in the namespace or outside it (a
+managed database). The same probe script serves the backend's wait-for-postgres and
+wait-for-redis init containers, without a deadline there.
 """
 
 from __future__ import annotations
@@ -16,16 +16,15 @@ from pulumi_kubernetes.batch.v1 import Job, JobSpecArgs
 from pulumi_kubernetes.core.v1 import (
     ContainerArgs,
     EnvVarArgs,
-    EnvVarSourceArgs,
     PodSpecArgs,
     PodTemplateSpecArgs,
     ResourceRequirementsArgs,
-    SecretKeySelectorArgs,
 )
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
+from components.credentials import DatabaseCredentials
 from components.jobs import REPLACE_UNREADY, run_to_completion
-from components.security import labels, pod_security, probe_security
+from components.security import labels, probe_security, unprivileged_pod
 from components.settings import Settings
 
 # Shell loop shared by Job and init container. $CHECK is a command that succeeds when the
@@ -57,46 +56,41 @@ _PROBE_RESOURCES = ResourceRequirementsArgs(
 @dataclass(frozen=True)
 class Probe:
     service: str  # postgres | redis
-    target: str  # host:port, for messages
+    target: str  # what the messages call it; may use $(VAR) of `env`
     image: str
     check: str  # shell command; exit 0 when the service answers
     env: tuple[EnvVarArgs, ...]
     timeout_seconds: int
 
 
-def postgres_probe(settings: Settings) -> Probe:
-    pg = settings.postgres
+def postgres_probe(settings: Settings, credentials: DatabaseCredentials) -> Probe:
     return Probe(
         service="postgres",
-        target=f"{pg.host}:{pg.port}",
+        target="$(PGHOST):$(PGPORT)",
         image=settings.readiness.postgres_client_image,
         # pg_isready exits 0 only when the server accepts connections (not while starting up).
         check='pg_isready -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -d "$PGDATABASE" -t 5',
-        env=(
-            EnvVarArgs(name="PGHOST", value=pg.host),
-            EnvVarArgs(name="PGPORT", value=str(pg.port)),
-            EnvVarArgs(name="PGUSER", value=pg.user),
-            EnvVarArgs(name="PGDATABASE", value=pg.db),
-        ),
+        env=tuple(credentials.database_env(("PGHOST", "PGPORT", "PGUSER", "PGDATABASE"))),
         timeout_seconds=settings.readiness.postgres_timeout_seconds,
     )
 
 
-def redis_probe(settings: Settings, credentials_secret: str = "") -> Probe:
+def redis_probe(settings: Settings, credentials: DatabaseCredentials) -> Probe:
     redis = settings.redis
-    if redis.url is not None and credentials_secret:
-        check = '[ "$(redis-cli -u "$REDIS_URL" --no-auth-warning PING)" = PONG ]'
-        env = (EnvVarArgs(name="REDIS_URL", value_from=EnvVarSourceArgs(
-            secret_key_ref=SecretKeySelectorArgs(name=credentials_secret, key="REDIS_URL"))),)
-    else:
-        check = '[ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" PING)" = PONG ]'
-        env = (EnvVarArgs(name="REDIS_HOST", value=redis.host), EnvVarArgs(name="REDIS_PORT", value=str(redis.port)))
+    url = credentials.redis_url_source()
+    if url is not None:
+        # The URL may hold a password: the messages name where it comes from, not the URL.
+        where = "redisUrl" if redis.url is not None else f"REDIS_URL of ConfigMap {settings.app.config_map}"
+        return Probe(
+            service="redis", target=where, image=settings.readiness.redis_client_image,
+            check='[ "$(redis-cli -u "$REDIS_URL" --no-auth-warning PING)" = PONG ]',
+            env=(EnvVarArgs(name="REDIS_URL", value_from=url),),
+            timeout_seconds=settings.readiness.redis_timeout_seconds,
+        )
     return Probe(
-        service="redis",
-        target=f"{redis.host}:{redis.port}",
-        image=settings.readiness.redis_client_image,
-        check=check,
-        env=env,
+        service="redis", target=f"{redis.host}:{redis.port}", image=settings.readiness.redis_client_image,
+        check='[ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" PING)" = PONG ]',
+        env=(EnvVarArgs(name="REDIS_HOST", value=redis.host), EnvVarArgs(name="REDIS_PORT", value=str(redis.port))),
         timeout_seconds=settings.readiness.redis_timeout_seconds,
     )
 
@@ -157,7 +151,7 @@ class ReadinessCheck(pulumi.ComponentResource):
                     spec=PodSpecArgs(
                         restart_policy="Never",
                         automount_service_account_token=False,
-                        security_context=pod_security(True),
+                        security_context=unprivileged_pod(),
                         containers=[probe_container(probe, "check", wait_forever=False)],
                     ),
                 ),

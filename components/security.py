@@ -1,8 +1,12 @@
-"""Secure-by-default pod and container settings shared by every workload."""
+"""Pod and container security settings, per workload.
+
+The backend and frontend get what their configuration says (the app's images run as root
+today; README, "Hardening the images"). The Jobs this program owns outright (readiness
+checks, the seed) run unprivileged; the migration Job runs in the backend image, so it
+takes the backend's settings.
+"""
 
 from __future__ import annotations
-
-from typing import Optional
 
 from pulumi_kubernetes.core.v1 import (
     CapabilitiesArgs,
@@ -11,25 +15,30 @@ from pulumi_kubernetes.core.v1 import (
     SecurityContextArgs,
 )
 
+from components.settings import Security
+
 # Readiness and wait-for containers only run pg_isready / redis-cli: any unprivileged id works.
 NOBODY = 65534
 
 
-def pod_security(run_as_non_root: bool, run_as_user: Optional[int] = None) -> PodSecurityContextArgs:
+def pod_security(security: Security) -> PodSecurityContextArgs:
     return PodSecurityContextArgs(
-        run_as_non_root=run_as_non_root or None,
-        run_as_user=run_as_user,
+        run_as_non_root=security.run_as_non_root or None,
+        run_as_user=security.run_as_user,
         seccomp_profile=SeccompProfileArgs(type="RuntimeDefault"),
     )
 
 
-def container_security(run_as_user: Optional[int] = None) -> SecurityContextArgs:
+def container_security(security: Security) -> SecurityContextArgs:
     return SecurityContextArgs(
         allow_privilege_escalation=False,
-        capabilities=CapabilitiesArgs(drop=["ALL"]),
-        run_as_user=run_as_user,
-        run_as_non_root=True if run_as_user else None,
+        read_only_root_filesystem=security.read_only_root_filesystem or None,
+        capabilities=CapabilitiesArgs(drop=list(security.drop) or None, add=list(security.add) or None),
     )
+
+
+def unprivileged_pod() -> PodSecurityContextArgs:
+    return PodSecurityContextArgs(run_as_non_root=True, seccomp_profile=SeccompProfileArgs(type="RuntimeDefault"))
 
 
 def probe_security() -> SecurityContextArgs:
@@ -44,7 +53,8 @@ def probe_security() -> SecurityContextArgs:
 
 
 def labels(app: str, component: str) -> dict[str, str]:
-    """`app` keeps the selectors of the old manifests (kubectl ... -l app=db-migration)."""
+    """`app` and `component` keep the selectors and labels of the old manifests
+    (`kubectl ... -l app=db-migration`)."""
     return {
         "app": app,
         "component": component,
@@ -52,3 +62,9 @@ def labels(app: str, component: str) -> dict[str, str]:
         "app.kubernetes.io/part-of": "ideaforge-ai",
         "app.kubernetes.io/managed-by": "pulumi",
     }
+
+
+def take_over_annotations(take_over: bool) -> dict[str, str]:
+    """On the take-over `up`, Pulumi forces ownership of the fields it sets on objects that
+    `kubectl apply` created (server-side apply would otherwise stop on a field conflict)."""
+    return {"pulumi.com/patchForce": "true"} if take_over else {}

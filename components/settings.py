@@ -1,70 +1,28 @@
 """Stack configuration, read and validated in one place before any resource is made.
 
-Every key, its type and its default are listed in KEYS (Pulumi.yaml declares the same
-schema; a test keeps the two equal). All problems are collected and reported together,
-each with the `pulumi config set` that fixes it, so a bad stack fails at `pulumi preview`.
+Pulumi.yaml is the one source of keys, types and defaults: the defaults are read from it,
+and an object key set a field at a time (`pulumi config set --path backend.replicas 3`)
+is merged over its default. Every problem is collected and reported together, each with
+the `pulumi config set` that fixes it, so a bad stack fails at `pulumi preview`. Keys of
+the earlier flat layout fail with the commands that move them.
 """
 
 from __future__ import annotations
 
+import copy
+import difflib
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional, Protocol
 
 import pulumi
+import yaml
 
 PROJECT = "ideaforge-ai"
-
-# key -> (type, default); default None means the key must be set.
-KEYS: dict[str, tuple[str, Any]] = {
-    "namespace": ("string", None),
-    "createNamespace": ("boolean", False),
-    "imageRegistry": ("string", "ghcr.io/soumantrivedi/ideaforge-ai"),
-    "backendImageTag": ("string", None),
-    "frontendImageTag": ("string", None),
-    "imagePullSecret": ("string", "ghcr-secret"),
-    "appConfigMap": ("string", "ideaforge-ai-config"),
-    "appSecret": ("string", "ideaforge-ai-secrets"),
-    "postgresHost": ("string", "postgres-ha-primary"),
-    "postgresPort": ("integer", 5432),
-    "postgresUser": ("string", "postgres"),
-    "postgresDb": ("string", "ideaforge_ai"),
-    "postgresPasswordKey": ("string", "POSTGRES_PASSWORD"),
-    "postgresSslMode": ("string", ""),
-    "redisHost": ("string", "redis"),
-    "redisPort": ("integer", 6379),
-    "backendReplicas": ("integer", 2),
-    "backendPort": ("integer", 8000),
-    "backendHealthPath": ("string", "/health"),
-    "backendCpuRequest": ("string", "250m"),
-    "backendMemoryRequest": ("string", "512Mi"),
-    "backendCpuLimit": ("string", "1"),
-    "backendMemoryLimit": ("string", "1Gi"),
-    "frontendReplicas": ("integer", 2),
-    "frontendPort": ("integer", 3000),
-    "frontendHealthPath": ("string", "/"),
-    "frontendCpuRequest": ("string", "100m"),
-    "frontendMemoryRequest": ("string", "128Mi"),
-    "frontendCpuLimit": ("string", "500m"),
-    "frontendMemoryLimit": ("string", "256Mi"),
-    "runAsNonRoot": ("boolean", True),
-    "migrationsDir": ("string", "migrations"),
-    "migrationActiveDeadlineSeconds": ("integer", 600),
-    "migrationBackoffLimit": ("integer", 3),
-    "migrationTtlSecondsAfterFinished": ("integer", 3600),
-    "migrationCommand": ("array", ["python", "-m", "runner"]),
-    "migrationLockTimeout": ("string", "5s"),
-    "migrationStatementTimeout": ("string", "5min"),
-    "postgresReadyTimeoutSeconds": ("integer", 300),
-    "redisReadyTimeoutSeconds": ("integer", 300),
-    "postgresClientImage": ("string", "postgres:17-alpine"),
-    "redisClientImage": ("string", "redis:7-alpine"),
-    "localServices": ("boolean", False),
-}
-# Read and validated, but not declared in Pulumi.yaml: Pulumi makes a declared key without
-# a default mandatory, and these mean something by being absent.
-OPTIONAL_KEYS = ("postgresPassword", "redisUrl", "migrationImage", "runAsUser")
+PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
+SECRET_KEYS = ("postgresPassword", "redisUrl")
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -74,7 +32,32 @@ _IMAGE = re.compile(r"^[a-z0-9]+([._/:-][a-zA-Z0-9_.-]+)*(@sha256:[0-9a-f]{64})?
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 _DURATION = re.compile(r"^[0-9]+(\.[0-9]+)?\s*(us|ms|s|min|h|d)?$")
 _ENV_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_CAPABILITY = re.compile(r"^[A-Z_]+$")
 _SSL_MODES = ("", "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+# The flat keys of the earlier layout -> where each lives now.
+MOVED_KEYS = {
+    "appConfigMap": "app.configMap", "appSecret": "app.secret",
+    "postgresHost": "database.host", "postgresPort": "database.port", "postgresUser": "database.user",
+    "postgresDb": "database.name", "postgresPasswordKey": "database.passwordKey", "postgresSslMode": "database.sslMode",
+    "redisHost": "redis.host", "redisPort": "redis.port",
+    "backendReplicas": "backend.replicas", "backendPort": "backend.port", "backendHealthPath": "backend.healthPath",
+    "backendCpuRequest": "backend.resources.requests.cpu", "backendMemoryRequest": "backend.resources.requests.memory",
+    "backendCpuLimit": "backend.resources.limits.cpu", "backendMemoryLimit": "backend.resources.limits.memory",
+    "frontendReplicas": "frontend.replicas", "frontendPort": "frontend.port", "frontendHealthPath": "frontend.healthPath",
+    "frontendCpuRequest": "frontend.resources.requests.cpu", "frontendMemoryRequest": "frontend.resources.requests.memory",
+    "frontendCpuLimit": "frontend.resources.limits.cpu", "frontendMemoryLimit": "frontend.resources.limits.memory",
+    "runAsNonRoot": "backend.security.runAsNonRoot", "runAsUser": "backend.security.runAsUser",
+    "migrationsDir": "migrations.dirs[0]", "migrationImage": "migrations.image", "migrationCommand": "migrations.command",
+    "migrationActiveDeadlineSeconds": "migrations.activeDeadlineSeconds",
+    "migrationBackoffLimit": "migrations.backoffLimit",
+    "migrationTtlSecondsAfterFinished": "migrations.ttlSecondsAfterFinished",
+    "migrationLockTimeout": "migrations.lockTimeout", "migrationStatementTimeout": "migrations.statementTimeout",
+    "postgresReadyTimeoutSeconds": "readiness.postgresTimeoutSeconds",
+    "redisReadyTimeoutSeconds": "readiness.redisTimeoutSeconds",
+    "postgresClientImage": "readiness.postgresClientImage", "redisClientImage": "readiness.redisClientImage",
+    "localServices": "local.enabled",
+}
 
 
 class SettingsError(pulumi.RunError):
@@ -87,13 +70,15 @@ class ConfigSource(Protocol):
     def get_secret(self, key: str) -> Optional[pulumi.Output]: ...
 
 
+# -- the settings the components take ------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Images:
     registry: str
     backend_tag: str
     frontend_tag: str
     pull_secret: str  # "" for none
-    migration_override: str  # "" to run migrations in the backend image
 
     @property
     def backend(self) -> str:
@@ -103,19 +88,21 @@ class Images:
     def frontend(self) -> str:
         return f"{self.registry}/frontend:{self.frontend_tag}"
 
-    @property
-    def migration(self) -> str:
-        return self.migration_override or self.backend
+
+@dataclass(frozen=True)
+class App:
+    config_map: str  # "" for none
+    secret: str  # "" for none
 
 
 @dataclass(frozen=True)
-class Postgres:
-    host: str
-    port: int
-    user: str
-    db: str
-    password: Optional[pulumi.Output]  # a Pulumi secret, or None to use the existing Secret
-    password_secret: str  # Secret holding the password (existing, or created from `password`)
+class Database:
+    host: Optional[str]  # None: the app ConfigMap's POSTGRES_HOST
+    port: Optional[int]
+    user: Optional[str]
+    name: Optional[str]
+    password: Optional[pulumi.Output]  # a Pulumi secret, or None to use the app Secret
+    password_secret: str  # the Secret holding the password (the app's, or the one created from `password`)
     password_key: str
     sslmode: str
 
@@ -126,40 +113,58 @@ class Redis:
     port: int
     url: Optional[pulumi.Output]  # a Pulumi secret with credentials, or None
 
-    @property
-    def plain_url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
+
+@dataclass(frozen=True)
+class Probe:
+    initial_delay_seconds: int
+    period_seconds: int
+    timeout_seconds: int
+    failure_threshold: int
 
 
 @dataclass(frozen=True)
-class Resources:
-    cpu_request: str
-    memory_request: str
-    cpu_limit: str
-    memory_limit: str
-
-    def requests(self) -> dict[str, str]:
-        return {"cpu": self.cpu_request, "memory": self.memory_request}
-
-    def limits(self) -> dict[str, str]:
-        return {"cpu": self.cpu_limit, "memory": self.memory_limit}
+class Autoscaling:
+    enabled: bool
+    min: int
+    max: int
+    cpu_utilization: Optional[int]
+    memory_utilization: Optional[int]
+    behavior: Optional[dict]  # autoscaling/v2 behavior, as in the HPA manifest
 
 
 @dataclass(frozen=True)
-class App:
-    replicas: int
+class Security:
+    run_as_non_root: bool
+    run_as_user: Optional[int]
+    read_only_root_filesystem: bool
+    drop: tuple[str, ...]
+    add: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str  # backend | frontend: Deployment, Service and selector `app=<name>`
     port: int
+    replicas: int
     health_path: str
-    resources: Resources
+    requests: dict[str, str]
+    limits: dict[str, str]
+    readiness: Probe
+    liveness: Probe
+    autoscaling: Autoscaling
+    security: Security
 
 
 @dataclass(frozen=True)
-class Migration:
-    directory: str
+class Migrations:
+    source: str  # image | configmap
+    image_dirs: tuple[str, ...]
+    dirs: tuple[str, ...]
+    image: Optional[str]  # a dedicated image; None: the backend image
+    command: Optional[tuple[str, ...]]
     active_deadline_seconds: int
     backoff_limit: int
     ttl_seconds_after_finished: int
-    command: tuple[str, ...]
     lock_timeout: str
     statement_timeout: str
 
@@ -173,21 +178,51 @@ class Readiness:
 
 
 @dataclass(frozen=True)
+class Ingress:
+    enabled: bool
+    name: str
+    class_name: str
+    annotations: dict[str, str]
+    frontend_host: Optional[str]
+    backend_host: Optional[str]
+    tls_secret: Optional[str]
+
+
+@dataclass(frozen=True)
+class Seed:
+    enabled: bool
+    file: Optional[str]
+    skip_if_query: str
+
+
+@dataclass(frozen=True)
+class Local:
+    enabled: bool
+    postgres_image: str
+    redis_image: str
+    storage: str
+
+
+@dataclass(frozen=True)
 class Settings:
     namespace: str
     create_namespace: bool
+    take_over: bool
     images: Images
-    app_config_map: str
-    app_secret: str
-    postgres: Postgres
+    app: App
+    database: Database
     redis: Redis
-    backend: App
-    frontend: App
-    migration: Migration
+    backend: Workload
+    frontend: Workload
+    migrations: Migrations
     readiness: Readiness
-    run_as_non_root: bool
-    run_as_user: Optional[int]
-    local_services: bool
+    ingress: Ingress
+    seed: Seed
+    local: Local
+
+    @property
+    def migration_image(self) -> str:
+        return self.migrations.image or self.images.backend
 
 
 # The Secret the program creates when the password is given as a Pulumi secret.
@@ -195,161 +230,211 @@ CREATED_SECRET = "ideaforge-ai-credentials"
 LOCAL_DEFAULT_PASSWORD = "ideaforge-local-only"
 
 
+# -- reading ----------------------------------------------------------------------------------
+
+
+def project_schema(path: Path = PROJECT_FILE) -> dict[str, dict]:
+    """key -> {type, default, ...} as Pulumi.yaml declares them."""
+    return yaml.safe_load(path.read_text())["config"]
+
+
 class _Reader:
-    def __init__(self, source: ConfigSource):
+    def __init__(self, source: ConfigSource, schema: dict[str, dict]):
         self.source = source
+        self.schema = schema
         self.errors: list[str] = []
 
-    def fail(self, key: str, problem: str, example: str = "<value>") -> None:
-        self.errors.append(f"{key}: {problem}; fix with `pulumi config set {key} {example}`")
+    def fail(self, path: str, problem: str, example: Any = "<value>") -> None:
+        shown = json.dumps(example) if not isinstance(example, str) else example
+        flag = " --path" if "." in path or "[" in path else ""
+        self.errors.append(f"{path}: {problem}; fix with `pulumi config set{flag} {path} {shown}`")
 
-    def raw(self, key: str) -> Any:
-        kind, default = KEYS[key]
-        value = self.source.get(key)
-        if value is None:
-            return default
+    def top(self, key: str) -> Any:
+        """A top-level key: the stack's value (parsed to its declared type) or the default."""
+        declared = self.schema[key]
+        raw = self.source.get(key)
+        if raw is None:
+            return copy.deepcopy(declared.get("default"))
+        kind = declared["type"]
+        if kind == "object":
+            try:
+                value = json.loads(raw) if isinstance(raw, str) else raw
+            except json.JSONDecodeError:
+                value = None
+            if not isinstance(value, dict):
+                self.fail(key, "must be an object", "--path " + key + ".<field> <value>")
+                return copy.deepcopy(declared.get("default"))
+            return self._merge(key, copy.deepcopy(declared.get("default") or {}), value)
+        if kind == "boolean":
+            text = str(raw).strip().lower()
+            if text not in ("true", "false"):
+                self.fail(key, f"{raw!r} is not true or false", "true")
+                return declared.get("default", False)
+            return text == "true"
         if kind == "integer":
             try:
-                return int(str(value).strip())
+                return int(str(raw).strip())
             except ValueError:
-                self.fail(key, f"{value!r} is not a whole number")
-                return default
-        if kind == "boolean":
-            text = str(value).strip().lower()
-            if text not in ("true", "false"):
-                self.fail(key, f"{value!r} is not true or false", "true")
-                return default
-            return text == "true"
-        if kind == "array":
-            try:
-                parsed = json.loads(value) if isinstance(value, str) else value
-            except json.JSONDecodeError:
-                parsed = None
-            if not isinstance(parsed, list) or not parsed or not all(isinstance(i, str) and i for i in parsed):
-                self.fail(key, "must be a non-empty list of strings", "--path '[0]' python")
-                return default
-            return parsed
-        return value.strip()
+                self.fail(key, f"{raw!r} is not a whole number")
+                return declared.get("default")
+        return str(raw).strip()
 
-    def required(self, key: str, example: str) -> str:
-        value = self.raw(key)
-        if value is None or value == "":
-            self.fail(key, "is not set", example)
-            return ""
-        return value
+    def _merge(self, path: str, default: dict, given: dict) -> dict:
+        """`given` over `default`, field by field; a field the default does not have is a typo."""
+        for name, value in given.items():
+            where = f"{path}.{name}"
+            if name not in default:
+                near = difflib.get_close_matches(name, list(default), n=1)
+                hint = f" (did you mean {path}.{near[0]}?)" if near else f" (known: {', '.join(default)})"
+                self.errors.append(f"{where}: is not a setting{hint}; remove it with `pulumi config rm --path {where}`")
+                continue
+            if isinstance(default[name], dict) and isinstance(value, dict) and not _is_free_form(where):
+                default[name] = self._merge(where, default[name], value)
+            else:
+                default[name] = value
+        return default
 
-    def integer(self, key: str, minimum: int, maximum: int = 2**31 - 1) -> int:
-        value = self.raw(key)
+
+def _is_free_form(path: str) -> bool:
+    """Objects whose keys are the user's own, not settings of ours."""
+    return path.endswith(".annotations") or path.endswith(".behavior")
+
+
+class _Section:
+    """Typed access to the fields of one object key, with errors that name the field's path."""
+
+    def __init__(self, read: _Reader, path: str, values: dict):
+        self.read, self.path, self.values = read, path, values
+
+    def sub(self, name: str) -> "_Section":
+        value = self.values.get(name)
+        return _Section(self.read, f"{self.path}.{name}", value if isinstance(value, dict) else {})
+
+    def _get(self, name: str) -> Any:
+        return self.values.get(name)
+
+    def integer(self, name: str, minimum: int, maximum: int = 2**31 - 1, optional: bool = False) -> Optional[int]:
+        value = self._get(name)
+        if value is None and optional:
+            return None
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.read.fail(f"{self.path}.{name}", f"{value!r} is not a whole number", minimum)
+            return minimum
         if not minimum <= value <= maximum:
-            self.fail(key, f"{value} is outside {minimum}..{maximum}", str(KEYS[key][1]))
+            self.read.fail(f"{self.path}.{name}", f"{value} is outside {minimum}..{maximum}", minimum)
         return value
 
-    def matching(self, key: str, pattern: re.Pattern, what: str, example: str, allow_empty: bool = False) -> str:
-        value = self.raw(key)
+    def boolean(self, name: str) -> bool:
+        value = self._get(name)
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            self.read.fail(f"{self.path}.{name}", f"{value!r} is not true or false", True)
+            return False
+        return value
+
+    def string(self, name: str, pattern: Optional[re.Pattern] = None, what: str = "", example: str = "<value>",
+               optional: bool = False, allow_empty: bool = False) -> Optional[str]:
+        value = self._get(name)
+        if value is None and optional:
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            self.read.fail(f"{self.path}.{name}", f"{value!r} is not a string", example)
+            return ""
+        value = value.strip()
         if value == "" and allow_empty:
             return value
-        if not pattern.match(value or ""):
-            self.fail(key, f"{value!r} is not {what}", example)
+        if pattern is not None and not pattern.match(value):
+            self.read.fail(f"{self.path}.{name}", f"{value!r} is not {what}", example)
         return value
 
-    def name(self, key: str, allow_empty: bool = False, label: bool = False) -> str:
-        value = self.raw(key)
-        if value == "" and allow_empty:
-            return value
-        pattern, limit = (_DNS_LABEL, 63) if label else (_DNS_SUBDOMAIN, 253)
-        if not pattern.match(value) or len(value) > limit:
-            kind = "DNS-1123 label" if label else "DNS-1123 subdomain"
-            self.fail(
-                key,
-                f"{value!r} is not a valid Kubernetes name ({kind}: lower-case letters, digits and '-', "
-                f"at most {limit} characters)",
-                "my-name",
-            )
-        return value
+    def strings(self, name: str, pattern: Optional[re.Pattern] = None, what: str = "", example: Any = (),
+                allow_empty_list: bool = True) -> tuple[str, ...]:
+        value = self._get(name)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value) or \
+                (not value and not allow_empty_list):
+            self.read.fail(f"{self.path}.{name}", "must be a list of non-empty strings", list(example))
+            return tuple(example)
+        for item in value:
+            if pattern is not None and not pattern.match(item):
+                self.read.fail(f"{self.path}.{name}", f"{item!r} is not {what}", list(example))
+        return tuple(value)
+
+    def mapping(self, name: str) -> dict[str, str]:
+        value = self._get(name) or {}
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            self.read.fail(f"{self.path}.{name}", "must be an object of strings", {"key": "value"})
+            return {}
+        return dict(value)
 
 
-def load(source: ConfigSource) -> Settings:
-    read = _Reader(source)
-    namespace = read.required("namespace", "20890-ideaforge-ai-dev-58a50")
-    if namespace and (not _DNS_LABEL.match(namespace) or len(namespace) > 63):
+def _name(section: _Section, field: str, label: bool = False, allow_empty: bool = False) -> str:
+    pattern = _DNS_LABEL if label else _DNS_SUBDOMAIN
+    value = section.string(field, allow_empty=allow_empty)
+    if value and (not pattern.match(value) or len(value) > (63 if label else 253)):
+        section.read.fail(f"{section.path}.{field}", f"{value!r} is not a valid Kubernetes name (lower-case "
+                          "letters, digits and '-')", "my-name")
+    return value or ""
+
+
+def load(source: ConfigSource, schema: Optional[dict[str, dict]] = None) -> Settings:
+    schema = schema if schema is not None else project_schema()
+    read = _Reader(source, schema)
+    _refuse_moved_keys(read, source)
+
+    namespace = read.top("namespace") or ""
+    if not namespace:
+        read.fail("namespace", "is not set", "20890-ideaforge-ai-dev-58a50")
+    elif not _DNS_LABEL.match(namespace) or len(namespace) > 63:
         read.fail("namespace", f"{namespace!r} is not a valid namespace name (DNS-1123 label: lower-case "
                   "letters, digits and '-', at most 63 characters)", "my-namespace")
-    backend_tag = read.required("backendImageTag", "672425b")
-    frontend_tag = read.required("frontendImageTag", "672425b")
-    for key, tag in (("backendImageTag", backend_tag), ("frontendImageTag", frontend_tag)):
-        if tag and not _IMAGE_TAG.match(tag):
+    tags = {}
+    for key in ("backendImageTag", "frontendImageTag"):
+        tag = read.top(key) or ""
+        if not tag:
+            read.fail(key, "is not set", "672425b")
+        elif not _IMAGE_TAG.match(tag):
             read.fail(key, f"{tag!r} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128)", "672425b")
-    migration_image = (source.get("migrationImage") or "").strip()
-    if migration_image and not _IMAGE.match(migration_image):
-        read.fail("migrationImage", f"{migration_image!r} is not an image reference", "registry/migrations:tag")
-    images = Images(
-        registry=read.matching("imageRegistry", _REGISTRY, "a registry path", "ghcr.io/org/app"),
-        backend_tag=backend_tag,
-        frontend_tag=frontend_tag,
-        pull_secret=read.name("imagePullSecret", allow_empty=True),
-        migration_override=migration_image,
-    )
-    password = source.get_secret("postgresPassword")
-    local_services = read.raw("localServices")
-    if password is None and local_services:
-        # The in-namespace Postgres of a laptop cluster is created with this password;
-        # it stays a Pulumi secret. Real stacks set postgresPassword or appSecret.
-        password = pulumi.Output.secret(LOCAL_DEFAULT_PASSWORD)
-    app_secret = read.name("appSecret", allow_empty=True)
-    if password is None and not app_secret:
-        read.fail("appSecret", "is empty and postgresPassword is not set, so there is no database password",
-                  "ideaforge-ai-secrets` or `pulumi config set --secret postgresPassword <password>")
-    password_key = read.matching("postgresPasswordKey", _ENV_KEY, "a valid Secret key", "POSTGRES_PASSWORD")
-    postgres = Postgres(
-        host=read.required("postgresHost", "postgres-ha-primary"),
-        port=read.integer("postgresPort", 1, 65535),
-        user=read.required("postgresUser", "postgres"),
-        db=read.required("postgresDb", "ideaforge_ai"),
-        password=password,
-        password_secret=CREATED_SECRET if password is not None else app_secret,
-        password_key=password_key,
-        sslmode=read.raw("postgresSslMode"),
-    )
-    if postgres.sslmode not in _SSL_MODES:
-        read.fail("postgresSslMode", f"{postgres.sslmode!r} is not one of {', '.join(m for m in _SSL_MODES if m)}", "require")
-    redis = Redis(
-        host=read.required("redisHost", "redis"),
-        port=read.integer("redisPort", 1, 65535),
-        url=source.get_secret("redisUrl"),
-    )
+        tags[key] = tag
+    registry = read.top("imageRegistry")
+    if not _REGISTRY.match(registry or ""):
+        read.fail("imageRegistry", f"{registry!r} is not a registry path", "ghcr.io/org/app")
+    pull_secret = read.top("imagePullSecret")
+    if pull_secret and not _DNS_SUBDOMAIN.match(pull_secret):
+        read.fail("imagePullSecret", f"{pull_secret!r} is not a valid Secret name", "ghcr-secret")
+    images = Images(registry, tags["backendImageTag"], tags["frontendImageTag"], pull_secret)
+
+    app_section = _Section(read, "app", read.top("app"))
+    app = App(config_map=_name(app_section, "configMap", allow_empty=True),
+              secret=_name(app_section, "secret", allow_empty=True))
+    local = _local(_Section(read, "local", read.top("local")))
+    database = _database(read, source, _Section(read, "database", read.top("database")), app, local)
+    redis_section = _Section(read, "redis", read.top("redis"))
+    redis = Redis(redis_section.string("host", _DNS_SUBDOMAIN, "a host name", "redis"),
+                  redis_section.integer("port", 1, 65535), source.get_secret("redisUrl"))
+
     settings = Settings(
         namespace=namespace,
-        create_namespace=read.raw("createNamespace"),
+        create_namespace=read.top("createNamespace"),
+        take_over=read.top("takeOver"),
         images=images,
-        app_config_map=read.name("appConfigMap", allow_empty=True),
-        app_secret=app_secret,
-        postgres=postgres,
+        app=app,
+        database=database,
         redis=redis,
-        backend=_app(read, "backend"),
-        frontend=_app(read, "frontend"),
-        migration=Migration(
-            directory=read.required("migrationsDir", "migrations"),
-            active_deadline_seconds=read.integer("migrationActiveDeadlineSeconds", 30, 86400),
-            backoff_limit=read.integer("migrationBackoffLimit", 0, 20),
-            ttl_seconds_after_finished=read.integer("migrationTtlSecondsAfterFinished", 60, 7 * 86400),
-            command=tuple(read.raw("migrationCommand")),
-            lock_timeout=read.matching("migrationLockTimeout", _DURATION, "a PostgreSQL duration", "5s"),
-            statement_timeout=read.matching("migrationStatementTimeout", _DURATION, "a PostgreSQL duration", "5min"),
-        ),
-        readiness=Readiness(
-            postgres_timeout_seconds=read.integer("postgresReadyTimeoutSeconds", 5, 3600),
-            redis_timeout_seconds=read.integer("redisReadyTimeoutSeconds", 5, 3600),
-            postgres_client_image=read.matching("postgresClientImage", _IMAGE, "an image reference", "postgres:17-alpine"),
-            redis_client_image=read.matching("redisClientImage", _IMAGE, "an image reference", "redis:7-alpine"),
-        ),
-        run_as_non_root=read.raw("runAsNonRoot"),
-        run_as_user=_optional_uid(read, source.get("runAsUser")),
-        local_services=local_services,
+        backend=_workload(_Section(read, "backend", read.top("backend")), "backend"),
+        frontend=_workload(_Section(read, "frontend", read.top("frontend")), "frontend"),
+        migrations=_migrations(_Section(read, "migrations", read.top("migrations"))),
+        readiness=_readiness(_Section(read, "readiness", read.top("readiness"))),
+        ingress=_ingress(_Section(read, "ingress", read.top("ingress"))),
+        seed=_seed(_Section(read, "seed", read.top("seed"))),
+        local=local,
     )
-    if local_services:
-        for key, host in (("postgresHost", postgres.host), ("redisHost", redis.host)):
-            if not _DNS_LABEL.match(host):
-                read.fail(key, f"{host!r} must be a Service name when localServices is true", "postgres")
+    if settings.seed.enabled and settings.database.password is None and not app.secret:
+        read.fail("seed.enabled", "needs the database password: set app.secret or postgresPassword", False)
     if read.errors:
         raise SettingsError(
             "the stack configuration has problems; nothing was changed:\n" + "\n".join(f"  - {e}" for e in read.errors)
@@ -357,27 +442,163 @@ def load(source: ConfigSource) -> Settings:
     return settings
 
 
-def _app(read: _Reader, prefix: str) -> App:
-    return App(
-        replicas=read.integer(f"{prefix}Replicas", 0, 100),
-        port=read.integer(f"{prefix}Port", 1, 65535),
-        health_path=read.matching(f"{prefix}HealthPath", re.compile(r"^/\S*$"), "an absolute HTTP path", "/health"),
-        resources=Resources(
-            cpu_request=read.matching(f"{prefix}CpuRequest", _QUANTITY, "a CPU quantity", "250m"),
-            memory_request=read.matching(f"{prefix}MemoryRequest", _QUANTITY, "a memory quantity", "512Mi"),
-            cpu_limit=read.matching(f"{prefix}CpuLimit", _QUANTITY, "a CPU quantity", "1"),
-            memory_limit=read.matching(f"{prefix}MemoryLimit", _QUANTITY, "a memory quantity", "1Gi"),
+def _refuse_moved_keys(read: _Reader, source: ConfigSource) -> None:
+    for old, new in MOVED_KEYS.items():
+        value = source.get(old)
+        if value is None:
+            continue
+        commands = [f"pulumi config rm {old}", f"pulumi config set --path {new} {_shell(value)}"]
+        if old == "migrationsDir":
+            commands.append("pulumi config set --path migrations.source configmap")
+        if old in ("runAsNonRoot", "runAsUser"):
+            commands.append(f"pulumi config set --path {new.replace('backend', 'frontend')} {_shell(value)}")
+        read.errors.append(f"{old}: this key moved to {new.replace('[0]', '')}; run `{' && '.join(commands)}`")
+
+
+def _shell(value: str) -> str:
+    return value if re.match(r"^[-\w.:/@]+$", value) else "'" + value.replace("'", "'\\''") + "'"
+
+
+def _local(s: _Section) -> Local:
+    return Local(
+        enabled=s.boolean("enabled"),
+        postgres_image=s.string("postgresImage", _IMAGE, "an image reference", "pgvector/pgvector:pg17"),
+        redis_image=s.string("redisImage", _IMAGE, "an image reference", "redis:7-alpine"),
+        storage=s.string("storage", _QUANTITY, "a storage quantity", "1Gi"),
+    )
+
+
+def _database(read: _Reader, source: ConfigSource, s: _Section, app: App, local: Local) -> Database:
+    host = s.string("host", _DNS_SUBDOMAIN, "a host name", "postgres-ha-primary", optional=True)
+    user = s.string("user", optional=True)
+    name = s.string("name", optional=True)
+    port = s.integer("port", 1, 65535, optional=True)
+    if not app.config_map:
+        for field, value, example in (("host", host, "postgres"), ("port", port, 5432), ("user", user, "postgres"),
+                                      ("name", name, "ideaforge")):
+            if value is None:
+                read.fail(f"database.{field}", "is not set, and there is no app ConfigMap (app.configMap) to read "
+                          "it from", example)
+    password = source.get_secret("postgresPassword")
+    if password is None and local.enabled:
+        # The in-namespace Postgres of a laptop cluster is created with this password;
+        # it stays a Pulumi secret. Real stacks keep it in the app Secret or set postgresPassword.
+        password = pulumi.Output.secret(LOCAL_DEFAULT_PASSWORD)
+    if password is None and not app.secret:
+        read.fail("app.secret", "is empty and postgresPassword is not set, so there is no database password",
+                  "ideaforge-ai-secrets` or `pulumi config set --secret postgresPassword <password>")
+    sslmode = s.string("sslMode", allow_empty=True) or ""
+    if sslmode not in _SSL_MODES:
+        read.fail("database.sslMode", f"{sslmode!r} is not one of {', '.join(m for m in _SSL_MODES if m)}", "require")
+    return Database(
+        host=host, port=port, user=user, name=name, password=password,
+        password_secret=CREATED_SECRET if password is not None else app.secret,
+        password_key=s.string("passwordKey", _ENV_KEY, "a valid Secret key", "POSTGRES_PASSWORD"),
+        sslmode=sslmode,
+    )
+
+
+def _probe(s: _Section) -> Probe:
+    return Probe(
+        initial_delay_seconds=s.integer("initialDelaySeconds", 0, 3600),
+        period_seconds=s.integer("periodSeconds", 1, 3600),
+        timeout_seconds=s.integer("timeoutSeconds", 1, 3600),
+        failure_threshold=s.integer("failureThreshold", 1, 100),
+    )
+
+
+def _workload(s: _Section, name: str) -> Workload:
+    scaling = s.sub("autoscaling")
+    autoscaling = Autoscaling(
+        enabled=scaling.boolean("enabled"),
+        min=scaling.integer("min", 1, 1000),
+        max=scaling.integer("max", 1, 1000),
+        cpu_utilization=scaling.integer("cpuUtilization", 1, 1000, optional=True),
+        memory_utilization=scaling.integer("memoryUtilization", 1, 1000, optional=True),
+        behavior=scaling.values.get("behavior") or None,
+    )
+    if autoscaling.max < autoscaling.min:
+        s.read.fail(f"{s.path}.autoscaling.max", f"{autoscaling.max} is below {s.path}.autoscaling.min "
+                    f"({autoscaling.min})", autoscaling.min)
+    if autoscaling.enabled and autoscaling.cpu_utilization is None and autoscaling.memory_utilization is None:
+        s.read.fail(f"{s.path}.autoscaling.cpuUtilization", "an autoscaler needs a CPU or memory target", 60)
+    security = s.sub("security")
+    capabilities = security.sub("capabilities")
+    resources = s.sub("resources")
+    return Workload(
+        name=name,
+        port=s.integer("port", 1, 65535),
+        replicas=s.integer("replicas", 0, 1000),
+        health_path=s.string("healthPath", re.compile(r"^/\S*$"), "an absolute HTTP path", "/health"),
+        requests=_quantities(resources.sub("requests")),
+        limits=_quantities(resources.sub("limits")),
+        readiness=_probe(s.sub("readinessProbe")),
+        liveness=_probe(s.sub("livenessProbe")),
+        autoscaling=autoscaling,
+        security=Security(
+            run_as_non_root=security.boolean("runAsNonRoot"),
+            run_as_user=security.integer("runAsUser", 0, 2**31 - 1, optional=True),
+            read_only_root_filesystem=security.boolean("readOnlyRootFilesystem"),
+            drop=capabilities.strings("drop", _CAPABILITY, "a capability name", ["ALL"]),
+            add=capabilities.strings("add", _CAPABILITY, "a capability name", []),
         ),
     )
 
 
-def _optional_uid(read: _Reader, value: Optional[str]) -> Optional[int]:
-    if value is None or value.strip() == "":
-        return None
-    if not value.strip().isdigit():
-        read.fail("runAsUser", f"{value!r} is not a numeric user id", "10001")
-        return None
-    return int(value)
+def _quantities(s: _Section) -> dict[str, str]:
+    return {key: s.string(key, _QUANTITY, f"a {key} quantity", "1") for key in ("cpu", "memory")}
+
+
+def _migrations(s: _Section) -> Migrations:
+    source = s.string("source")
+    if source not in ("image", "configmap"):
+        s.read.fail("migrations.source", f"{source!r} is not image or configmap", "image")
+    image = s.string("image", _IMAGE, "an image reference", "registry/migrations:tag", optional=True)
+    command = s.values.get("command")
+    if command is not None:
+        command = s.strings("command", example=["python", "-m", "runner"], allow_empty_list=False)
+    return Migrations(
+        source=source,
+        image_dirs=s.strings("imageDirs", re.compile(r"^/"), "an absolute path", ["/app/migrations"],
+                             allow_empty_list=False),
+        dirs=s.strings("dirs", example=["migrations"], allow_empty_list=False),
+        image=image,
+        command=tuple(command) if command is not None else None,
+        active_deadline_seconds=s.integer("activeDeadlineSeconds", 30, 86400),
+        backoff_limit=s.integer("backoffLimit", 0, 20),
+        ttl_seconds_after_finished=s.integer("ttlSecondsAfterFinished", 60, 7 * 86400),
+        lock_timeout=s.string("lockTimeout", _DURATION, "a PostgreSQL duration", "5s"),
+        statement_timeout=s.string("statementTimeout", _DURATION, "a PostgreSQL duration", "5min"),
+    )
+
+
+def _readiness(s: _Section) -> Readiness:
+    return Readiness(
+        postgres_timeout_seconds=s.integer("postgresTimeoutSeconds", 5, 3600),
+        redis_timeout_seconds=s.integer("redisTimeoutSeconds", 5, 3600),
+        postgres_client_image=s.string("postgresClientImage", _IMAGE, "an image reference", "postgres:17-alpine"),
+        redis_client_image=s.string("redisClientImage", _IMAGE, "an image reference", "redis:7-alpine"),
+    )
+
+
+def _ingress(s: _Section) -> Ingress:
+    return Ingress(
+        enabled=s.boolean("enabled"),
+        name=_name(s, "name"),
+        class_name=_name(s, "className", allow_empty=True),
+        annotations=s.mapping("annotations"),
+        frontend_host=s.string("frontendHost", _DNS_SUBDOMAIN, "a host name", "app.example.com", optional=True),
+        backend_host=s.string("backendHost", _DNS_SUBDOMAIN, "a host name", "api.example.com", optional=True),
+        tls_secret=s.string("tlsSecret", _DNS_SUBDOMAIN, "a Secret name", "ideaforge-ai-tls", optional=True),
+    )
+
+
+def _seed(s: _Section) -> Seed:
+    seed = Seed(enabled=s.boolean("enabled"), file=s.string("file", optional=True),
+                skip_if_query=s.string("skipIfQuery", allow_empty=True) or "")
+    if seed.enabled and not seed.file:
+        s.read.fail("seed.file", "is not set, and seed.enabled is true", "../ideaforge-ai/init-db/seed_sample_data.sql")
+    return seed
 
 
 def from_stack() -> Settings:

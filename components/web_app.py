@@ -1,12 +1,27 @@
-"""A web workload: a Deployment and its Service (backend and frontend)."""
+"""A web workload: its Deployment, Service and HorizontalPodAutoscaler (backend, frontend).
+
+With autoscaling on, the Deployment does not set `replicas`: the autoscaler owns that
+field, and a program that also set it would fight the autoscaler on every `up` (a
+server-side apply conflict, pulumi-kubernetes #2491). The pod template keeps the old
+manifests' labels (`app`, `component`) and selector, so taking over a running Deployment
+does not change its selector, and the old `kubectl -l app=backend` commands keep working.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Sequence
 
 import pulumi
 from pulumi_kubernetes.apps.v1 import Deployment, DeploymentSpecArgs
+from pulumi_kubernetes.autoscaling.v2 import (
+    CrossVersionObjectReferenceArgs,
+    HorizontalPodAutoscaler,
+    HorizontalPodAutoscalerSpecArgs,
+    MetricSpecArgs,
+    MetricTargetArgs,
+    ResourceMetricSourceArgs,
+)
 from pulumi_kubernetes.core.v1 import (
     ConfigMapEnvSourceArgs,
     ContainerArgs,
@@ -26,22 +41,23 @@ from pulumi_kubernetes.core.v1 import (
 )
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 
-from components.security import container_security, labels, pod_security
-from components.settings import App
+from components.security import container_security, labels, pod_security, take_over_annotations
+from components.settings import Probe, Workload
+
+COMPONENT = {"backend": "api", "frontend": "web"}  # the old manifests' `component` labels
 
 
 @dataclass(frozen=True)
 class WebAppArgs:
     namespace: pulumi.Input[str]
     image: str
-    app: App
-    run_as_non_root: bool
-    run_as_user: Optional[int] = None
+    workload: Workload
     pull_secret: str = ""
+    config_map_env: str = ""  # envFrom the app ConfigMap
+    secret_env: str = ""  # envFrom the app Secret
     env: Sequence[EnvVarArgs] = ()
-    config_map_env: str = ""  # envFrom an existing ConfigMap
-    secret_env: str = ""  # envFrom an existing Secret
     init_containers: Sequence[ContainerArgs] = ()
+    take_over: bool = False
     # What must be complete before the Deployment is created or updated (on the Deployment
     # itself: a component's own depends_on does not reach its children).
     depends_on: Sequence[pulumi.Resource] = ()
@@ -53,37 +69,39 @@ class WebApp(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: WebAppArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ideaforge:apps:WebApp", name, None, opts)
-        app_labels = labels(name, "web")
-        selector = {"app": name}
+        w = args.workload
+        component = COMPONENT.get(name, "web")
+        metadata_labels = labels(name, component)
+        template_labels = {"app": name, "component": component}
+        annotations = take_over_annotations(args.take_over) or None
         env_from = []
         if args.config_map_env:
             env_from.append(EnvFromSourceArgs(config_map_ref=ConfigMapEnvSourceArgs(name=args.config_map_env)))
         if args.secret_env:
             env_from.append(EnvFromSourceArgs(secret_ref=SecretEnvSourceArgs(name=args.secret_env)))
-        http = HTTPGetActionArgs(path=args.app.health_path, port="http")
         container = ContainerArgs(
             name=name,
             image=args.image,
-            ports=[ContainerPortArgs(name="http", container_port=args.app.port)],
+            ports=[ContainerPortArgs(name="http", container_port=w.port, protocol="TCP")],
             env=list(args.env) or None,
             env_from=env_from or None,
-            resources=ResourceRequirementsArgs(requests=args.app.resources.requests(), limits=args.app.resources.limits()),
-            readiness_probe=ProbeArgs(http_get=http, period_seconds=10, failure_threshold=3),
-            liveness_probe=ProbeArgs(http_get=http, initial_delay_seconds=30, period_seconds=20, failure_threshold=3),
-            security_context=container_security(),
+            resources=ResourceRequirementsArgs(requests=w.requests, limits=w.limits),
+            readiness_probe=_probe(w.readiness, w),
+            liveness_probe=_probe(w.liveness, w),
+            security_context=container_security(w.security),
         )
         self.deployment = Deployment(
             name,
-            metadata=ObjectMetaArgs(name=name, namespace=args.namespace, labels=app_labels),
+            metadata=ObjectMetaArgs(name=name, namespace=args.namespace, labels=metadata_labels,
+                                    annotations=annotations),
             spec=DeploymentSpecArgs(
-                replicas=args.app.replicas,
-                selector=LabelSelectorArgs(match_labels=selector),
+                replicas=None if w.autoscaling.enabled else w.replicas,
+                selector=LabelSelectorArgs(match_labels={"app": name}),
                 template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels=app_labels),
+                    metadata=ObjectMetaArgs(labels=template_labels),
                     spec=PodSpecArgs(
-                        automount_service_account_token=False,
                         image_pull_secrets=[LocalObjectReferenceArgs(name=args.pull_secret)] if args.pull_secret else None,
-                        security_context=pod_security(args.run_as_non_root, args.run_as_user),
+                        security_context=pod_security(w.security),
                         init_containers=list(args.init_containers) or None,
                         containers=[container],
                     ),
@@ -93,12 +111,49 @@ class WebApp(pulumi.ComponentResource):
         )
         self.service = Service(
             name,
-            metadata=ObjectMetaArgs(name=name, namespace=args.namespace, labels=app_labels),
+            metadata=ObjectMetaArgs(name=name, namespace=args.namespace, labels=metadata_labels,
+                                    annotations=annotations),
             spec=ServiceSpecArgs(
-                selector=selector,
-                ports=[ServicePortArgs(name="http", port=args.app.port, target_port="http")],
+                type="ClusterIP",
+                selector={"app": name},
+                ports=[ServicePortArgs(name="http", port=w.port, target_port=w.port, protocol="TCP")],
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
         )
+        self.autoscaler = None
+        if w.autoscaling.enabled:
+            self.autoscaler = self._autoscaler(name, args, metadata_labels, annotations)
         self.service_name = self.service.metadata.name
         self.register_outputs({"service_name": self.service_name})
+
+    def _autoscaler(self, name: str, args: WebAppArgs, metadata_labels: dict, annotations) -> HorizontalPodAutoscaler:
+        scaling = args.workload.autoscaling
+        metrics = [
+            MetricSpecArgs(type="Resource", resource=ResourceMetricSourceArgs(
+                name=resource, target=MetricTargetArgs(type="Utilization", average_utilization=target)))
+            for resource, target in (("cpu", scaling.cpu_utilization), ("memory", scaling.memory_utilization))
+            if target is not None
+        ]
+        return HorizontalPodAutoscaler(
+            f"{name}-hpa",
+            metadata=ObjectMetaArgs(name=f"{name}-hpa", namespace=args.namespace, labels=metadata_labels,
+                                    annotations=annotations),
+            spec=HorizontalPodAutoscalerSpecArgs(
+                scale_target_ref=CrossVersionObjectReferenceArgs(api_version="apps/v1", kind="Deployment", name=name),
+                min_replicas=scaling.min,
+                max_replicas=scaling.max,
+                metrics=metrics,
+                behavior=scaling.behavior,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
+        )
+
+
+def _probe(probe: Probe, w: Workload) -> ProbeArgs:
+    return ProbeArgs(
+        http_get=HTTPGetActionArgs(path=w.health_path, port=w.port),
+        initial_delay_seconds=probe.initial_delay_seconds,
+        period_seconds=probe.period_seconds,
+        timeout_seconds=probe.timeout_seconds,
+        failure_threshold=probe.failure_threshold,
+    )
