@@ -21,7 +21,7 @@ import pulumi
 
 # Room for metadata under the API server's 1 MiB limit on a ConfigMap's data.
 CONFIGMAP_BUDGET = 900 * 1024
-# Past this, a dedicated migrations image (config migrationImage) is the better carrier.
+# Past this, a dedicated migrations image (config migrations.image) is the better carrier.
 MAX_CONFIGMAPS = 40
 _KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 
@@ -102,7 +102,7 @@ def pack(files: list[MigrationFile], budget: int = CONFIGMAP_BUDGET, max_configm
             raise BundleError(
                 f"{f.name} is {f.size / 1024:.0f} KiB; a ConfigMap holds at most {budget // 1024} KiB of migrations. "
                 "Split the file, or build a migrations image that contains the files and set "
-                "`pulumi config set migrationImage <image>`"
+                "`pulumi config set --path migrations.image <image>` and `--path migrations.source image`"
             )
         if used + f.size > budget and chunks[-1]:
             chunks.append([])
@@ -114,7 +114,8 @@ def pack(files: list[MigrationFile], budget: int = CONFIGMAP_BUDGET, max_configm
         raise BundleError(
             f"{len(files)} migrations ({total / 1048576:.1f} MiB) need {len(chunks)} ConfigMaps, more than the "
             f"{max_configmaps} this program ships. Build a migrations image that contains the files and set "
-            "`pulumi config set migrationImage <image>`, or squash old migrations"
+            "`pulumi config set --path migrations.image <image>` and `--path migrations.source image`, or squash "
+            "old migrations"
         )
     return Bundle(tuple(files), tuple(tuple(c) for c in chunks if c))
 

@@ -93,7 +93,9 @@ class MigrationJob(pulumi.ComponentResource):
                 opts=child,
             )
         m = settings.migrations
-        trigger = {"ideaforge.ai/image": settings.migration_image}
+        # A new backend tag runs the Job again even with a dedicated migrations image: what the
+        # backend expects of the schema may have changed with it.
+        trigger = {"ideaforge.ai/image": settings.migration_image, "ideaforge.ai/backend-image": settings.images.backend}
         if args.runner is not None:
             trigger["ideaforge.ai/runner-sha256"] = args.runner.checksum
         if args.bundle is not None:

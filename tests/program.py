@@ -72,6 +72,7 @@ class Deployment:
     invalid: list[str] = field(default_factory=list)
     reads: list[tuple[str, str]] = field(default_factory=list)
     missing: set = field(default_factory=set)  # namespace/name of objects the cluster lacks
+    existing: dict = field(default_factory=dict)  # namespace/name -> state of objects read from the cluster
 
     def find(self, kind: str, name: str) -> Registered:
         matches = [r for r in self.resources if r.kind == kind and r.object_name == name]
@@ -123,7 +124,7 @@ class _Mocks(Mocks):
             self.deployment.reads.append((args.typ, args.resource_id))
             if args.resource_id in self.deployment.missing:
                 raise Exception(f"resource '{args.resource_id}' does not exist")
-            return args.resource_id, {}
+            return args.resource_id, dict(self.deployment.existing.get(args.resource_id, {}))
         if args.typ.startswith("kubernetes:") and args.custom:
             try:
                 kubernetes_validate.validate(unwrap_secrets(args.inputs), KUBERNETES_VERSION, strict=True)
@@ -161,11 +162,13 @@ class _Recorder(MockMonitor):
 
 
 
-def run_program(config: dict[str, str], secrets: Optional[dict[str, str]] = None, stack: str = "dev",
-                preview: bool = False, missing: frozenset = frozenset()) -> Deployment:
+def run_program(config: dict[str, Any], secrets: Optional[dict[str, str]] = None, stack: str = "dev",
+                preview: bool = False, missing: frozenset = frozenset(),
+                existing: Optional[dict[str, dict]] = None) -> Deployment:
     """Run __main__.py with this stack config; returns what it registered (or the error).
-    `missing`: namespace/name of existing objects the cluster does not have."""
-    deployment = Deployment(missing=set(missing))
+    `missing`: namespace/name of existing objects the cluster does not have; `existing`: the
+    state of those it has (data of the app ConfigMap, say)."""
+    deployment = Deployment(missing=set(missing), existing=dict(existing or {}))
 
     def run() -> None:
         asyncio.set_event_loop(asyncio.new_event_loop())
@@ -199,9 +202,24 @@ def run_program(config: dict[str, str], secrets: Optional[dict[str, str]] = None
     return deployment
 
 
-def dev(**overrides: Any) -> dict:
-    config = dict(DEV_CONFIG)
-    config.update({k: v for k, v in overrides.items() if v is not None})
-    for k in [k for k, v in overrides.items() if v is None]:
-        config.pop(k, None)
+def with_settings(config: dict, **overrides: Any) -> dict:
+    """The config with these keys set, as `pulumi config set` would set them: a dotted key is
+    `--path` (one field of an object key), None removes a key."""
+    config = json.loads(json.dumps(config))
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        target = config
+        for part in parents:
+            target = target.setdefault(part, {})
+        if value is None:
+            target.pop(leaf, None)
+        else:
+            target[leaf] = value
     return config
+
+
+def dev(**overrides: Any) -> dict:
+    return with_settings(DEV_CONFIG, **overrides)
+
+
+LOCAL_CONFIG = stack_config("local")

@@ -1,40 +1,102 @@
-"""The contract between the program and the runner: the Job's own command, environment and
-ConfigMap, run against a real PostgreSQL, apply the project's migrations."""
+"""The contract between the program and the runner, run for real: the Job's own command,
+environment and volumes, on what the app's backend image has (Python with psycopg2 2.9.10
+only, no code of this project), against a real PostgreSQL."""
 
 import os
+import shutil
 import subprocess
-import sys
 
+import pytest
 from psycopg2.extensions import parse_dsn
 
-from tests.pg import ROOT
+from tests import backend_image
+from tests.e2e import sandbox
 from tests.program import dev, run_program
-from tests.test_runner_discovery import configmap_mount
+
+OLD_TABLE = ("CREATE TABLE schema_migrations (id SERIAL PRIMARY KEY, migration_name VARCHAR(255) UNIQUE NOT NULL, "
+             "applied_at TIMESTAMP WITH TIME ZONE DEFAULT NOW())")
 
 
-def test_the_jobs_command_and_environment_apply_the_shipped_configmap(db, tmp_path):
+@pytest.fixture(scope="module")
+def job_pod():
     deployment = run_program(dev())
     assert deployment.error is None, deployment.error
-    job = deployment.find("Job", "db-migrations").inputs["spec"]["template"]["spec"]
-    container = job["containers"][0]
-    data = deployment.find("ConfigMap", "db-migrations").inputs["data"]
-    mount = configmap_mount(tmp_path / "migrations", data)
+    job = deployment.find("Job", "db-migrations").inputs
+    runner = deployment.find("ConfigMap", "db-migrations-runner").inputs
+    return job["spec"]["template"]["spec"], runner
 
-    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-    assert container["volumeMounts"][0]["mountPath"] == env["MIGRATIONS_DIR"]
-    # What the kubelet and the cluster provide: the mount, the Service's address (here the
-    # test server), the Secret's password and the termination log. User and options are the Job's.
+
+@pytest.fixture(scope="module")
+def image_python():
+    return backend_image.python_bin_dir()
+
+
+def run_job(db, job_pod, image_python, tmp_path, image_dirs=None):
+    """The Job's container as the kubelet would start it, in the backend image."""
+    pod, runner = job_pod
+    container = pod["containers"][0]
     server = parse_dsn(db.dsn)
-    env.update(MIGRATIONS_DIR=str(mount), POSTGRES_HOST=server.get("host", "127.0.0.1"),
-               POSTGRES_PORT=server.get("port", "5432"), POSTGRES_DB=server["dbname"],
-               POSTGRES_PASSWORD=server.get("password", ""), TERMINATION_LOG=str(tmp_path / "termination-log"))
-    if server.get("user") != env["POSTGRES_USER"]:
-        env["POSTGRES_USER"] = server["user"]
-    (tmp_path / "termination-log").write_text("")
-    command = [sys.executable if part == "python" else part for part in container["command"]]
-    result = subprocess.run(command, env=dict(os.environ, **env, PYTHONPATH=str(ROOT)), cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    app_config = {"data": {"POSTGRES_HOST": "postgres-ha-primary", "POSTGRES_PORT": server.get("port", "5432"),
+                           "POSTGRES_USER": server.get("user", "postgres"), "POSTGRES_DB": server["dbname"],
+                           "REDIS_URL": "redis://redis:6379/0"}}
+    lookup = sandbox.config_map_lookup(
+        {"db-migrations-runner": runner, "ideaforge-ai-config": app_config},
+        {"ideaforge-ai-secrets": {"stringData": {"POSTGRES_PASSWORD": server.get("password", "")}}})
+    env = dict(sandbox.standard_env("db-migrations-x"), **sandbox.resolve_env(container, lookup, {}))
+    env["PATH"] = f"{image_python}:/usr/bin:/bin"
+    binds = sandbox.materialize_volumes(pod, container, lookup, tmp_path)
+    binds += [sandbox.Bind(path, target) for target, path in (image_dirs or backend_image.IMAGE_DIRS).items()]
+    log, termination = tmp_path / "log", tmp_path / "termination-log"
+    process = sandbox.start(sandbox.Launch(container["command"], env, binds), log,
+                            {"postgres-ha-primary": "127.0.0.1"}, termination)
+    code = process.wait(timeout=120)
+    return code, log.read_text(), termination.read_text()
 
-    assert result.returncode == 0, result.stderr
-    assert db.applied() == sorted(data)
-    assert (tmp_path / "termination-log").read_text().startswith(f"applied {len(data)} migrations")
+
+def test_the_jobs_command_applies_the_images_migrations_with_only_psycopg2_installed(db, job_pod, image_python,
+                                                                                     tmp_path):
+    code, log, termination = run_job(db, job_pod, image_python, tmp_path)
+    assert code == 0, log
+    assert db.applied() == ["20251121000001_create_tenants.sql", "20251121000002_create_products.sql",
+                            "20251124000003_api_keys.sql", "20251126000001_product_scores.sql"]
+    # the supabase copy of the file both folders hold is the one that ran
+    assert "provider" in {r[0] for r in db.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'api_keys'")}
+    assert "WARNING: 20251124000003_api_keys.sql differs between" in log
+    assert termination.startswith("applied 4 migrations")
+
+
+def test_the_image_python_has_no_project_code_and_no_sqlparse(image_python):
+    probe = subprocess.run([str(image_python / "python"), "-c",
+                            "import importlib.util as u; print([m for m in ('runner', 'sqlparse', 'pulumi', 'psycopg2')"
+                            " if u.find_spec(m)])"], capture_output=True, text=True, cwd="/", env={"PATH": "/usr/bin"})
+    assert probe.stdout.strip() == "['psycopg2']"
+
+
+def test_the_first_deploy_on_a_database_the_old_script_kept_applies_nothing_then_a_new_one(db, job_pod, image_python,
+                                                                                           tmp_path):
+    # What `make eks-deploy` left: the schema of every file of the old ConfigMap (init-db
+    # and supabase, supabase winning), and the old script's rows, with and without `.sql`.
+    for path in sorted(backend_image.IMAGE_DIRS["/app/migrations"].glob("*.sql")) + \
+            [backend_image.IMAGE_DIRS["/app/migrations-local"] / "20251126000001_product_scores.sql"]:
+        db.execute(path.read_text())
+    db.execute(OLD_TABLE)
+    for name in ("20251121000001_create_tenants.sql", "20251121000002_create_products",
+                 "20251124000003_api_keys.sql", "20251126000001_product_scores.sql"):
+        db.execute("INSERT INTO schema_migrations (migration_name) VALUES (%s)", (name,))
+    before = db.dump()
+
+    code, log, _ = run_job(db, job_pod, image_python, tmp_path / "first")
+
+    assert code == 0, log
+    assert "nothing to apply; 4 migrations already applied" in log
+    assert db.dump() == before
+    assert db.query("SELECT count(*) FROM schema_migrations WHERE checksum IS NULL") == [(0,)]
+
+    newer = tmp_path / "newer-image"
+    shutil.copytree(backend_image.IMAGE_DIRS["/app/migrations"], newer)
+    (newer / "20251202000000_add_sso_fields.sql").write_text("ALTER TABLE tenants ADD COLUMN sso_domain text;\n")
+    code, log, _ = run_job(db, job_pod, image_python, tmp_path / "second",
+                           {**backend_image.IMAGE_DIRS, "/app/migrations": newer})
+    assert code == 0, log
+    assert "applied 20251202000000_add_sso_fields.sql" in log and "applied 1 migration;" in log

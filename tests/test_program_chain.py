@@ -1,8 +1,10 @@
-"""The deploy chain under Pulumi mocks: readiness -> migration Job -> backend -> frontend."""
+"""The deploy chain under Pulumi mocks: readiness -> migration Job -> (seed) -> backend -> frontend."""
 
 import pytest
 
-from tests.program import dev, run_program
+from tests.program import ROOT, dev, run_program
+
+NS = "20890-ideaforge-ai-dev-58a50"
 
 
 @pytest.fixture(scope="module")
@@ -12,9 +14,10 @@ def deployment():
     return result
 
 
-def test_every_manifest_passes_strict_kubernetes_validation(deployment):
+def test_every_manifest_of_the_dev_stack_passes_strict_kubernetes_validation(deployment):
     kinds = sorted(m["kind"] for m in deployment.manifests())
-    assert kinds == ["ConfigMap", "Deployment", "Deployment", "Job", "Job", "Job", "Service", "Service"]
+    assert kinds == ["ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler", "HorizontalPodAutoscaler",
+                     "Ingress", "Job", "Job", "Job", "Service", "Service"]
     assert deployment.invalid == []
 
 
@@ -24,13 +27,13 @@ def test_migration_job_waits_for_postgres_and_redis_readiness(deployment):
     assert deployment.depends_on(job, deployment.find("Job", "wait-for-redis"))
 
 
-def test_migration_job_waits_for_its_configmap(deployment):
-    assert deployment.depends_on(deployment.find("Job", "db-migrations"), deployment.find("ConfigMap", "db-migrations"))
+def test_migration_job_waits_for_the_runner_configmap(deployment):
+    assert deployment.depends_on(deployment.find("Job", "db-migrations"),
+                                 deployment.find("ConfigMap", "db-migrations-runner"))
 
 
 def test_backend_waits_for_the_completed_migration_job(deployment):
-    backend = deployment.find("Deployment", "backend")
-    assert deployment.depends_on(backend, deployment.find("Job", "db-migrations"))
+    assert deployment.depends_on(deployment.find("Deployment", "backend"), deployment.find("Job", "db-migrations"))
 
 
 def test_frontend_waits_for_the_backend(deployment):
@@ -46,15 +49,35 @@ def test_readiness_does_not_wait_for_anything_later_in_the_chain(deployment):
         assert not deployment.depends_on(job, deployment.find("Deployment", "backend"))
 
 
-def test_readiness_jobs_run_a_protocol_check_not_a_port_probe(deployment):
-    postgres = deployment.find("Job", "wait-for-postgres").inputs
-    redis = deployment.find("Job", "wait-for-redis").inputs
-    pg_env = {e["name"]: e.get("value") for e in postgres["spec"]["template"]["spec"]["containers"][0]["env"]}
-    redis_env = {e["name"]: e.get("value") for e in redis["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert pg_env["CHECK"].startswith("pg_isready ")
-    assert (pg_env["PGHOST"], pg_env["PGPORT"], pg_env["TIMEOUT"]) == ("postgres-ha-primary", "5432", "300")
-    assert "PING" in redis_env["CHECK"] and "PONG" in redis_env["CHECK"]
-    assert (redis_env["REDIS_HOST"], redis_env["REDIS_PORT"]) == ("redis", "6379")
+def test_the_seed_job_when_enabled_runs_after_migrations_and_before_the_backend(tmp_path):
+    result = run_program(dev(**{"seed.enabled": True, "seed.file": "tests/fixtures/seed/sample.sql"}))
+    assert result.error is None, result.error
+    seed = result.find("Job", "db-seed")
+    assert result.depends_on(seed, result.find("Job", "db-migrations"))
+    assert result.depends_on(result.find("Deployment", "backend"), seed)
+    data = result.find("ConfigMap", "db-seed").inputs["data"]
+    assert data == {"seed.sql": (ROOT / "tests/fixtures/seed/sample.sql").read_text()}
+    env = {e["name"]: e for e in seed.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["SKIP_IF_QUERY"]["value"] == "SELECT 1 FROM products LIMIT 1"
+    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "ideaforge-ai-secrets", "key": "POSTGRES_PASSWORD"}
+
+
+def test_there_is_no_seed_job_by_default(deployment):
+    assert [r for r in deployment.of_kind("Job") if r.object_name == "db-seed"] == []
+
+
+def test_readiness_jobs_run_a_protocol_check_against_the_app_configmaps_addresses(deployment):
+    postgres = deployment.find("Job", "wait-for-postgres").inputs["spec"]["template"]["spec"]
+    redis = deployment.find("Job", "wait-for-redis").inputs["spec"]["template"]["spec"]
+    pg_env = {e["name"]: e for e in postgres["containers"][0]["env"]}
+    redis_env = {e["name"]: e for e in redis["containers"][0]["env"]}
+    assert pg_env["CHECK"]["value"].startswith("pg_isready ")
+    assert pg_env["PGHOST"]["valueFrom"]["configMapKeyRef"] == {"name": "ideaforge-ai-config", "key": "POSTGRES_HOST"}
+    assert pg_env["TARGET"]["value"] == "$(PGHOST):$(PGPORT)"
+    assert "PING" in redis_env["CHECK"]["value"] and "PONG" in redis_env["CHECK"]["value"]
+    assert redis_env["REDIS_URL"]["valueFrom"]["configMapKeyRef"] == {"name": "ideaforge-ai-config", "key": "REDIS_URL"}
+    assert "redis://" not in redis_env["TARGET"]["value"]
+    assert postgres["restartPolicy"] == redis["restartPolicy"] == "Never"
 
 
 def test_readiness_failure_message_names_the_service_and_the_wait(deployment):
@@ -65,12 +88,12 @@ def test_readiness_failure_message_names_the_service_and_the_wait(deployment):
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
 
-def test_outputs_show_namespace_job_migration_set_services_and_tags(deployment):
+def test_outputs_show_namespace_job_services_tags_and_what_carries_the_migrations(deployment):
     out = deployment.outputs
-    assert out["namespace"] == "20890-ideaforge-ai-dev-58a50"
+    assert out["namespace"] == NS
     assert out["migrationJobName"] == "db-migrations"
-    assert [m["name"] for m in out["migrations"]][:2] == ["20251101000001_create_users.sql", "20251101000002_create_products.sql"]
-    assert all(len(m["sha256"]) == 64 for m in out["migrations"])
+    assert out["migrationsSource"] == "image" and out["migrations"] == []
+    assert len(out["runnerChecksum"]) == 64
     assert (out["backendService"], out["frontendService"]) == ("backend", "frontend")
     assert (out["backendImageTag"], out["frontendImageTag"]) == ("672425b", "672425b")
 
@@ -84,32 +107,46 @@ def test_readiness_jobs_are_replaced_like_the_migration_job(deployment, name):
     assert int(job.custom_timeouts["create"].rstrip("s")) > deadline > 300
 
 
-def readiness_inputs(**change):
-    result = run_program(dev(**change))
+def readiness_inputs(config):
+    result = run_program(config)
     assert result.error is None, result.error
     return result.find("Job", "wait-for-postgres").inputs
 
 
-def test_readiness_is_checked_again_exactly_when_migrations_would_run(deployment):
+def test_readiness_is_checked_again_when_the_backend_image_changes_and_not_for_the_frontend(deployment):
     baseline = deployment.find("Job", "wait-for-postgres").inputs
-    assert readiness_inputs() == baseline
-    assert readiness_inputs(backendImageTag="abc1234") != baseline
-    assert readiness_inputs(frontendImageTag="abc1234") == baseline
+    assert readiness_inputs(dev()) == baseline
+    assert readiness_inputs(dev(backendImageTag="abc1234")) != baseline
+    assert readiness_inputs(dev(frontendImageTag="abc1234")) == baseline
+
+
+def test_readiness_is_checked_again_when_a_shipped_migration_file_changes(tmp_path):
+    (tmp_path / "001_a.sql").write_text("CREATE TABLE a (id int);\n")
+    shipped = dev(**{"migrations.source": "configmap", "migrations.dirs": [str(tmp_path)]})
+    before = readiness_inputs(shipped)
+    (tmp_path / "001_a.sql").write_text("CREATE TABLE a (id bigint);\n")
+    assert readiness_inputs(shipped) != before
 
 
 def test_existing_objects_the_stack_uses_are_read_at_preview(deployment):
-    ns = "20890-ideaforge-ai-dev-58a50"
     assert sorted(deployment.reads) == sorted([
-        ("kubernetes:core/v1:Secret", f"{ns}/ideaforge-ai-secrets"),
-        ("kubernetes:core/v1:Secret", f"{ns}/ghcr-secret"),
-        ("kubernetes:core/v1:ConfigMap", f"{ns}/ideaforge-ai-config"),
+        ("kubernetes:core/v1:Secret", f"{NS}/ideaforge-ai-secrets"),
+        ("kubernetes:core/v1:Secret", f"{NS}/ghcr-secret"),
+        ("kubernetes:core/v1:ConfigMap", f"{NS}/ideaforge-ai-config"),
     ])
 
 
 def test_a_missing_app_secret_stops_the_deploy_before_anything_is_created():
-    result = run_program(dev(), missing={"20890-ideaforge-ai-dev-58a50/ideaforge-ai-secrets"})
-    assert "20890-ideaforge-ai-dev-58a50/ideaforge-ai-secrets" in str(result.error)
+    result = run_program(dev(), missing={f"{NS}/ideaforge-ai-secrets"})
+    assert f"{NS}/ideaforge-ai-secrets" in str(result.error)
     assert [r for r in result.resources if r.kind in ("Job", "Deployment")] == []
+
+
+def test_an_app_configmap_without_the_database_keys_stops_the_preview():
+    existing = {f"{NS}/ideaforge-ai-config": {"data": {"POSTGRES_HOST": "postgres-ha-primary", "REDIS_URL": "x"}}}
+    result = run_program(dev(), existing=existing)
+    assert "ConfigMap 20890-ideaforge-ai-dev-58a50/ideaforge-ai-config has no POSTGRES_PORT, POSTGRES_USER, " \
+           "POSTGRES_DB" in str(result.error)
 
 
 def test_nothing_is_read_in_a_namespace_the_stack_creates():

@@ -1,8 +1,14 @@
-"""The migration Job: its fields, and exactly which changes make it run again."""
+"""The migration Job: its fields, what it runs, and exactly which changes make it run again."""
+
+import base64
+import io
+import zipfile
 
 import pytest
 
 from tests.program import ROOT, dev, run_program
+
+FIXTURES = ROOT / "tests" / "fixtures" / "program_migrations"
 
 
 def container(job):
@@ -11,6 +17,11 @@ def container(job):
 
 def env_of(c):
     return {e["name"]: e for e in c["env"]}
+
+
+def shipped(**more):
+    """The configmap source, from this repository's test fixtures."""
+    return dev(**{"migrations.source": "configmap", "migrations.dirs": [str(FIXTURES)], **more})
 
 
 @pytest.fixture(scope="module")
@@ -31,47 +42,68 @@ def test_job_spec_keeps_the_old_limits(job):
     assert spec["template"]["spec"]["restartPolicy"] == "Never"
 
 
+def test_retries_and_ttl_set_in_the_stack_reach_the_job():
+    spec = run_program(dev(**{"migrations.backoffLimit": 1, "migrations.ttlSecondsAfterFinished": 120})).find(
+        "Job", "db-migrations").inputs["spec"]
+    assert (spec["backoffLimit"], spec["ttlSecondsAfterFinished"]) == (1, 120)
+
+
 def test_job_labels_keep_the_old_selectors(job):
     for labels in (job.inputs["metadata"]["labels"], job.inputs["spec"]["template"]["metadata"]["labels"]):
         assert (labels["app"], labels["component"]) == ("db-migration", "database")
 
 
-def test_job_resources(job):
-    assert container(job)["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
-
-
-def test_job_runs_the_runner_in_the_backend_image_with_the_backends_tag(job, deployment):
+def test_job_runs_the_shipped_runner_on_the_backend_images_own_python(job, deployment):
     backend = deployment.find("Deployment", "backend").inputs["spec"]["template"]["spec"]["containers"][0]
     assert container(job)["image"] == backend["image"] == "ghcr.io/soumantrivedi/ideaforge-ai/backend:672425b"
-    assert container(job)["command"] == ["python", "-m", "runner"]
+    assert container(job)["command"] == ["python", "/opt/db-migrations-runner/runner.pyz"]
+    assert {"name": "runner", "mountPath": "/opt/db-migrations-runner", "readOnly": True} in container(job)["volumeMounts"]
 
 
-def test_job_gets_the_backends_database_environment_with_the_password_from_a_secret(job):
+def test_the_runner_configmap_holds_a_zipapp_of_the_runner_and_nothing_else(deployment):
+    data = deployment.find("ConfigMap", "db-migrations-runner").inputs["binaryData"]["runner.pyz"]
+    archive = zipfile.ZipFile(io.BytesIO(base64.b64decode(data)))
+    names = archive.namelist()
+    assert names[0] == "__main__.py"
+    assert sorted(names[1:]) == sorted(f"runner/{p.name}" for p in (ROOT / "runner").glob("*.py"))
+
+
+def test_the_job_reads_the_migrations_of_the_image_both_copies_later_winning(job):
     env = env_of(container(job))
-    assert {k: env[k]["value"] for k in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_DB")} == {
-        "POSTGRES_HOST": "postgres-ha-primary", "POSTGRES_PORT": "5432", "POSTGRES_USER": "postgres", "POSTGRES_DB": "ideaforge_ai"}
-    assert env["POSTGRES_PASSWORD"] == {
-        "name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "ideaforge-ai-secrets", "key": "POSTGRES_PASSWORD"}}}
-    assert env["REDIS_URL"]["value"] == "redis://redis:6379/0"
+    assert env["MIGRATIONS_DIR"]["value"] == "/app/migrations-local:/app/migrations"
+    assert [v["name"] for v in job.inputs["spec"]["template"]["spec"]["volumes"]] == ["runner"]
 
 
-def test_migrations_are_mounted_read_only_where_the_runner_looks_first(job):
-    mounts = container(job)["volumeMounts"]
-    assert mounts == [{"name": "migrations", "mountPath": "/migrations", "readOnly": True}]
-    assert env_of(container(job))["MIGRATIONS_DIR"]["value"] == "/migrations"
-    volume = job.inputs["spec"]["template"]["spec"]["volumes"][0]
-    assert volume["projected"]["sources"] == [{"configMap": {"name": "db-migrations"}}]
+def test_the_database_identity_comes_from_the_app_configmap_not_from_the_stack(job):
+    env = env_of(container(job))
+    for variable in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_DB"):
+        assert env[variable] == {"name": variable, "valueFrom": {
+            "configMapKeyRef": {"name": "ideaforge-ai-config", "key": variable}}}
+    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "ideaforge-ai-secrets",
+                                                                      "key": "POSTGRES_PASSWORD"}
+    assert "REDIS_URL" not in env
 
 
-def test_configmap_carries_every_migration_file_verbatim(deployment):
-    data = deployment.find("ConfigMap", "db-migrations").inputs["data"]
-    files = sorted((ROOT / "migrations").glob("*.sql"))
-    assert data == {p.name: p.read_text() for p in files}
+def test_a_database_value_set_in_the_stack_replaces_the_configmaps():
+    env = env_of(container(run_program(dev(**{"database.host": "db.internal"})).find("Job", "db-migrations")))
+    assert env["POSTGRES_HOST"] == {"name": "POSTGRES_HOST", "value": "db.internal"}
+    assert "configMapKeyRef" in env["POSTGRES_USER"]["valueFrom"]
+
+
+def test_waiting_for_another_runs_lock_follows_the_deadline():
+    env = env_of(container(run_program(dev(**{"migrations.activeDeadlineSeconds": 1800})).find("Job", "db-migrations")))
+    assert env["MIGRATION_WAIT_FOR_LOCK"]["value"] == "900"
 
 
 def test_job_pulls_with_the_pull_secret_and_surfaces_its_logs_on_failure(job):
     assert job.inputs["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "ghcr-secret"}]
     assert container(job)["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def test_job_runs_as_the_backend_image_allows(job):
+    pod = job.inputs["spec"]["template"]["spec"]
+    assert "runAsNonRoot" not in pod["securityContext"]
+    assert container(job)["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
 
 def test_job_is_replaced_never_updated_and_frees_its_name_first(job):
@@ -89,16 +121,59 @@ def test_pulumi_waits_longer_than_the_jobs_own_deadline(job):
 
 
 def test_deadline_setting_moves_the_await_timeout_with_it():
-    result = run_program(dev(migrationActiveDeadlineSeconds="1800"))
-    job = result.find("Job", "db-migrations")
+    job = run_program(dev(**{"migrations.activeDeadlineSeconds": 1800})).find("Job", "db-migrations")
     assert job.inputs["spec"]["activeDeadlineSeconds"] == 1800
     assert job.custom_timeouts["create"] == "1920s"
 
 
-def test_dedicated_migrations_image_and_command_can_be_configured():
-    result = run_program(dev(migrationImage="ghcr.io/acme/migrations:9", migrationCommand=["db-migrate", "apply"]))
+def test_the_configmap_source_ships_every_file_verbatim_where_the_runner_looks():
+    result = run_program(shipped())
+    assert result.error is None, result.error
+    data = result.find("ConfigMap", "db-migrations-files").inputs["data"]
+    assert data == {p.name: p.read_text() for p in FIXTURES.glob("*.sql")}
     c = container(result.find("Job", "db-migrations"))
-    assert (c["image"], c["command"]) == ("ghcr.io/acme/migrations:9", ["db-migrate", "apply"])
+    assert env_of(c)["MIGRATIONS_DIR"]["value"] == "/migrations"
+    assert {"name": "migrations", "mountPath": "/migrations", "readOnly": True} in c["volumeMounts"]
+    assert [m["name"] for m in result.outputs["migrations"]] == sorted(data)
+
+
+def test_files_of_several_dirs_are_one_set_and_differing_copies_are_reported(tmp_path, capfd):
+    first, second = tmp_path / "init-db", tmp_path / "supabase"
+    first.mkdir(), second.mkdir()
+    (first / "001_a.sql").write_text("CREATE TABLE a (id int);\n")
+    (first / "002_b.sql").write_text("CREATE TABLE b (id int);\n")
+    (second / "002_b.sql").write_text("CREATE TABLE b (id int, v text);\n")
+    result = run_program(dev(**{"migrations.source": "configmap", "migrations.dirs": [str(first), str(second)]}))
+    assert result.error is None, result.error
+    data = result.find("ConfigMap", "db-migrations-files").inputs["data"]
+    assert data == {"001_a.sql": "CREATE TABLE a (id int);\n", "002_b.sql": "CREATE TABLE b (id int, v text);\n"}
+
+
+def test_a_dedicated_migrations_image_runs_its_own_command_and_ships_nothing():
+    result = run_program(dev(**{"migrations.image": "ghcr.io/acme/migrations:9"}))
+    assert result.error is None, result.error
+    c = container(result.find("Job", "db-migrations"))
+    assert (c["image"], c["command"]) == ("ghcr.io/acme/migrations:9", ["python", "-m", "runner"])
+    assert result.of_kind("ConfigMap") == []
+
+
+def test_a_dedicated_image_does_not_read_the_checkout_dirs(tmp_path):
+    (tmp_path / "001_huge.sql").write_text("SELECT 1;\n" + "-- padding\n" * 200_000)  # over a ConfigMap's limit
+    result = run_program(dev(**{"migrations.image": "ghcr.io/acme/migrations:9", "migrations.dirs": [str(tmp_path)]}))
+    assert result.error is None, result.error
+
+
+def test_a_file_that_cannot_ship_stops_the_preview_with_what_to_do(tmp_path):
+    (tmp_path / "001_huge.sql").write_text("SELECT 1;\n" + "-- padding\n" * 200_000)
+    result = run_program(dev(**{"migrations.source": "configmap", "migrations.dirs": [str(tmp_path)]}))
+    assert "a ConfigMap holds at most 900 KiB" in str(result.error)
+    assert "migrations.image" in str(result.error)
+
+
+def test_a_bad_migration_stops_the_preview_with_the_runners_message(tmp_path):
+    (tmp_path / "001_a.sql").write_text("SELECT 1;\nCOMMIT;\n")
+    result = run_program(dev(**{"migrations.source": "configmap", "migrations.dirs": [str(tmp_path)]}))
+    assert "001_a.sql:2: COMMIT is transaction control" in str(result.error)
 
 
 def job_inputs(config):
@@ -120,27 +195,40 @@ def test_new_backend_image_changes_the_job(baseline):
     assert job_inputs(dev(backendImageTag="abc1234")) != baseline
 
 
-def test_changed_migration_file_changes_the_job(baseline, tmp_path):
-    for path in (ROOT / "migrations").glob("*.sql"):
+def test_new_backend_image_changes_the_job_even_with_a_dedicated_migrations_image():
+    dedicated = dev(**{"migrations.image": "ghcr.io/acme/migrations:9"})
+    assert job_inputs(dedicated) != job_inputs(dev(backendImageTag="abc1234", **{"migrations.image":
+                                                                                  "ghcr.io/acme/migrations:9"}))
+
+
+def test_a_changed_runner_changes_the_job(baseline, monkeypatch):
+    from components import runner_bundle
+
+    built = runner_bundle.build()
+    monkeypatch.setattr(runner_bundle, "build", lambda: runner_bundle.RunnerBundle(built.data + b"\n"))
+    assert job_inputs(dev()) != baseline
+
+
+def test_changed_or_added_migration_file_changes_the_job(tmp_path):
+    for path in FIXTURES.glob("*.sql"):
         (tmp_path / path.name).write_text(path.read_text())
-    assert job_inputs(dev(migrationsDir=str(tmp_path))) == baseline
+    config = dev(**{"migrations.source": "configmap", "migrations.dirs": [str(tmp_path)]})
+    before = job_inputs(config)
+    assert job_inputs(config) == before
     first = sorted(tmp_path.glob("*.sql"))[0]
     first.write_text(first.read_text() + "\n-- a comment is a change too\n")
-    assert job_inputs(dev(migrationsDir=str(tmp_path))) != baseline
-
-
-def test_added_migration_file_changes_the_job(baseline, tmp_path):
-    for path in (ROOT / "migrations").glob("*.sql"):
-        (tmp_path / path.name).write_text(path.read_text())
-    (tmp_path / "20260101000000_more.sql").write_text("CREATE TABLE more (id int);\n")
-    assert job_inputs(dev(migrationsDir=str(tmp_path))) != baseline
+    changed = job_inputs(config)
+    assert changed != before
+    (tmp_path / "20990101000000_more.sql").write_text("CREATE TABLE more (id int);\n")
+    assert job_inputs(config) != changed
 
 
 @pytest.mark.parametrize("change", [
     {"frontendImageTag": "def5678"},
-    {"backendReplicas": "5"},
-    {"frontendReplicas": "1"},
-    {"backendMemoryLimit": "2Gi"},
+    {"backend.autoscaling.max": 30},
+    {"frontend.replicas": 1},
+    {"backend.resources.limits.memory": "8Gi"},
+    {"ingress.backendHost": "api.example.com"},
 ])
 def test_changes_that_do_not_concern_migrations_leave_the_job_alone(baseline, change):
     assert job_inputs(dev(**change)) == baseline

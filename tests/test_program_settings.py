@@ -1,134 +1,120 @@
-"""Stack configuration: the schema in Pulumi.yaml, validation at preview, secrets."""
+"""Stack configuration: Pulumi.yaml's defaults, per-workload objects, and errors at preview."""
 
 import json
 
 import pytest
 import yaml
 
-from components.settings import KEYS, OPTIONAL_KEYS
+from components import settings as stack_settings
 from tests.program import ROOT, dev, run_program
 
 
-def test_pulumi_yaml_declares_exactly_the_keys_types_and_defaults_the_program_uses():
-    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
-    assert set(declared) == set(KEYS)
-    for key, (kind, default) in KEYS.items():
-        assert declared[key]["type"] == kind, key
-        assert declared[key].get("default") == default, key
-        assert declared[key]["description"], key
-    assert not set(OPTIONAL_KEYS) & set(declared)
+class Source:
+    """What pulumi.Config gives the program: strings, objects as JSON."""
+
+    def __init__(self, values: dict, secrets: dict | None = None):
+        self.values, self.secrets = values, secrets or {}
+
+    def get(self, key):
+        value = self.values.get(key)
+        return value if value is None or isinstance(value, str) else json.dumps(value)
+
+    def get_secret(self, key):
+        return self.secrets.get(key)
 
 
-def test_old_makefile_variables_map_to_config_keys():
-    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
-    assert "EKS_NAMESPACE" in declared["namespace"]["description"]
-    assert "BACKEND_IMAGE_TAG" in declared["backendImageTag"]["description"]
-    assert "FRONTEND_IMAGE_TAG" in declared["frontendImageTag"]["description"]
+def load(**overrides):
+    return stack_settings.load(Source(dev(**overrides)))
 
 
-def test_pulumi_yaml_builds_a_virtualenv_from_the_pinned_requirements():
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": "venv"}}
-    pins = [line for f in ("requirements.txt", "requirements-runner.txt") for line in (ROOT / f).read_text().splitlines() if line and not line.startswith(("#", "-r"))]
-    assert pins and all("==" in line for line in pins)
+def problems(**overrides) -> str:
+    with pytest.raises(stack_settings.SettingsError) as raised:
+        load(**overrides)
+    return str(raised.value)
 
 
-def failure(config, **secrets):
-    result = run_program(config, secrets=secrets or None)
-    assert result.error is not None, "expected the program to refuse this configuration"
-    assert [r for r in result.resources if r.custom] == [], "no resource may be registered"
-    return str(result.error)
+def test_the_dev_stack_gets_the_app_manifests_capacity_from_pulumi_yaml_defaults():
+    s = load()
+    assert (s.backend.autoscaling.min, s.backend.autoscaling.max) == (5, 20)
+    assert (s.backend.autoscaling.cpu_utilization, s.backend.autoscaling.memory_utilization) == (60, 75)
+    assert s.backend.requests == {"cpu": "2", "memory": "2Gi"} and s.backend.limits == {"cpu": "4", "memory": "4Gi"}
+    assert (s.backend.readiness.timeout_seconds, s.backend.liveness.initial_delay_seconds,
+            s.backend.liveness.period_seconds, s.backend.liveness.timeout_seconds) == (5, 40, 30, 10)
+    assert (s.frontend.autoscaling.min, s.frontend.autoscaling.max) == (3, 10)
+    assert s.frontend.requests == {"cpu": "100m", "memory": "256Mi"}
+    assert s.frontend.limits == {"cpu": "500m", "memory": "512Mi"}
 
 
-def test_missing_backend_tag_fails_with_the_command_that_fixes_it():
-    message = failure(dev(backendImageTag=None))
-    assert "backendImageTag: is not set; fix with `pulumi config set backendImageTag 672425b`" in message
+def test_defaults_are_read_from_pulumi_yaml_and_nowhere_else():
+    schema = stack_settings.project_schema()
+    schema["backend"]["default"]["autoscaling"]["max"] = 33
+    assert stack_settings.load(Source(dev()), schema).backend.autoscaling.max == 33
 
 
-def test_malformed_image_tag_is_refused():
-    message = failure(dev(frontendImageTag="latest:oops"))
-    assert "frontendImageTag: 'latest:oops' is not a valid image tag" in message
+def test_one_field_set_with_path_keeps_the_other_defaults():
+    s = load(**{"backend.autoscaling.max": 30})
+    assert (s.backend.autoscaling.min, s.backend.autoscaling.max) == (5, 30)
+    assert s.backend.requests == {"cpu": "2", "memory": "2Gi"}
 
 
-def test_namespace_must_be_a_dns_label():
-    message = failure(dev(namespace="Team_Dev"))
-    assert "namespace: 'Team_Dev' is not a valid namespace name (DNS-1123 label" in message
+def test_the_database_identity_is_left_to_the_app_configmap_unless_set():
+    assert (load().database.host, load().database.user, load().database.name) == (None, None, None)
+    assert load(**{"database.host": "db.internal"}).database.host == "db.internal"
 
 
-def test_kubernetes_names_are_checked_before_any_resource_is_made():
-    message = failure(dev(imagePullSecret="GHCR Secret"))
-    assert "imagePullSecret: 'GHCR Secret' is not a valid Kubernetes name" in message
+def test_a_misspelt_field_is_an_error_with_the_likely_name():
+    text = problems(**{"backend.autoscalling.max": 3})
+    assert "backend.autoscalling: is not a setting (did you mean backend.autoscaling?)" in text
+    assert "pulumi config rm --path backend.autoscalling" in text
 
 
-def test_bad_numbers_quantities_and_booleans_are_refused():
-    message = failure(dev(backendReplicas="two", frontendCpuLimit="lots", createNamespace="yes", postgresPort="70000"))
-    assert "backendReplicas: 'two' is not a whole number" in message
-    assert "frontendCpuLimit: 'lots' is not a CPU quantity" in message
-    assert "createNamespace: 'yes' is not true or false" in message
-    assert "postgresPort: 70000 is outside 1..65535" in message
+def test_a_key_of_the_flat_layout_fails_with_the_commands_that_move_it():
+    text = problems(backendReplicas="4", migrationsDir="db/migrations")
+    assert "backendReplicas: this key moved to backend.replicas; run `pulumi config rm backendReplicas && " \
+           "pulumi config set --path backend.replicas 4`" in text
+    assert "pulumi config set --path migrations.dirs[0] db/migrations && " \
+           "pulumi config set --path migrations.source configmap" in text
 
 
-def test_every_problem_is_reported_at_once():
-    message = failure(dev(backendImageTag=None, frontendImageTag=None, namespace="BAD"))
-    assert message.count("\n  - ") == 3
+def test_every_problem_is_reported_at_once_with_the_command_that_fixes_it():
+    text = problems(namespace="Bad_NS", backendImageTag="", **{"backend.autoscaling.max": 2,
+                                                                "migrations.lockTimeout": "soon"})
+    assert "nothing was changed" in text
+    assert "namespace: 'Bad_NS' is not a valid namespace name" in text
+    assert "backendImageTag: is not set; fix with `pulumi config set backendImageTag 672425b`" in text
+    assert "backend.autoscaling.max: 2 is below backend.autoscaling.min (5)" in text
+    assert "migrations.lockTimeout: 'soon' is not a PostgreSQL duration" in text
 
 
-def test_no_password_source_at_all_is_refused():
-    message = failure(dev(appSecret=""))
-    assert "appSecret: is empty and postgresPassword is not set" in message
+@pytest.mark.parametrize("field, value, message", [
+    ("backend.port", "http", "'http' is not a whole number"),
+    ("backend.autoscaling.enabled", "maybe", "is not true or false"),
+    ("frontend.resources.limits.memory", "lots", "is not a memory quantity"),
+    ("migrations.source", "git", "is not image or configmap"),
+    ("backend.security.capabilities.add", ["net_admin"], "is not a capability name"),
+    ("ingress.backendHost", "not a host", "is not a host name"),
+])
+def test_a_wrong_value_in_a_workload_object_is_named_by_its_path(field, value, message):
+    text = problems(**{field: value})
+    assert f"{field}: " in text and message in text and f"pulumi config set --path {field}" in text
 
 
-def test_broken_migration_file_fails_at_preview_naming_the_file(tmp_path):
-    (tmp_path / "001_ok.sql").write_text("CREATE TABLE a (id int);\n")
-    (tmp_path / "002_bad.sql").write_text("CREATE TABLE b (id int);\nCOMMIT;\n")
-    message = failure(dev(migrationsDir=str(tmp_path)))
-    assert "would fail in the cluster" in message
-    assert "002_bad.sql:2: COMMIT is transaction control" in message
+def test_without_an_app_configmap_the_database_must_be_set_in_full():
+    text = problems(**{"app.configMap": ""})
+    for field in ("host", "port", "user", "name"):
+        assert f"database.{field}: is not set, and there is no app ConfigMap" in text
 
 
-PASSWORD = "Sup3r-S3cret!pw"
+def test_a_bad_stack_fails_at_preview_before_anything_is_registered():
+    result = run_program(dev(**{"backend.replicas": -1}), preview=True)
+    assert isinstance(result.error, stack_settings.SettingsError)
+    assert result.resources == []
 
 
-@pytest.fixture(scope="module")
-def with_password():
-    result = run_program(dev(), secrets={"postgresPassword": PASSWORD})
-    assert result.error is None, result.error
-    return result
-
-
-def test_password_given_as_pulumi_secret_lands_only_in_a_secret_marked_secret(with_password):
-    secret = with_password.find("Secret", "ideaforge-ai-credentials")
-    wire = secret.raw_inputs["stringData"]
-    assert wire["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
-    holders = [r.name for r in with_password.resources if PASSWORD in json.dumps(r.inputs)]
-    assert holders == ["ideaforge-ai-credentials"]
-    assert PASSWORD not in json.dumps(with_password.outputs)
-
-
-def test_workloads_read_the_password_from_the_created_secret(with_password):
-    for kind, name in (("Job", "db-migrations"), ("Deployment", "backend")):
-        c = with_password.find(kind, name).inputs["spec"]["template"]["spec"]["containers"][0]
-        env = {e["name"]: e for e in c["env"]}
-        assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "ideaforge-ai-credentials", "key": "POSTGRES_PASSWORD"}
-
-
-def test_existing_secret_mode_creates_no_secret():
-    result = run_program(dev())
-    assert result.of_kind("Secret") == []
-
-
-def test_redis_url_with_credentials_is_kept_in_the_secret():
-    url = "redis://:r3dis-pw@redis:6379/0"
-    result = run_program(dev(), secrets={"redisUrl": url})
-    assert result.error is None, result.error
-    holders = [r.name for r in result.resources if "r3dis-pw" in json.dumps(r.inputs)]
-    assert holders == ["ideaforge-ai-credentials"]
-    job_env = {e["name"]: e for e in result.find("Job", "db-migrations").inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert job_env["REDIS_URL"]["valueFrom"]["secretKeyRef"]["key"] == "REDIS_URL"
-
-
-def test_namespace_is_created_only_when_asked():
-    assert run_program(dev()).of_kind("Namespace") == []
-    created = run_program(dev(createNamespace="true"))
-    namespace = created.find("Namespace", "20890-ideaforge-ai-dev-58a50")
-    assert created.depends_on(created.find("Job", "db-migrations"), namespace)
+def test_pulumi_yaml_declares_every_top_level_key_the_program_reads():
+    schema = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    objects = {k for k, v in schema.items() if v["type"] == "object"}
+    assert objects == {"app", "database", "redis", "backend", "frontend", "migrations", "readiness", "ingress",
+                       "seed", "local"}
+    assert all(isinstance(schema[k]["default"], dict) for k in objects)
+    assert {k for k, v in schema.items() if "default" not in v} == {"namespace", "backendImageTag", "frontendImageTag"}

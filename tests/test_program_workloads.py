@@ -1,9 +1,12 @@
-"""Backend and frontend workloads, secure defaults, and migration sets too big for one ConfigMap."""
+"""Backend and frontend as the app's manifests run them: capacity, probes, autoscalers, security,
+environment, Ingress, and migration sets too big for one ConfigMap."""
 
 import pytest
 
 from components.migration_bundle import CONFIGMAP_BUDGET, MAX_CONFIGMAPS
 from tests.program import dev, run_program
+
+NS = "20890-ideaforge-ai-dev-58a50"
 
 
 @pytest.fixture(scope="module")
@@ -17,6 +20,10 @@ def pod(resource):
     return resource.inputs["spec"]["template"]["spec"]
 
 
+def main_container(deployment, name):
+    return pod(deployment.find("Deployment", name))["containers"][0]
+
+
 def test_backend_keeps_its_wait_for_init_containers_and_has_no_migration_parts(deployment):
     spec = pod(deployment.find("Deployment", "backend"))
     assert [c["name"] for c in spec["initContainers"]] == ["wait-for-postgres", "wait-for-redis"]
@@ -24,74 +31,154 @@ def test_backend_keeps_its_wait_for_init_containers_and_has_no_migration_parts(d
     assert all("runner" not in " ".join(c.get("command", [])) for c in spec["initContainers"] + spec["containers"])
 
 
-def test_backend_takes_env_from_the_shared_configmap_and_secret(deployment):
-    c = pod(deployment.find("Deployment", "backend"))["containers"][0]
-    assert c["envFrom"] == [{"configMapRef": {"name": "ideaforge-ai-config"}}, {"secretRef": {"name": "ideaforge-ai-secrets"}}]
+@pytest.mark.parametrize("name", ["backend", "frontend"])
+def test_workloads_take_their_environment_from_the_app_configmap_and_secret_without_overriding_it(deployment, name):
+    c = main_container(deployment, name)
+    assert c["envFrom"] == [{"configMapRef": {"name": "ideaforge-ai-config"}},
+                            {"secretRef": {"name": "ideaforge-ai-secrets"}}]
+    assert "env" not in c  # nothing set here replaces POSTGRES_USER / POSTGRES_DB of the ConfigMap
 
 
-def test_backend_has_health_probes_resources_and_a_service(deployment):
-    c = pod(deployment.find("Deployment", "backend"))["containers"][0]
-    assert c["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
-    assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
-    assert c["resources"]["limits"] == {"cpu": "1", "memory": "1Gi"}
-    service = deployment.find("Service", "backend").inputs["spec"]
-    assert service["selector"] == {"app": "backend"} and service["ports"][0]["port"] == 8000
+def test_a_password_given_to_pulumi_reaches_the_backend_from_the_secret_it_creates():
+    result = run_program(dev(), secrets={"postgresPassword": "s3cret"})
+    env = {e["name"]: e for e in main_container(result, "backend")["env"]}
+    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "ideaforge-ai-credentials",
+                                                                      "key": "POSTGRES_PASSWORD"}
 
 
-def test_frontend_uses_its_own_tag(deployment):
-    c = pod(deployment.find("Deployment", "frontend"))["containers"][0]
+def test_backend_capacity_and_probes_match_the_apps_manifest(deployment):
+    c = main_container(deployment, "backend")
+    assert c["resources"] == {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"cpu": "4", "memory": "4Gi"}}
+    assert c["readinessProbe"] == {"httpGet": {"path": "/health", "port": 8000}, "initialDelaySeconds": 10,
+                                   "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3}
+    assert c["livenessProbe"] == {"httpGet": {"path": "/health", "port": 8000}, "initialDelaySeconds": 40,
+                                  "periodSeconds": 30, "timeoutSeconds": 10, "failureThreshold": 3}
+
+
+def test_frontend_capacity_and_probes_match_the_apps_manifest(deployment):
+    c = main_container(deployment, "frontend")
     assert c["image"] == "ghcr.io/soumantrivedi/ideaforge-ai/frontend:672425b"
+    assert c["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
+    assert (c["readinessProbe"]["periodSeconds"], c["readinessProbe"]["timeoutSeconds"]) == (5, 3)
+    assert (c["livenessProbe"]["initialDelaySeconds"], c["livenessProbe"]["timeoutSeconds"]) == (30, 5)
 
 
-def all_pods(deployment):
-    return [pod(r) for r in deployment.resources if r.kind in ("Deployment", "Job", "StatefulSet")]
+def test_an_autoscaled_deployment_leaves_its_replicas_to_the_autoscaler(deployment):
+    for name in ("backend", "frontend"):
+        assert "replicas" not in deployment.find("Deployment", name).inputs["spec"]
 
 
-def test_every_pod_is_locked_down_by_default(deployment):
-    for spec in all_pods(deployment):
-        assert spec["automountServiceAccountToken"] is False
-        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+def test_the_autoscalers_match_the_apps_hpa_manifests(deployment):
+    backend = deployment.find("HorizontalPodAutoscaler", "backend-hpa").inputs["spec"]
+    assert backend["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "backend"}
+    assert (backend["minReplicas"], backend["maxReplicas"]) == (5, 20)
+    assert [(m["resource"]["name"], m["resource"]["target"]["averageUtilization"]) for m in backend["metrics"]] == [
+        ("cpu", 60), ("memory", 75)]
+    assert backend["behavior"]["scaleDown"] == {"stabilizationWindowSeconds": 600,
+                                                "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}]}
+    assert backend["behavior"]["scaleUp"]["policies"][1] == {"type": "Pods", "value": 6, "periodSeconds": 30}
+    frontend = deployment.find("HorizontalPodAutoscaler", "frontend-hpa").inputs["spec"]
+    assert (frontend["minReplicas"], frontend["maxReplicas"]) == (3, 10)
+
+
+def test_without_autoscaling_the_deployment_sets_its_replicas_and_has_no_autoscaler():
+    result = run_program(dev(**{"frontend.autoscaling.enabled": False, "frontend.replicas": 2}))
+    assert result.find("Deployment", "frontend").inputs["spec"]["replicas"] == 2
+    assert [r.object_name for r in result.of_kind("HorizontalPodAutoscaler")] == ["backend-hpa"]
+
+
+def test_services_and_selectors_keep_the_old_names_and_labels(deployment):
+    for name, port, component in (("backend", 8000, "api"), ("frontend", 3000, "web")):
+        service = deployment.find("Service", name).inputs["spec"]
+        assert service["selector"] == {"app": name} and service["ports"][0]["port"] == port
+        template = deployment.find("Deployment", name).inputs["spec"]["template"]["metadata"]["labels"]
+        assert template == {"app": name, "component": component}
+
+
+def test_the_app_images_run_as_they_are_built_root_allowed_with_dropped_capabilities(deployment):
+    backend = pod(deployment.find("Deployment", "backend"))
+    frontend = pod(deployment.find("Deployment", "frontend"))
+    assert "runAsNonRoot" not in backend["securityContext"] and "runAsNonRoot" not in frontend["securityContext"]
+    assert backend["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert frontend["containers"][0]["securityContext"]["capabilities"] == {
+        "drop": ["ALL"], "add": ["CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID", "NET_BIND_SERVICE"]}
+
+
+def test_a_hardened_image_can_be_required_to_run_as_non_root():
+    result = run_program(dev(**{"backend.security.runAsNonRoot": True, "backend.security.runAsUser": 10001,
+                                "backend.security.readOnlyRootFilesystem": True}))
+    spec = pod(result.find("Deployment", "backend"))
+    assert (spec["securityContext"]["runAsNonRoot"], spec["securityContext"]["runAsUser"]) == (True, 10001)
+    assert spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+    job = pod(result.find("Job", "db-migrations"))
+    assert job["securityContext"]["runAsNonRoot"] is True  # the migration Job runs in the backend image
+
+
+def test_the_jobs_this_program_owns_run_unprivileged(deployment):
+    for name in ("wait-for-postgres", "wait-for-redis"):
+        spec = pod(deployment.find("Job", name))
         assert spec["securityContext"]["runAsNonRoot"] is True
-        for c in spec.get("initContainers", []) + spec["containers"]:
-            assert c["securityContext"]["allowPrivilegeEscalation"] is False
-            assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert spec["containers"][0]["securityContext"]["runAsUser"] == 65534
 
 
-def test_running_as_root_is_a_setting_for_images_that_need_it():
-    result = run_program(dev(runAsNonRoot="false"))
-    backend = pod(result.find("Deployment", "backend"))
-    assert "runAsNonRoot" not in backend["securityContext"]
-    assert backend["initContainers"][0]["securityContext"]["runAsUser"] == 65534
+def test_the_ingress_routes_the_two_hosts_with_the_apps_alb_annotations(deployment):
+    ingress = deployment.find("Ingress", "ideaforge-ai-ingress").inputs
+    rules = {r["host"]: r["http"]["paths"][0]["backend"]["service"] for r in ingress["spec"]["rules"]}
+    assert rules == {
+        "ideaforge-ai-dev-58a50.cf.platform.mckinsey.cloud": {"name": "frontend", "port": {"number": 3000}},
+        "api-ideaforge-ai-dev-58a50.cf.platform.mckinsey.cloud": {"name": "backend", "port": {"number": 8000}},
+    }
+    assert ingress["metadata"]["annotations"]["kubernetes.io/ingress.class"] == "alb"
+    assert "ingressClassName" not in ingress["spec"]
+
+
+def test_an_ingress_without_hosts_routes_api_to_the_backend_and_the_rest_to_the_frontend():
+    result = run_program(dev(ingress={"className": "nginx"}))
+    spec = result.find("Ingress", "ideaforge-ai-ingress").inputs["spec"]
+    assert spec["ingressClassName"] == "nginx"
+    assert [(p["path"], p["backend"]["service"]["name"]) for p in spec["rules"][0]["http"]["paths"]] == [
+        ("/api", "backend"), ("/", "frontend")]
+
+
+def test_take_over_forces_ownership_of_the_objects_make_eks_deploy_created():
+    result = run_program(dev(takeOver="true"))
+    for kind, name in (("Deployment", "backend"), ("Service", "frontend"), ("HorizontalPodAutoscaler", "backend-hpa"),
+                       ("Ingress", "ideaforge-ai-ingress")):
+        assert result.find(kind, name).inputs["metadata"]["annotations"]["pulumi.com/patchForce"] == "true"
+
+
+def test_without_take_over_nothing_forces_ownership(deployment):
+    for r in deployment.manifests():
+        assert "pulumi.com/patchForce" not in (r["metadata"].get("annotations") or {})
+
+
+# -- migration sets too big for one ConfigMap -------------------------------------------------
 
 
 def write_migrations(directory, count, size):
-    body = "-- " + "x" * (size - 40) + "\n"
+    directory.mkdir(parents=True, exist_ok=True)
+    body = "-- " + "x" * (size - 40) + "\nSELECT 1;\n"
     for i in range(count):
-        (directory / f"{20250101000000 + i}_m{i}.sql").write_text(f"CREATE TABLE t{i} (id int);\n{body}")
+        (directory / f"{20260101000000 + i}_m{i:05d}.sql").write_text(body)
 
 
-def test_thousands_of_migrations_are_spread_over_several_configmaps(tmp_path):
-    write_migrations(tmp_path, 3000, 1024)
-    result = run_program(dev(migrationsDir=str(tmp_path)))
+def shipped_from(directory):
+    return dev(**{"migrations.source": "configmap", "migrations.dirs": [str(directory)]})
+
+
+def test_thousands_of_migrations_are_split_across_configmaps_all_mounted(tmp_path):
+    write_migrations(tmp_path / "many", 3000, 1000)
+    result = run_program(shipped_from(tmp_path / "many"))
     assert result.error is None, result.error
-    maps = result.of_kind("ConfigMap")
+    maps = [r for r in result.of_kind("ConfigMap") if r.object_name.startswith("db-migrations-files")]
     assert len(maps) == 4
-    assert all(sum(len(v.encode()) for v in m.inputs["data"].values()) <= CONFIGMAP_BUDGET for m in maps)
+    assert all(sum(len(v) for v in m.inputs["data"].values()) <= CONFIGMAP_BUDGET for m in maps)
     assert sum(len(m.inputs["data"]) for m in maps) == 3000
-    sources = pod(result.find("Job", "db-migrations"))["volumes"][0]["projected"]["sources"]
-    assert [s["configMap"]["name"] for s in sources] == ["db-migrations", "db-migrations-2", "db-migrations-3", "db-migrations-4"]
-    assert result.invalid == []
+    volume = pod(result.find("Job", "db-migrations"))["volumes"][0]
+    assert sorted(s["configMap"]["name"] for s in volume["projected"]["sources"]) == sorted(m.object_name for m in maps)
 
 
-def test_a_file_larger_than_a_configmap_stops_at_preview_with_the_alternative(tmp_path):
-    write_migrations(tmp_path, 1, 1100 * 1024)
-    result = run_program(dev(migrationsDir=str(tmp_path)))
-    assert "a ConfigMap holds at most 900 KiB of migrations" in str(result.error)
-    assert "pulumi config set migrationImage <image>" in str(result.error)
-    assert [r for r in result.resources if r.custom] == []
-
-
-def test_more_migrations_than_the_configmap_cap_stop_at_preview(tmp_path):
-    write_migrations(tmp_path, MAX_CONFIGMAPS + 1, 800 * 1024)
-    result = run_program(dev(migrationsDir=str(tmp_path)))
-    assert f"more than the {MAX_CONFIGMAPS} this program ships" in str(result.error)
+def test_more_migrations_than_configmaps_can_carry_stop_the_preview(tmp_path):
+    write_migrations(tmp_path / "huge", MAX_CONFIGMAPS + 1, 900 * 1024 - 100)
+    result = run_program(shipped_from(tmp_path / "huge"))
+    assert "Build a migrations image" in str(result.error)
