@@ -23,11 +23,17 @@ class Tools:
     open_stack: Callable[[str], object] = pulumi_stack.open_stack
     require_reachable: Callable[[Optional[str]], None] = cluster.require_reachable
     kube_clients: Callable[[Optional[str]], tuple] = cluster.clients
+    unmanaged_objects: Callable[[str, Optional[str]], list] = cluster.unmanaged_objects
+    delete_old_migration_job: Callable[[str, Optional[str]], bool] = cluster.delete_old_migration_job
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python deploy.py", description="Preview or deploy a stack: readiness -> migrations -> backend -> frontend.")
-    parser.add_argument("action", choices=("up", "preview"))
+    parser = argparse.ArgumentParser(
+        prog="python deploy.py", description="Preview or deploy a stack: readiness -> migrations -> backend -> frontend.",
+        epilog="take-over: the first deploy into a namespace that `make eks-deploy` filled (README, \"Taking over "
+        "from make eks-deploy\"). Exit codes: 0 ok, 1 the deploy failed (see the report), 2 usage or a refusal, "
+        "75 try again later.")
+    parser.add_argument("action", choices=("up", "preview", "take-over"))
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or local")
     parser.add_argument("--backend-tag", help="backend image tag (written to the stack config as backendImageTag)")
     parser.add_argument("--frontend-tag", help="frontend image tag (written as frontendImageTag)")
@@ -45,24 +51,57 @@ def main(argv: Optional[Sequence[str]] = None, tools: Optional[Tools] = None, ou
     args = parse_args(argv)
     tools = tools or Tools()
     stack = None
+    action = "up" if args.action == "take-over" else args.action
     try:
         tools.require_cli()
         tools.require_reachable(args.context)
         stack = tools.open_stack(args.stack)
+        namespace = stack.get_config("namespace").value
+        if args.action == "take-over":
+            _prepare_take_over(stack, tools, args.context, namespace, out)
+        elif action == "up" and not pulumi_stack.manages_resources(stack):
+            _refuse_unmanaged(tools, args, namespace)
         written = pulumi_stack.write_tags(stack, args.backend_tag, args.frontend_tag)
         for key, value in written.items():
             print(f"config: {key} = {value}", file=out)
         # A little before now: the API server's clock may run behind this machine's.
         started = datetime.now(timezone.utc) - timedelta(seconds=30)
-        outcome = pulumi_stack.run(stack, args.action, args.refresh, on_output=lambda line: print(line, end="" if line.endswith("\n") else "\n", file=out, flush=True))
+        try:
+            outcome = pulumi_stack.run(stack, action, args.refresh, on_output=lambda line: print(
+                line, end="" if line.endswith("\n") else "\n", file=out, flush=True))
+        finally:
+            if args.action == "take-over":
+                pulumi_stack.set_take_over(stack, False)
     except DeployError as exc:
         print(f"ERROR: {exc}", file=err)
-        if stack is not None and args.action == "up" and not isinstance(exc, UsageError):
+        if stack is not None and action == "up" and not isinstance(exc, UsageError):
             print(_failure_report(stack, tools, args.context), file=err)
         return exc.exit_code
-    ran = _migrations_ran(stack, tools, args.context, started) if args.action == "up" else None
-    print(summary(args.action, outcome, ran), file=out)
+    ran = _migrations_ran(stack, tools, args.context, started) if action == "up" else None
+    print(summary(action, outcome, ran), file=out)
+    if args.action == "take-over":
+        print(f"taken over: {namespace} is now managed by stack {args.stack}; use `deploy.py up` from now on", file=out)
     return EXIT_OK
+
+
+def _refuse_unmanaged(tools: Tools, args, namespace: str) -> None:
+    """A first `up` into a namespace the old flow filled would stop on objects that exist:
+    say so before anything runs."""
+    found = tools.unmanaged_objects(namespace, args.context)
+    if found:
+        raise UsageError(
+            f"namespace {namespace} already holds {', '.join(found)}, created outside Pulumi (by `make eks-deploy`); "
+            f"this stack manages nothing yet. Take them over with `python deploy.py take-over --stack {args.stack}` "
+            "(README, \"Taking over from make eks-deploy\")"
+        )
+
+
+def _prepare_take_over(stack, tools: Tools, context: Optional[str], namespace: str, out: TextIO) -> None:
+    if pulumi_stack.manages_resources(stack):
+        raise UsageError(f"stack {stack.name} already manages {namespace}; there is nothing to take over, use `up`")
+    if tools.delete_old_migration_job(namespace, context):
+        print(f"deleted the old flow's finished Job {namespace}/db-migrations (the new one replaces it)", file=out)
+    pulumi_stack.set_take_over(stack, True)
 
 
 def _migrations_ran(stack, tools: Tools, context: Optional[str], since: datetime) -> Optional[list[str]]:

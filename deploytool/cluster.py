@@ -2,36 +2,111 @@
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
-from deploytool.errors import TransientError
+from deploytool.errors import TransientError, UsageError
+
+
+# What `make eks-deploy` leaves in a namespace, with the names this program gives them.
+OLD_FLOW_OBJECTS = (
+    ("Deployment", "backend"), ("Deployment", "frontend"), ("Service", "backend"), ("Service", "frontend"),
+    ("HorizontalPodAutoscaler", "backend-hpa"), ("HorizontalPodAutoscaler", "frontend-hpa"),
+    ("Ingress", "ideaforge-ai-ingress"), ("Job", "db-migrations"),
+)
+MIGRATION_JOB = "db-migrations"
+
+
+def load_config(context: Optional[str] = None) -> None:
+    """The kubeconfig (KUBECONFIG, else ~/.kube/config), else the in-cluster service account."""
+    from kubernetes import config
+
+    # Read KUBECONFIG now: the client reads it once, when it is imported.
+    files = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    try:
+        config.load_kube_config(config_file=files, context=context)
+        return
+    except config.ConfigException as exc:
+        kubeconfig_problem = str(exc)
+    except FileNotFoundError as exc:
+        kubeconfig_problem = str(exc)
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        raise UsageError(
+            "no kubeconfig found (KUBECONFIG, ~/.kube/config) and not running in a cluster; point KUBECONFIG "
+            f"at the cluster's kubeconfig ({kubeconfig_problem})"
+        ) from None
 
 
 def clients(context: Optional[str] = None):
     """BatchV1Api and CoreV1Api from the kubeconfig (or the in-cluster service account)."""
-    from kubernetes import client, config
+    from kubernetes import client
 
-    try:
-        config.load_kube_config(context=context)
-    except Exception:
-        config.load_incluster_config()
+    load_config(context)
     return client.BatchV1Api(), client.CoreV1Api()
 
 
 def require_reachable(context: Optional[str] = None) -> None:
-    from kubernetes import client, config
+    from kubernetes import client
 
+    load_config(context)
     try:
-        try:
-            config.load_kube_config(context=context)
-        except config.ConfigException:
-            config.load_incluster_config()
         client.VersionApi().get_code(_request_timeout=10)
     except Exception as exc:
         raise TransientError(
             f"the Kubernetes cluster is not reachable{f' (context {context})' if context else ''}: "
             f"{_reason(exc)}; check `kubectl cluster-info` and your KUBECONFIG"
         ) from None
+
+
+def unmanaged_objects(namespace: str, context: Optional[str] = None) -> list[str]:
+    """The objects of the old flow present in the namespace and not created by Pulumi."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    load_config(context)
+    readers = {
+        "Deployment": client.AppsV1Api().read_namespaced_deployment,
+        "Service": client.CoreV1Api().read_namespaced_service,
+        "HorizontalPodAutoscaler": client.AutoscalingV2Api().read_namespaced_horizontal_pod_autoscaler,
+        "Ingress": client.NetworkingV1Api().read_namespaced_ingress,
+        "Job": client.BatchV1Api().read_namespaced_job,
+    }
+    found = []
+    for kind, name in OLD_FLOW_OBJECTS:
+        try:
+            obj = readers[kind](name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                continue
+            raise
+        if (obj.metadata.labels or {}).get("app.kubernetes.io/managed-by") != "pulumi":
+            found.append(f"{kind} {name}")
+    return found
+
+
+def delete_old_migration_job(namespace: str, context: Optional[str] = None) -> bool:
+    """Delete the old flow's finished db-migrations Job (as its Makefile did before every run):
+    a Job's pod template cannot be changed, so the new Job cannot take it over."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    load_config(context)
+    batch = client.BatchV1Api()
+    try:
+        job = batch.read_namespaced_job(MIGRATION_JOB, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    if (job.metadata.labels or {}).get("app.kubernetes.io/managed-by") == "pulumi":
+        return False
+    if job.status.active:
+        raise TransientError(f"Job {namespace}/{MIGRATION_JOB} of the old flow is still running; wait for it to "
+                             "finish (kubectl wait --for=condition=complete job/db-migrations), then run again")
+    batch.delete_namespaced_job(MIGRATION_JOB, namespace, propagation_policy="Background")
+    return True
 
 
 def _reason(exc: Exception) -> str:

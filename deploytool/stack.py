@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Callable, Optional
 from deploytool.errors import DeployError, TransientError, UsageError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT = "ideaforge-ai"
 INSTALL_HINT = (
     "the Pulumi CLI is not installed or not on PATH; install it with "
     "`curl -fsSL https://get.pulumi.com | sh` (or `brew install pulumi`), then `pulumi login`"
@@ -29,10 +31,17 @@ def require_cli(which: Callable[[str], Optional[str]] = shutil.which) -> None:
 
 
 def open_stack(name: str, work_dir: Path = PROJECT_DIR):
+    """The stack, with the program run in this process (the Automation API's inline program):
+    __main__.py of `work_dir`, its Pulumi.yaml and Pulumi.<stack>.yaml, as `pulumi up` there
+    would use them. In process, the program needs no language plugin besides this Python."""
     from pulumi import automation as auto
 
+    def program() -> None:
+        runpy.run_path(str(work_dir / "__main__.py"), run_name="__main__")
+
     try:
-        return auto.select_stack(stack_name=name, work_dir=str(work_dir))
+        return auto.select_stack(stack_name=name, project_name=PROJECT, program=program,
+                                 opts=auto.LocalWorkspaceOptions(work_dir=str(work_dir)))
     except auto.StackNotFoundError:
         raise UsageError(
             f"stack {name!r} does not exist in this backend; create it with `pulumi stack init {name}` "
@@ -72,6 +81,21 @@ def run(stack, action: str, refresh: bool, on_output: Callable[[str], None]) -> 
         ) from None
     except auto.CommandError as exc:
         raise DeployError(f"pulumi {action} failed:\n{_tail(str(exc))}") from None
+
+
+def manages_resources(stack) -> bool:
+    """Whether the stack's state holds anything but itself: False before its first `up`."""
+    deployment = stack.export_stack().deployment or {}
+    return any(r.get("type") != "pulumi:pulumi:Stack" for r in deployment.get("resources") or [])
+
+
+def set_take_over(stack, on: bool) -> None:
+    from pulumi.automation import ConfigValue
+
+    if on:
+        stack.set_config("takeOver", ConfigValue(value="true"))
+    else:
+        stack.remove_config("takeOver")
 
 
 def _plain(outputs) -> dict:

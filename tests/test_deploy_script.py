@@ -21,8 +21,9 @@ from deploytool.errors import EXIT_FAILED, EXIT_OK, EXIT_TRANSIENT, EXIT_USAGE
 
 
 class FakeStack:
-    def __init__(self, name="dev", fail_with=None, outputs=None, previous=None):
+    def __init__(self, name="dev", fail_with=None, outputs=None, previous=None, managed=True):
         self.name = name
+        self.managed = managed
         self.config = {"namespace": ConfigValue(value="ns-dev")}
         self.calls = []
         self.fail_with = fail_with
@@ -35,6 +36,14 @@ class FakeStack:
 
     def get_config(self, key):
         return self.config[key]
+
+    def remove_config(self, key):
+        self.calls.append(("remove_config", key))
+        self.config.pop(key, None)
+
+    def export_stack(self):
+        resources = [{"type": "pulumi:pulumi:Stack"}] + ([{"type": "kubernetes:apps/v1:Deployment"}] if self.managed else [])
+        return SimpleNamespace(deployment={"resources": resources})
 
     def outputs(self):
         return {k: SimpleNamespace(value=v) for k, v in self._previous.items()}
@@ -61,7 +70,9 @@ class FakeStack:
 def tools(stack=None, **overrides):
     fake = stack or FakeStack()
     defaults = dict(require_cli=lambda: None, open_stack=lambda name: fake, require_reachable=lambda context: None,
-                    kube_clients=lambda context: (FakeBatch({}), FakeCore([])))
+                    kube_clients=lambda context: (FakeBatch({}), FakeCore([])),
+                    unmanaged_objects=lambda namespace, context: [],
+                    delete_old_migration_job=lambda namespace, context: False)
     defaults.update(overrides)
     return cli.Tools(**defaults), fake
 
@@ -144,12 +155,13 @@ def failed_job():
     )
 
 
-def failed_pod(name, minutes, message):
+def failed_pod(name, minutes, message, job="db-migrations", container="migrate"):
     return client.V1Pod(
-        metadata=client.V1ObjectMeta(name=name, creation_timestamp=NOW + timedelta(minutes=minutes)),
-        spec=client.V1PodSpec(containers=[client.V1Container(name="migrate")]),
+        metadata=client.V1ObjectMeta(name=name, creation_timestamp=NOW + timedelta(minutes=minutes),
+                                     labels={"job-name": job}),
+        spec=client.V1PodSpec(containers=[client.V1Container(name=container)]),
         status=client.V1PodStatus(phase="Failed", container_statuses=[client.V1ContainerStatus(
-            name="migrate", image="i", image_id="", ready=False, restart_count=0,
+            name=container, image="i", image_id="", ready=False, restart_count=0,
             state=client.V1ContainerState(terminated=client.V1ContainerStateTerminated(exit_code=1, reason="Error", message=message)))]),
     )
 
@@ -169,11 +181,11 @@ class FakeCore:
         self.pods, self.logs = pods, logs or {}
 
     def list_namespaced_pod(self, namespace, label_selector):
-        assert label_selector == "job-name=db-migrations"
-        return client.V1PodList(items=list(self.pods))
+        key, value = label_selector.split("=")
+        assert key == "job-name"
+        return client.V1PodList(items=[p for p in self.pods if (p.metadata.labels or {}).get(key) == value])
 
     def read_namespaced_pod_log(self, name, namespace, container, tail_lines=None):
-        assert container == "migrate"
         return self.logs[name]
 
 
@@ -194,6 +206,63 @@ def test_failed_up_prints_job_status_conditions_and_every_attempts_logs():
     assert "exit code 1 (Error)" in err
     assert "  exit 1: migration 002_b.sql failed at statement 2 of 3 (002_b.sql:7)" in err
     assert "  ERROR: first attempt" in err and "  ERROR: second attempt" in err
+
+
+def test_a_failed_readiness_check_is_reported_with_its_own_pod_and_message():
+    job = client.V1Job(metadata=client.V1ObjectMeta(name="wait-for-postgres"), status=client.V1JobStatus(
+        failed=1, conditions=[client.V1JobCondition(type="Failed", status="True", reason="BackoffLimitExceeded",
+                                                    message="Job has reached the specified backoff limit")]))
+    message = "postgres at postgres-ha-primary:5432 did not become ready within 300s (waited 300s)"
+    pods = [failed_pod("wait-for-postgres-x", 1, message, job="wait-for-postgres", container="check")]
+    failing = FakeStack(fail_with=command_error(CommandError, "Job wait-for-postgres failed"))
+    code, _, err, _ = run(["up", "--stack", "dev"], stack=failing, kube_clients=lambda context: (
+        FakeBatch({"wait-for-postgres": job}), FakeCore(pods, {"wait-for-postgres-x": "waiting for postgres\n"})))
+    assert code == EXIT_FAILED
+    assert "=== Job ns-dev/wait-for-postgres ===" in err
+    assert f"  {message}" in err and "  waiting for postgres" in err
+
+
+def test_a_first_up_into_a_namespace_the_old_flow_filled_is_refused_with_the_take_over_command():
+    code, _, err, fake = run(["up", "--stack", "dev"], stack=FakeStack(managed=False),
+                             unmanaged_objects=lambda namespace, context: ["Deployment backend", "Job db-migrations"])
+    assert code == EXIT_USAGE
+    assert "namespace ns-dev already holds Deployment backend, Job db-migrations, created outside Pulumi" in err
+    assert "python deploy.py take-over --stack dev" in err
+    assert not [c for c in fake.calls if c[0] == "up"]
+
+
+def test_take_over_deletes_the_old_job_runs_up_with_take_over_and_then_clears_it():
+    deleted = []
+    code, out, _, fake = run(["take-over", "--stack", "dev"], stack=FakeStack(managed=False),
+                             delete_old_migration_job=lambda namespace, context: deleted.append(namespace) or True)
+    assert code == EXIT_OK
+    assert deleted == ["ns-dev"]
+    assert [c[0] for c in fake.calls] == ["set_config", "up", "remove_config"]
+    assert fake.calls[0] == ("set_config", "takeOver", "true")
+    assert "taken over: ns-dev is now managed by stack dev" in out
+
+
+def test_take_over_clears_its_setting_even_when_the_up_fails():
+    failing = FakeStack(managed=False, fail_with=command_error(CommandError, "boom"))
+    code, _, _, fake = run(["take-over", "--stack", "dev"], stack=failing)
+    assert code == EXIT_FAILED
+    assert fake.calls[-1] == ("remove_config", "takeOver")
+
+
+def test_take_over_of_a_stack_that_already_manages_the_namespace_is_refused():
+    code, _, err, fake = run(["take-over", "--stack", "dev"], stack=FakeStack(managed=True))
+    assert code == EXIT_USAGE and "there is nothing to take over" in err
+    assert fake.calls == []
+
+
+def test_no_kubeconfig_is_reported_as_such(tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    code, _, err, _ = run(["up", "--stack", "dev"], require_reachable=cluster.require_reachable)
+    assert code == EXIT_USAGE
+    assert "no kubeconfig found (KUBECONFIG, ~/.kube/config)" in err
+    assert "Service host/port is not set" not in err
 
 
 def test_failure_before_the_job_exists_says_so():
@@ -246,7 +315,8 @@ def succeeded_job(created):
 
 
 def succeeded_pod(name):
-    return client.V1Pod(metadata=client.V1ObjectMeta(name=name, creation_timestamp=datetime.now(timezone.utc)),
+    return client.V1Pod(metadata=client.V1ObjectMeta(name=name, creation_timestamp=datetime.now(timezone.utc),
+                                                     labels={"job-name": "db-migrations"}),
                         spec=client.V1PodSpec(containers=[client.V1Container(name="migrate")]),
                         status=client.V1PodStatus(phase="Succeeded"))
 
