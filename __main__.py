@@ -78,7 +78,8 @@ frontend = WebApp("frontend", WebAppArgs(
     depends_on=[backend.deployment, backend.service, prerequisites],
 ))
 
-ingress = AppIngress("ingress", IngressArgs(namespace, settings)) if settings.ingress.enabled else None
+ingress = AppIngress("ingress", IngressArgs(namespace, settings, depends_on=[backend.service, frontend.service])) \
+    if settings.ingress.enabled else None
 
 pulumi.export("namespace", namespace)
 pulumi.export("migrationJobName", migrations.job_name)

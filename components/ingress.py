@@ -8,6 +8,7 @@ the `kubernetes.io/ingress.class` annotation, which `annotations` can carry on.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import pulumi
 from pulumi_kubernetes.networking.v1 import (
@@ -31,6 +32,7 @@ from components.settings import Settings
 class IngressArgs:
     namespace: pulumi.Input[str]
     settings: Settings
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 def _path(path: str, service: str, port: int) -> HTTPIngressPathArgs:
@@ -64,6 +66,8 @@ class AppIngress(pulumi.ComponentResource):
                 rules=rules,
                 tls=[IngressTLSArgs(hosts=hosts or None, secret_name=ingress.tls_secret)] if ingress.tls_secret else None,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            # Its own depends_on, as a component's does not reach its children: the Services it
+            # routes to exist first, so its await does not wait for them.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         self.register_outputs({"name": self.ingress.metadata.name})

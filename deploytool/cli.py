@@ -6,7 +6,7 @@ import argparse
 import re
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+
 from typing import Callable, Optional, Sequence, TextIO
 
 from deploytool import cluster, job_report, stack as pulumi_stack
@@ -64,8 +64,7 @@ def main(argv: Optional[Sequence[str]] = None, tools: Optional[Tools] = None, ou
         written = pulumi_stack.write_tags(stack, args.backend_tag, args.frontend_tag)
         for key, value in written.items():
             print(f"config: {key} = {value}", file=out)
-        # A little before now: the API server's clock may run behind this machine's.
-        started = datetime.now(timezone.utc) - timedelta(seconds=30)
+        job_before = _job_uid(tools, args.context, namespace) if action == "up" else None
         try:
             outcome = pulumi_stack.run(stack, action, args.refresh, on_output=lambda line: print(
                 line, end="" if line.endswith("\n") else "\n", file=out, flush=True))
@@ -77,7 +76,7 @@ def main(argv: Optional[Sequence[str]] = None, tools: Optional[Tools] = None, ou
         if stack is not None and action == "up" and not isinstance(exc, UsageError):
             print(_failure_report(stack, tools, args.context), file=err)
         return exc.exit_code
-    ran = _migrations_ran(stack, tools, args.context, started) if action == "up" else None
+    ran = _migrations_ran(stack, tools, args.context, job_before) if action == "up" else None
     print(summary(action, outcome, ran), file=out)
     if args.action == "take-over":
         print(f"taken over: {namespace} is now managed by stack {args.stack}; use `deploy.py up` from now on", file=out)
@@ -104,10 +103,18 @@ def _prepare_take_over(stack, tools: Tools, context: Optional[str], namespace: s
     pulumi_stack.set_take_over(stack, True)
 
 
-def _migrations_ran(stack, tools: Tools, context: Optional[str], since: datetime) -> Optional[list[str]]:
+def _job_uid(tools: Tools, context: Optional[str], namespace: str) -> Optional[str]:
+    try:
+        batch, _ = tools.kube_clients(context)
+        return job_report.job_uid(batch, namespace)
+    except Exception:  # a summary detail
+        return None
+
+
+def _migrations_ran(stack, tools: Tools, context: Optional[str], before: Optional[str]) -> Optional[list[str]]:
     try:
         batch, core = tools.kube_clients(context)
-        return job_report.migrations_applied(batch, core, stack.get_config("namespace").value, since)
+        return job_report.migrations_applied(batch, core, stack.get_config("namespace").value, before)
     except Exception:  # a summary detail; the deploy itself succeeded
         return None
 
@@ -122,13 +129,17 @@ def _failure_report(stack, tools: Tools, context: Optional[str]) -> str:
 
 
 def summary(action: str, outcome: pulumi_stack.Outcome, ran: Optional[list[str]] = None) -> str:
-    changes = ", ".join(f"{op} {count}" for op, count in sorted(outcome.changes.items()) if op != "same") or "no changes"
+    # `same` and `read` (the objects the stack only reads) change nothing.
+    changes = ", ".join(f"{op} {count}" for op, count in sorted(outcome.changes.items())
+                        if op not in ("same", "read")) or "no changes"
     if action == "preview":
         return f"preview: {changes}"
-    before = {m["name"] for m in outcome.previous_outputs.get("migrations", [])}
-    shipped = [m["name"] for m in outcome.outputs.get("migrations", []) if m["name"] not in before]
+    before = {m["name"] for m in outcome.previous_outputs.get("migrations") or []}
+    shipped = [m["name"] for m in outcome.outputs.get("migrations") or [] if m["name"] not in before]
     lines = [f"deployed: {changes}"]
-    if shipped:
+    if outcome.outputs.get("migrationsSource") == "image":
+        lines.append("the migrations are the ones in the backend image")
+    elif shipped:
         lines.append(f"migrations shipped in this deploy ({len(shipped)}): " + ", ".join(shipped))
     else:
         lines.append("no new migrations in this deploy")

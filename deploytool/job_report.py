@@ -73,17 +73,26 @@ def _terminated(pod):
     return None
 
 
-def migrations_applied(batch, core, namespace: str, since, job: str = JOBS[0]) -> Optional[list[str]]:
+def job_uid(batch, namespace: str, job: str = JOBS[0]) -> Optional[str]:
+    """The identity of the Job as it is now; a Job that ran again is a new object."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return batch.read_namespaced_job(job, namespace).metadata.uid
+    except ApiException:
+        return None
+
+
+def migrations_applied(batch, core, namespace: str, before: Optional[str], job: str = JOBS[0]) -> Optional[list[str]]:
     """The migrations the Job's run applied, from its pod's log; None when the Job did not
-    run during this deploy (unchanged stack: its pods, if any, are from an earlier one)."""
+    run during this deploy (the same Job object as before the deploy, or none)."""
     from kubernetes.client.exceptions import ApiException
 
     try:
         found = batch.read_namespaced_job(job, namespace)
     except ApiException:
         return None
-    created = found.metadata.creation_timestamp
-    if created is None or created < since:
+    if found.metadata.uid == before:
         return None
     pods = [p for p in core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
             if p.status.phase == "Succeeded"]

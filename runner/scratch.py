@@ -129,3 +129,23 @@ class ScratchPostgres:
 
     def __exit__(self, *exc_info) -> None:
         self.cleanup()
+
+
+def main() -> None:
+    """`python -m runner.scratch` (`make postgres`): a throw-away PostgreSQL to try migrations
+    on by hand; it runs until Ctrl-C and leaves nothing behind."""
+    import signal
+
+    with ScratchPostgres(durable=True) as server:
+        print(f"PostgreSQL {server.port} is up. In another shell:\n\n"
+              f"  export DATABASE_URL={server.url()}\n"
+              "  .venv/bin/python -m runner status\n\n"
+              "Ctrl-C stops it and deletes its data.", flush=True)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

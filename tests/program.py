@@ -162,6 +162,24 @@ class _Recorder(MockMonitor):
 
 
 
+def _finish_outstanding_rpcs() -> None:
+    """A failed program leaves RPCs running on its event loop (the engine would end the
+    process). Let them finish, their errors read, so none is reported as never retrieved
+    when a later test's run clears the runtime's state."""
+    loop = asyncio.get_event_loop()
+    pending = asyncio.all_tasks(loop)
+    if pending:
+        done, still = loop.run_until_complete(asyncio.wait(pending, timeout=10))
+        for task in still:
+            task.cancel()
+        if still:
+            loop.run_until_complete(asyncio.gather(*still, return_exceptions=True))
+        for task in done:
+            if not task.cancelled():
+                task.exception()
+    loop.close()
+
+
 def run_program(config: dict[str, Any], secrets: Optional[dict[str, str]] = None, stack: str = "dev",
                 preview: bool = False, missing: frozenset = frozenset(),
                 existing: Optional[dict[str, dict]] = None) -> Deployment:
@@ -185,6 +203,7 @@ def run_program(config: dict[str, Any], secrets: Optional[dict[str, str]] = None
             _sync_await(run_pulumi_func(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")))
         except BaseException as exc:  # the program's own error, reported to the test
             deployment.error = exc
+            _finish_outstanding_rpcs()
             return
         # Under mocks the root stack is finished before the program runs, so exports are
         # read from it directly rather than from a RegisterResourceOutputs call.

@@ -167,13 +167,18 @@ def failed_pod(name, minutes, message, job="db-migrations", container="migrate")
 
 
 class FakeBatch:
+    """Jobs by name; a list is what successive reads see (before the deploy, after it)."""
+
     def __init__(self, jobs):
-        self.jobs = jobs
+        self.jobs = {name: list(job) if isinstance(job, list) else [job] for name, job in jobs.items()}
 
     def read_namespaced_job(self, name, namespace):
-        if name not in self.jobs:
+        seen = self.jobs.get(name)
+        if not seen or seen[0] is None:
+            if seen:
+                seen.pop(0)
             raise ApiException(status=404, reason="Not Found")
-        return self.jobs[name]
+        return seen.pop(0) if len(seen) > 1 else seen[0]
 
 
 class FakeCore:
@@ -309,8 +314,8 @@ def test_unreachable_cluster_is_refused_before_the_stack_is_touched(tmp_path, mo
     assert fake.calls == []
 
 
-def succeeded_job(created):
-    return client.V1Job(metadata=client.V1ObjectMeta(name="db-migrations", creation_timestamp=created),
+def succeeded_job(uid):
+    return client.V1Job(metadata=client.V1ObjectMeta(name="db-migrations", uid=uid),
                         status=client.V1JobStatus(succeeded=1))
 
 
@@ -325,7 +330,8 @@ def test_success_summary_lists_the_migrations_the_job_ran():
     log = ("migrations: /migrations (3 files)\nmigration lock acquired\n"
            "applied 002_b.sql (2 statements, 14 ms)\napplied 003_c.sql (1 statements, 3 ms)\n"
            "applied 2 migrations in 17 ms; 1 were already applied\n")
-    clients = lambda context: (FakeBatch({"db-migrations": succeeded_job(datetime.now(timezone.utc))}),
+    batch = FakeBatch({"db-migrations": [succeeded_job("before"), succeeded_job("replaced")]})
+    clients = lambda context: (batch,
                                FakeCore([succeeded_pod("db-migrations-x")], {"db-migrations-x": log}))
     code, out, _, _ = run(["up", "--stack", "dev"], kube_clients=clients)
     assert code == EXIT_OK
@@ -333,8 +339,8 @@ def test_success_summary_lists_the_migrations_the_job_ran():
 
 
 def test_success_summary_says_when_the_job_did_not_run():
-    old = datetime.now(timezone.utc) - timedelta(minutes=40)
-    clients = lambda context: (FakeBatch({"db-migrations": succeeded_job(old)}),
+    batch = FakeBatch({"db-migrations": succeeded_job("unchanged")})
+    clients = lambda context: (batch,
                                FakeCore([succeeded_pod("db-migrations-old")], {"db-migrations-old": "applied 001_a.sql (1 statements, 1 ms)\n"}))
     code, out, _, _ = run(["up", "--stack", "dev"], kube_clients=clients)
     assert code == EXIT_OK

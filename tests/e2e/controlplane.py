@@ -40,7 +40,8 @@ class Certificates:
         _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=directory)
         self.issue("apiserver", "/CN=kube-apiserver", "DNS:localhost,DNS:kubernetes,IP:127.0.0.1,IP:10.0.0.1")
         self.issue("admin", "/O=system:masters/CN=e2e-admin")
-        self.issue("controller-manager", "/CN=system:kube-controller-manager")
+        # In the masters group: its controllers act under its own name (no per-controller accounts).
+        self.issue("controller-manager", "/O=system:masters/CN=system:kube-controller-manager")
         self.issue("apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client")
         self.issue("kubelet", "/O=system:nodes/CN=system:node:e2e-node", "DNS:localhost,IP:127.0.0.1")
 

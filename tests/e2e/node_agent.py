@@ -83,6 +83,8 @@ class NodeAgent:
         self.stopping = threading.Event()
         self.errors: list[str] = []
         self.threads: list[threading.Thread] = []
+        self.pod_ips: dict[str, str] = {}
+        self.networking = client.NetworkingV1Api(api)
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -90,7 +92,7 @@ class NodeAgent:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.server = self._log_server()
         self._register()
-        for target in (self._heartbeat, self._pods):
+        for target in (self._heartbeat, self._pods, self._ingresses):
             thread = threading.Thread(target=self._guarded(target), daemon=True)
             thread.start()
             self.threads.append(thread)
@@ -153,7 +155,7 @@ class NodeAgent:
                               "renewTime": datetime.datetime.now(datetime.timezone.utc).strftime(
                                   "%Y-%m-%dT%H:%M:%S.%fZ")}}
             try:
-                self.coordination.replace_namespaced_lease(NODE, "kube-node-lease", lease)
+                self.coordination.patch_namespaced_lease(NODE, "kube-node-lease", {"spec": lease["spec"]})
             except ApiException as exc:
                 if exc.status != 404:
                     raise
@@ -179,6 +181,22 @@ class NodeAgent:
                 running = self.running.pop(uid)
                 running.stop.set()
                 self._kill(running)
+
+    def pod_ip(self, uid: str) -> str:
+        """A pod IP of its own (Endpoints refuse loopback addresses); processes use the host's network."""
+        if uid not in self.pod_ips:
+            n = len(self.pod_ips) + 2
+            self.pod_ips[uid] = f"10.244.{n // 250}.{n % 250 + 2}"
+        return self.pod_ips[uid]
+
+    def _ingresses(self) -> None:
+        """Stands in for the ingress controller: gives every Ingress an address."""
+        while not self.stopping.wait(1):
+            for ingress in self.networking.list_ingress_for_all_namespaces().items:
+                if not (ingress.status and ingress.status.load_balancer and ingress.status.load_balancer.ingress):
+                    self.networking.patch_namespaced_ingress_status(
+                        ingress.metadata.name, ingress.metadata.namespace,
+                        {"status": {"loadBalancer": {"ingress": [{"hostname": "e2e-lb.local"}]}}})
 
     def _bind(self, pod: dict) -> None:
         meta = pod["metadata"]
@@ -241,8 +259,9 @@ class NodeAgent:
 
     def _mark_ready(self, pod: dict) -> None:
         containers = pod["spec"]["containers"]
+        ip = self.pod_ip(pod["metadata"]["uid"])
         self._patch_status(pod, {
-            "phase": "Running", "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
+            "phase": "Running", "hostIP": "127.0.0.1", "podIP": ip, "podIPs": [{"ip": ip}],
             "startTime": now(),
             "conditions": [_condition(t, "True") for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
             "containerStatuses": [{"name": c["name"], "image": c["image"], "imageID": c["image"], "ready": True,
@@ -263,8 +282,9 @@ class NodeAgent:
                 self._finish(pod, init_statuses, [_waiting(c, "PodInitializing") for c in pod["spec"]["containers"]])
                 return
         for container in pod["spec"]["containers"]:
+            ip = self.pod_ip(uid)
             self._patch_status(pod, {
-                "phase": "Running", "podIP": "127.0.0.1",
+                "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
                 "conditions": [_condition("Initialized", "True"), _condition("Ready", "True")],
                 "initContainerStatuses": init_statuses or None,
                 "containerStatuses": [{"name": container["name"], "image": container["image"], "ready": True,
@@ -289,10 +309,17 @@ class NodeAgent:
         log = self.log_path(meta["namespace"], meta["name"], container["name"])
         image = self.images(container["image"])
         started = now()
-        try:
-            launch = self._launch(pod, container, image, root)
-        except sandbox.ConfigError as exc:
-            return _waiting(container, "CreateContainerConfigError", str(exc))
+        while True:
+            try:
+                launch = self._launch(pod, container, image, root)
+                break
+            except sandbox.ConfigError as exc:
+                # As the kubelet does: the pod stays Pending, and it tries again.
+                waiting = _waiting(container, "CreateContainerConfigError", str(exc))
+                key = "initContainerStatuses" if slot.startswith("init") else "containerStatuses"
+                self._patch_status(pod, {"phase": "Pending", key: [waiting]})
+                if running.stop.wait(2):
+                    return waiting
         if running.stop.is_set():
             return _terminated(container, 137, "Error", "", started)
         running.process = sandbox.start(launch, log, self.hosts, root / "termination-log",
@@ -311,7 +338,7 @@ class NodeAgent:
             raise sandbox.ConfigError("container has runAsNonRoot and image will run as root")
         lookup = self._lookup(namespace)
         fields = {"metadata.name": pod["metadata"]["name"], "metadata.namespace": namespace,
-                  "status.podIP": "127.0.0.1", "spec.nodeName": NODE}
+                  "status.podIP": self.pod_ip(pod["metadata"]["uid"]), "spec.nodeName": NODE}
         env = dict(sandbox.standard_env(pod["metadata"]["name"]), PATH=image.path)
         env.update(sandbox.resolve_env(container, lookup, fields))
         binds = sandbox.materialize_volumes(spec, container, lookup, root)
