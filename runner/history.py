@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+import psycopg2.errors
 from psycopg2 import sql
 
 from runner.errors import UsageError
@@ -95,7 +96,19 @@ class Tracking:
             )
         missing = [(name, ddl) for name, ddl in ADDED_COLUMNS if name not in present]
         if missing:
-            cursor.execute(tracking._add_columns(missing))
+            try:
+                cursor.execute(tracking._add_columns(missing))
+            except psycopg2.errors.InsufficientPrivilege:
+                cursor.execute("SELECT tableowner, current_user FROM pg_tables WHERE schemaname = %s AND tablename = %s",
+                               (tracking.schema, TABLE))
+                owner, user = cursor.fetchone()
+                raise UsageError(
+                    f"{tracking.schema}.{TABLE} (the old script's table) is owned by {owner}, and the runner, "
+                    f"logged in as {user}, must add columns to it ({', '.join(n for n, _ in missing)}); nothing "
+                    "was changed",
+                    hint=f"log in as {owner} (POSTGRES_USER), or once, as {owner} or a superuser: "
+                    f"ALTER TABLE {tracking.schema}.{TABLE} OWNER TO {user}",
+                ) from None
         return tracking, [name for name, _ in missing]
 
     def _add_columns(self, columns) -> sql.Composed:

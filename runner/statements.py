@@ -41,13 +41,27 @@ class Statement:
         return segment.text[self.offset : self.end]
 
 
-@dataclass(frozen=True)
 class Segment:
-    """Whole statements of a file, as they stand in it (comments between them included)."""
+    """Whole statements of a file, as they stand in it (comments between them included).
 
-    text: str
-    line: int  # the file line where `text` starts
-    statements: tuple[Statement, ...]
+    A segment read again for the run (a large file) knows only its text; its statements are
+    cut only if something needs them (an error to locate, a no-transaction file)."""
+
+    def __init__(self, text: str, line: int, statements: Optional[tuple[Statement, ...]] = None,
+                 first_number: int = 1, start_byte: int = 0, name: str = "", count: Optional[int] = None):
+        self.text = text
+        self.line = line  # the file line where `text` starts
+        self.first_number = first_number
+        self.count = len(statements) if statements is not None else count
+        self.start_byte = start_byte  # where `text` starts in the file
+        self._statements = statements
+        self._name = name
+
+    @property
+    def statements(self) -> tuple[Statement, ...]:
+        if self._statements is None:
+            self._statements = _segment(self._name, self.text, self.line, self.first_number - 1, True)[0].statements
+        return self._statements
 
     def line_at(self, offset: int) -> int:
         return self.line + self.text.count("\n", 0, max(0, offset))
@@ -63,6 +77,17 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Span:
+    """Where a segment is in the file, remembered from the checks so the run need not cut again."""
+
+    start_byte: int
+    end_byte: int
+    line: int
+    first_number: int
+    count: int
+
+
+@dataclass(frozen=True)
 class Script:
     """What the executor runs for one file."""
 
@@ -72,12 +97,20 @@ class Script:
     opener: Optional[str]  # the file's own `BEGIN ...` when it wraps itself, else None
     wraps_itself: bool
     cached: Optional[Segment]  # the whole file, when it is small enough to keep
+    spans: tuple[Span, ...] = ()  # the segments of a larger file
 
     def segments(self) -> Iterator[Segment]:
         """The body's statements, numbered from 1 without the file's own wrapper."""
-        source = (self.cached,) if self.cached is not None else read_segments(self.path, self.name)
+        source = (self.cached,) if self.cached is not None else self._read_again()
         for segment in source:
             yield _unwrapped(segment, self.count + 2) if self.wraps_itself else segment
+
+    def _read_again(self) -> Iterator[Segment]:
+        with open(self.path, "rb") as handle:
+            for span in self.spans:
+                handle.seek(span.start_byte)
+                text = handle.read(span.end_byte - span.start_byte).decode("utf-8")
+                yield Segment(text, span.line, None, span.first_number, span.start_byte, self.name, span.count)
 
 
 def line_at(text: str, offset: int) -> int:
@@ -104,7 +137,10 @@ def plan(name: str, path: Path, transactional: bool) -> Script:
     first = last = None
     control: list[Statement] = []
     kept: list[Segment] = []
+    spans: list[Span] = []
     for segment in read_segments(path, name):
+        spans.append(Span(segment.start_byte, segment.start_byte + len(segment.text.encode("utf-8")), segment.line,
+                          segment.first_number, segment.count))
         for statement in segment.statements:
             if first is None:
                 first = (statement, segment)
@@ -120,8 +156,9 @@ def plan(name: str, path: Path, transactional: bool) -> Script:
             hint="add the migration's SQL, or delete the file if it was created by mistake",
         )
     cached = kept[0] if len(kept) == 1 else None
+    spans_kept = () if cached else tuple(spans)
     if not transactional:
-        return Script(path, name, count, None, False, cached)
+        return Script(path, name, count, None, False, cached, spans_kept)
     wraps = count >= 2 and _is_begin(first[0].words) and _is_commit(last.words)
     refused = [s for s in control if not (wraps and s.number in (1, count))]
     if refused:
@@ -134,11 +171,15 @@ def plan(name: str, path: Path, transactional: bool) -> Script:
             "VACUUM) need the `-- runner:no-transaction` marker at the top of the file",
         )
     opener = first[0].text(first[1]) if wraps else None
-    return Script(path, name, count - 2 if wraps else count, opener, wraps, cached)
+    return Script(path, name, count - 2 if wraps else count, opener, wraps, cached, spans_kept)
 
 
 def _unwrapped(segment: Segment, total: int) -> Segment:
     """The segment without the file's own BEGIN (statement 1) and COMMIT (the last)."""
+    if segment.first_number > 1 and segment.first_number + segment.count - 1 < total:
+        # Neither the file's BEGIN nor its COMMIT: the same text, numbered one less.
+        return Segment(segment.text, segment.line, None, segment.first_number - 1, segment.start_byte,
+                       segment._name, segment.count)
     kept = [s for s in segment.statements if s.number not in (1, total)]
     if not kept:
         return Segment("", segment.line, ())
@@ -157,22 +198,26 @@ def read_segments(path: Path, name: str) -> Iterator[Segment]:
     buffer = ""
     line = 1
     number = 0
+    position = 0  # the file byte where `buffer` starts
     wanted = SEGMENT_CHARS  # grows past a statement larger than a segment
     with open(path, "rb") as handle:
         while True:
             raw = handle.read(_READ_BYTES)
             final = not raw
-            if number == 0 and line == 1 and not buffer:
-                raw = raw[3:] if raw.startswith(codecs.BOM_UTF8) else raw
+            if number == 0 and line == 1 and not buffer and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+                position = len(codecs.BOM_UTF8)
             buffer += decoder.decode(raw, final=final)
             if not final and len(buffer) < wanted:
                 continue
             segment, rest = _segment(name, buffer, line, number, final)
+            segment.start_byte = position
             if final or segment.statements:
                 number += len(segment.statements)
                 yield segment
             wanted = SEGMENT_CHARS if segment.statements else 2 * len(buffer)
             line += buffer.count("\n", 0, rest)
+            position += len(buffer[:rest].encode("utf-8")) if rest < len(buffer) else len(buffer.encode("utf-8"))
             buffer = buffer[rest:]
             if final:
                 return
@@ -208,7 +253,7 @@ def _segment(name: str, text: str, line: int, number: int, final: bool) -> tuple
                 "psql, which the runner is not; the server would wait for data that never comes",
                 hint="write the rows as INSERT ... VALUES, or COPY from a file the server can read",
             )
-    return Segment(text[:rest], line, tuple(statements)), rest
+    return Segment(text[:rest], line, tuple(statements), number - len(statements) + 1, 0, name), rest
 
 
 def _is_begin(words: tuple[str, ...]) -> bool:

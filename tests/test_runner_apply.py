@@ -243,3 +243,35 @@ def test_the_tracking_row_commits_in_the_same_transaction_as_the_migration(db, t
     assert result.code == EXIT_BAD_INPUT
     assert "001_a.sql ran, but its row in public.schema_migrations could not be written" in result.err
     assert "a" not in db.tables()
+
+
+@pytest.fixture
+def tiny_segments(monkeypatch):
+    """Files read in segments of a few statements, as files of many megabytes are."""
+    from runner import statements
+
+    monkeypatch.setattr(statements, "SEGMENT_CHARS", 60)
+    monkeypatch.setattr(statements, "_READ_BYTES", 16)
+
+
+def test_a_file_read_in_segments_applies_whole_in_one_transaction(db, tmp_path, tiny_segments):
+    body = "".join(f"INSERT INTO t VALUES ({i}, 'row; {i}');\n" for i in range(40))
+    write(tmp_path, {"001_t.sql": "CREATE TABLE t (id int, note text);\n" + body,
+                     "002_wrapped.sql": "BEGIN;\n" + body.replace("INTO t", "INTO u").replace("CREATE", "") +
+                                        "COMMIT;\n",
+                     "000_u.sql": "CREATE TABLE u (id int, note text);\n"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_OK, result.output
+    assert db.query("SELECT count(*) FROM t") == [(40,)] and db.query("SELECT count(*) FROM u") == [(40,)]
+    assert "applied 002_wrapped.sql (40 statements" in result.out
+
+
+def test_an_error_in_a_later_segment_names_its_statement_and_line_and_rolls_back_all(db, tmp_path, tiny_segments):
+    lines = ["CREATE TABLE t (id int PRIMARY KEY);"] + [f"INSERT INTO t VALUES ({i});" for i in range(30)]
+    lines[25] = "INSERT INTO t VALUES (3);"  # a duplicate key: no position from the server
+    lines[28] = "INSERT INTO t VALUES (1 +);"  # never reached
+    write(tmp_path, {"001_t.sql": "\n".join(lines) + "\n"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_MIGRATION_FAILED
+    assert "failed at statement 26 of 31 (001_t.sql:26)" in result.err
+    assert "t" not in db.tables()

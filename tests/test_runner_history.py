@@ -182,3 +182,18 @@ def test_baseline_without_a_selection_is_refused(db, tmp_path):
     assert result.code == EXIT_BAD_INPUT
     assert "--through VERSION, or file names" in result.err
     assert db.applied() == []
+
+
+def test_an_old_table_owned_by_another_role_is_a_clear_error_with_the_fix(db, tmp_path):
+    role = f"r_{db.name}"
+    db.execute(f"CREATE ROLE {role} LOGIN; GRANT ALL ON SCHEMA public TO {role}")
+    try:
+        adopt_old_table(db, ["001_users.sql"])  # created by postgres, as another tool might have
+        write(tmp_path, {"001_users.sql": "CREATE TABLE users (id int);"})
+        url = db.dsn.replace("postgresql://postgres@", f"postgresql://{role}@")
+        result = db.run("--dir", str(tmp_path), env={"DATABASE_URL": url})
+        assert result.code == EXIT_BAD_INPUT, result.output
+        assert f"is owned by postgres, and the runner, logged in as {role}, must add columns" in result.err
+        assert f"ALTER TABLE public.schema_migrations OWNER TO {role}" in result.err
+    finally:
+        db.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")

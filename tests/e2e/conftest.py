@@ -210,8 +210,11 @@ class E2E:
         connection.autocommit = True
         return contextlib.closing(connection)
 
-    def query(self, sql: str, params=None) -> list:
+    def query(self, sql: str, params=None, as_app: bool = False) -> list:
+        """As the superuser, or as the app's role (`as_app`), which owns what the app created."""
         with self.database() as connection, connection.cursor() as cursor:
+            if as_app:
+                cursor.execute("SET ROLE agentic_pm")
             cursor.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
 

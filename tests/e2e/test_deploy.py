@@ -172,8 +172,14 @@ def test_9_no_password_in_the_state_or_in_what_deploys_print(e2e):
     assert "ideaforge-ai-credentials" in exported
 
 
-def test_10_a_second_up_while_one_runs_stops_at_the_stack_lock(e2e):
-    first = e2e.spawn_deploy("up", "--frontend-tag", "e2e-1c")
+def test_10_a_second_up_while_one_runs_stops_at_the_stack_lock(e2e, tmp_path):
+    # The first deploy holds the stack for as long as its migration sleeps.
+    backend_image_with(e2e, "e2e-5", tmp_path, {
+        NEW: "ALTER TABLE tenants ADD COLUMN sso_domain text;\n",
+        BROKEN: "UPDATE products SET score = 1;\n",
+        "20251204000000_slow.sql": "SELECT pg_sleep(20);\n",
+    })
+    first = e2e.spawn_deploy("up", "--backend-tag", "e2e-5")
     deadline = time.monotonic() + 60
     while not list(e2e.state.glob(".pulumi/locks/**/*.json")):
         assert time.monotonic() < deadline and first.poll() is None, "the first up never took the stack lock"

@@ -93,11 +93,11 @@ def fill_like_make_eks_deploy(e2e) -> None:
                 "command": ["python", "-c", "print('the old migrate.py ran')"]}]}}}})
     # The old script's database: every file of its ConfigMap applied, its table and rows.
     for name in sorted(union):
-        e2e.query(union[name])
-    e2e.query(OLD_TABLE)
+        e2e.query(union[name], as_app=True)
+    e2e.query(OLD_TABLE, as_app=True)
     for name in sorted(union):
         e2e.query("INSERT INTO schema_migrations (migration_name) VALUES (%s)", (name if "tenants" not in name
-                                                                                else name[:-len(".sql")],))
+                                                                                else name[:-len(".sql")],), as_app=True)
     deadline = time.monotonic() + 60
     while not (e2e.job("db-migrations").status.succeeded
                and all((d.status.ready_replicas or 0) == d.spec.replicas
