@@ -65,12 +65,18 @@ def main(argv: Optional[Sequence[str]] = None, tools: Optional[Tools] = None, ou
         for key, value in written.items():
             print(f"config: {key} = {value}", file=out)
         job_before = _job_uid(tools, args.context, namespace) if action == "up" else None
+        stream = lambda line: print(line, end="" if line.endswith("\n") else "\n", file=out, flush=True)  # noqa: E731
         try:
-            outcome = pulumi_stack.run(stack, action, args.refresh, on_output=lambda line: print(
-                line, end="" if line.endswith("\n") else "\n", file=out, flush=True))
+            outcome = pulumi_stack.run(stack, action, args.refresh, on_output=stream)
         finally:
             if args.action == "take-over":
                 pulumi_stack.set_take_over(stack, False)
+        if args.action == "take-over":
+            # The first update of an object that `kubectl apply` made moves kubectl's fields to
+            # Pulumi and drops those the program does not set (the old per-key env list): done
+            # here, so the namespace is settled when the take-over ends.
+            print("completing the take-over: Pulumi takes over the fields kubectl set", file=out)
+            pulumi_stack.run(stack, action, False, on_output=stream)
     except DeployError as exc:
         print(f"ERROR: {exc}", file=err)
         if stack is not None and action == "up" and not isinstance(exc, UsageError):

@@ -242,7 +242,7 @@ def test_take_over_deletes_the_old_job_runs_up_with_take_over_and_then_clears_it
                              delete_old_migration_job=lambda namespace, context: deleted.append(namespace) or True)
     assert code == EXIT_OK
     assert deleted == ["ns-dev"]
-    assert [c[0] for c in fake.calls] == ["set_config", "up", "remove_config"]
+    assert [c[0] for c in fake.calls] == ["set_config", "up", "remove_config", "up"]
     assert fake.calls[0] == ("set_config", "takeOver", "true")
     assert "taken over: ns-dev is now managed by stack dev" in out
 
@@ -251,7 +251,7 @@ def test_take_over_clears_its_setting_even_when_the_up_fails():
     failing = FakeStack(managed=False, fail_with=command_error(CommandError, "boom"))
     code, _, _, fake = run(["take-over", "--stack", "dev"], stack=failing)
     assert code == EXIT_FAILED
-    assert fake.calls[-1] == ("remove_config", "takeOver")
+    assert fake.calls[-1] == ("remove_config", "takeOver")  # and no second up after a failed first
 
 
 def test_take_over_of_a_stack_that_already_manages_the_namespace_is_refused():

@@ -1,6 +1,7 @@
 """Applying migrations: once, in order, atomically, with errors a person can act on."""
 
 import json
+from urllib.parse import quote
 
 import pytest
 
@@ -275,3 +276,39 @@ def test_an_error_in_a_later_segment_names_its_statement_and_line_and_rolls_back
     assert result.code == EXIT_MIGRATION_FAILED
     assert "failed at statement 26 of 31 (001_t.sql:26)" in result.err
     assert "t" not in db.tables()
+
+
+def test_a_runtime_error_after_a_multi_line_dollar_body_names_its_own_line(db, tmp_path):
+    write(tmp_path, {"001_f.sql": (
+        "CREATE FUNCTION two() RETURNS int LANGUAGE plpgsql AS $$\nBEGIN\n  RETURN 2;\nEND;\n$$;\n"
+        "CREATE TABLE t (id int PRIMARY KEY);\n"
+        "INSERT INTO t VALUES (two()), (two());\n"  # line 7: a duplicate key, no position from the server
+    )})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_MIGRATION_FAILED
+    assert "failed at statement 3 of 3 (001_f.sql:7)" in result.err
+    assert "SQLSTATE 23505" in result.err
+
+
+def test_an_error_with_a_position_in_the_first_statement_points_at_its_line(db, tmp_path):
+    write(tmp_path, {"001_f.sql": "-- header\n\nSELECT 1\n  + 'x'::int;\nSELECT 2;\n"})  # 22P02 at line 4
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_MIGRATION_FAILED
+    assert "SQLSTATE 22P02" in result.err
+    assert "failed at statement 1 of 2 (001_f.sql:4)" in result.err
+
+
+def test_a_successful_run_never_prints_the_password(db, tmp_path):
+    role = f"r_{db.name}"
+    secret = "Sup3r/S3cret@pw"
+    db.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{secret}' SUPERUSER")
+    try:
+        write(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);"})
+        url = db.dsn.replace("postgresql://postgres@", f"postgresql://{role}:{quote(secret, safe='')}@")
+        for args in (["--dir", str(tmp_path)], ["--dir", str(tmp_path), "status"],
+                     ["--log-format", "json", "--dir", str(tmp_path)]):
+            result = db.run(*args, env={"DATABASE_URL": url})
+            assert result.code == EXIT_OK, result.output
+            assert secret not in result.output and quote(secret, safe="") not in result.output
+    finally:
+        db.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")

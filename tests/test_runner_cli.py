@@ -213,3 +213,19 @@ def test_readme_documents_every_json_event_with_its_fields():
     for event, (_, _, fields) in EVENTS.items():
         assert documented[event] == set(fields), event
     assert documented["failed"] == {"error", "exit_code", "hint", "migration", "statement", "line", "sqlstate"}
+
+
+def test_a_database_error_outside_a_migration_is_transient(db, tmp_path, monkeypatch):
+    import psycopg2
+
+    from runner import history
+
+    def connection_dropped(cursor):
+        raise psycopg2.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(history.Tracking, "ensure", staticmethod(connection_dropped))
+    write(tmp_path, {"001_a.sql": "SELECT 1;"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == 75
+    assert "database error (SQLSTATE ?): server closed the connection unexpectedly" in result.err
+    assert "Traceback" not in result.output

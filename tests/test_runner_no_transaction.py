@@ -96,3 +96,24 @@ def test_sigterm_during_a_no_transaction_migration_leaves_it_recorded_incomplete
     err = runner.stderr.read()
     assert "during no-transaction migration 002_slow.sql, after 1 of 2 statements; it is recorded as incomplete" in err
     assert db.query("SELECT status, statements FROM schema_migrations WHERE migration_name = '002_slow.sql'") == [("incomplete", 1)]
+
+
+def test_a_lock_timeout_in_a_no_transaction_file_is_retried_and_applies_once_it_clears(db, tmp_path):
+    import threading
+
+    from tests.test_runner_concurrency import hold_share_lock
+
+    write(tmp_path, {"001_items.sql": TABLE, "002_alter.sql": (
+        "-- runner:no-transaction\nALTER TABLE items ADD COLUMN note text;\nCREATE INDEX CONCURRENTLY items_note_idx "
+        "ON items (note);\n")})
+    (tmp_path / "002_alter.sql").rename(tmp_path / "002_alter.sql.later")
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    (tmp_path / "002_alter.sql.later").rename(tmp_path / "002_alter.sql")
+    blocker = hold_share_lock(db, "items")
+    threading.Timer(0.5, blocker.close).start()  # clears during the first retry's wait
+    result = db.run("--dir", str(tmp_path), "--lock-timeout", "200ms", "--lock-retries", "3", "--retry-delay", "0.6")
+    assert result.code == EXIT_OK, result.output
+    assert "lock timeout in 002_alter.sql; attempt 1 rolled back" in result.out
+    assert "applied 002_alter.sql (2 statements" in result.out
+    assert db.query("SELECT status, statements FROM schema_migrations WHERE migration_name = '002_alter.sql'") == [
+        ("applied", 2)]

@@ -106,6 +106,19 @@ def fill_like_make_eks_deploy(e2e) -> None:
         time.sleep(0.5)
 
 
+def settled(e2e, app: str) -> None:
+    """Wait until the Deployment's rollout is over: no pod of an older ReplicaSet left."""
+    deadline = time.monotonic() + 120
+    while True:
+        deployment = e2e.apps.read_namespaced_deployment(app, NAMESPACE)
+        live = e2e.core.list_namespaced_pod(NAMESPACE, label_selector=f"app={app}").items
+        if (deployment.status.updated_replicas == deployment.spec.replicas == len(live)
+                and deployment.status.observed_generation == deployment.metadata.generation):
+            return
+        assert time.monotonic() < deadline, f"the {app} rollout did not finish"
+        time.sleep(0.5)
+
+
 def pods(e2e, app: str) -> set[str]:
     return {p.metadata.uid for p in e2e.core.list_namespaced_pod(NAMESPACE, label_selector=f"app={app}").items
             if not p.metadata.deletion_timestamp}
@@ -137,9 +150,13 @@ def test_8_take_over_of_a_namespace_filled_by_make_eks_deploy(e2e):
     assert backend.spec.replicas == 5  # the autoscaler's, left alone
     assert "takeOver" not in (e2e.project / "Pulumi.takeover.yaml").read_text()
 
+    for app in ("backend", "frontend"):
+        settled(e2e, app)  # the take-over's rolling update, if the template changed, is over
     running = {app: pods(e2e, app) for app in ("backend", "frontend")}
     again = e2e.deploy("up")
 
     assert again.returncode == 0, again.stdout + again.stderr  # no field conflict with the autoscaler
+    time.sleep(3)  # what a template change would have started by now
     assert {app: pods(e2e, app) for app in ("backend", "frontend")} == running
+    assert "deployed: no changes" in again.stdout
     assert e2e.apps.read_namespaced_deployment("backend", NAMESPACE).spec.replicas == 5
