@@ -35,16 +35,23 @@ _IDENT_CONT = "A-Za-z_0-9$\x80-\U0010ffff"
 _DOLLAR_TAG_CONT = "A-Za-z_0-9\x80-\U0010ffff"
 _SPACE = " \t\n\r\f\v"
 
-# Text that can neither open a string or comment nor end a statement. A word must not be
-# directly followed by a quote or `&`: `E'`, `B'`, `U&'`, `U&"` open strings when the
-# letter starts a token, which the one-token path decides.
-_BORING = re.compile(
-    f"(?:[{_SPACE}]+"
+# Text that can neither open a comment nor end a statement. A word must not be directly
+# followed by a quote or `&`: `E'`, `B'`, `U&'`, `U&"` open strings when the letter starts a
+# token, which the one-token path decides. A standard string is taken whole (backslashes are
+# plain characters in it), and so is a parenthesized group of such text without nested
+# parentheses (the rows of a VALUES list): neither changes where the statement ends.
+# Each alternative takes a maximal run (the lookaheads), so there is one way to match a text
+# and a failed group costs linear time, not exponential backtracking.
+_OTHER = f"[^{_IDENT_CONT}{_SPACE}'\"$;()\\\\/\\-]"
+_PLAIN = (
+    f"[{_SPACE}]+(?![{_SPACE}])"
     f"|[{_IDENT_START}][{_IDENT_CONT}]*(?![{_IDENT_CONT}'&\"])"
-    "|[0-9][A-Za-z_0-9.]*"
-    f"|[^{_IDENT_CONT}{_SPACE}'\"$;()\\\\/\\-]+"
-    "|-(?!-)|/(?!\\*))+"
+    "|[0-9][A-Za-z_0-9.]*(?![A-Za-z_0-9.])"
+    f"|{_OTHER}+(?!{_OTHER})"
+    "|-(?!-)|/(?!\\*)"
+    "|'[^']*(?:''[^']*)*'"
 )
+_BORING = re.compile(f"(?:{_PLAIN}|\\((?:{_PLAIN})*\\))+")
 _TOKEN = re.compile(
     f"(?P<space>[{_SPACE}]+)"
     "|(?P<dash>--[^\n\r]*)"

@@ -165,6 +165,13 @@ _literals = st.one_of(
     st.sampled_from(["", "t", "tag", "_x1"]).flatmap(_dollar_body),
     st.integers(0, 10**6).map(str),
 )
+# Parenthesized values (rows of a VALUES list, nested groups), with the pieces inside.
+_literals = st.one_of(
+    _literals,
+    _literals.map(lambda v: f"({v})"),
+    st.tuples(_literals, _literals).map(lambda p: f"ROW({p[0]}, {p[1]})"),
+    _literals.map(lambda v: f"(({v}))"),
+)
 _identifiers = st.one_of(_words, _junk.map(lambda s: '"' + (s or "q").replace('"', '""') + '"'))
 _any_identifier = st.one_of(_identifiers, _keywords_as_names)
 _comments = st.one_of(
