@@ -346,3 +346,10 @@ def test_success_summary_says_when_the_job_did_not_run():
     assert code == EXIT_OK
     assert "the migration Job did not run" in out
     assert "001_a.sql" not in out
+
+
+def test_objects_the_stack_only_reads_are_not_counted_as_changes():
+    outcome = pulumi_stack.Outcome(changes={"same": 20, "read": 3}, outputs={"migrationsSource": "image"})
+    text = cli.summary("up", outcome, None)
+    assert text.startswith("deployed: no changes")
+    assert "the migrations are the ones in the backend image" in text
