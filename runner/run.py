@@ -172,14 +172,21 @@ def apply(options: Options, environ: Mapping[str, str], reporter: Reporter, stop
     return result
 
 
+def _history(cursor, migrations: list[Migration], reporter: Reporter) -> tuple[history.Tracking, Comparison]:
+    """The tracking table (made or adopted) and the files compared with it; stops on a history
+    that must not be built on (an incomplete or renamed migration)."""
+    tracking, added = history.Tracking.ensure(cursor)
+    if added:
+        reporter.event("table_adopted", columns=added)
+    comparison = compare(migrations, tracking.load(cursor))
+    check_history(comparison)
+    return tracking, comparison
+
+
 def _apply_locked(session: Session, migrations: list[Migration], options: Options,
                   reporter: Reporter, stop: StopSignal) -> Result:
     with session.cursor() as cursor:
-        tracking, added = history.Tracking.ensure(cursor)
-        if added:
-            reporter.event("table_adopted", columns=added)
-        comparison = compare(migrations, tracking.load(cursor))
-        check_history(comparison)
+        tracking, comparison = _history(cursor, migrations, reporter)
         if comparison.changed:
             if not options.accept_changed:
                 raise drift_error(comparison)
@@ -318,11 +325,7 @@ def baseline(options: Options, environ: Mapping[str, str], reporter: Reporter, s
         raise UsageError(f"--through {through!r} is not a version (the digits a file name starts with)")
     with Session(options, environ, reporter, stop) as session, session.locked():
         with session.cursor() as cursor:
-            tracking, added = history.Tracking.ensure(cursor)
-            if added:
-                reporter.event("table_adopted", columns=added)
-            comparison = compare(migrations, tracking.load(cursor))
-            check_history(comparison)
+            tracking, comparison = _history(cursor, migrations, reporter)
             chosen = [m for m in comparison.pending
                       if m.name in names or (through and int(m.version) <= int(through))]
             if not chosen:
