@@ -25,6 +25,7 @@ class Tools:
     kube_clients: Callable[[Optional[str]], tuple] = cluster.clients
     unmanaged_objects: Callable[[str, Optional[str]], list] = cluster.unmanaged_objects
     delete_old_migration_job: Callable[[str, Optional[str]], bool] = cluster.delete_old_migration_job
+    hand_over_replicas: Callable[[str, Optional[str]], list] = cluster.hand_replicas_to_their_own_manager
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -106,6 +107,9 @@ def _prepare_take_over(stack, tools: Tools, context: Optional[str], namespace: s
         raise UsageError(f"stack {stack.name} already manages {namespace}; there is nothing to take over, use `up`")
     if tools.delete_old_migration_job(namespace, context):
         print(f"deleted the old flow's finished Job {namespace}/db-migrations (the new one replaces it)", file=out)
+    for name in tools.hand_over_replicas(namespace, context):
+        print(f"Deployment {name}: its replica count stays with its autoscaler (field manager "
+              f"{cluster.REPLICAS_MANAGER})", file=out)
     pulumi_stack.set_take_over(stack, True)
 
 

@@ -86,6 +86,40 @@ def unmanaged_objects(namespace: str, context: Optional[str] = None) -> list[str
     return found
 
 
+REPLICAS_MANAGER = "ideaforge-replicas"
+
+
+def hand_replicas_to_their_own_manager(namespace: str, context: Optional[str] = None) -> list[str]:
+    """Give the replica count of each autoscaled Deployment of the old flow a field manager of
+    its own, and return their names.
+
+    `kubectl apply` owns spec.replicas. On its first update of such an object,
+    pulumi-kubernetes takes over every field kubectl owns and drops those the program does not
+    set; the program leaves replicas to the autoscaler, so the count would fall to the
+    default of 1 until the autoscaler scales back. A second owner keeps the count where it is.
+    """
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    load_config(context)
+    apps, autoscaling = client.AppsV1Api(), client.AutoscalingV2Api()
+    handed = []
+    for name in ("backend", "frontend"):
+        try:
+            deployment = apps.read_namespaced_deployment(name, namespace)
+            autoscaling.read_namespaced_horizontal_pod_autoscaler(f"{name}-hpa", namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                continue
+            raise
+        body = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+                "spec": {"replicas": deployment.spec.replicas}}
+        apps.patch_namespaced_deployment(name, namespace, body, field_manager=REPLICAS_MANAGER, force=True,
+                                         _content_type="application/apply-patch+yaml")
+        handed.append(name)
+    return handed
+
+
 def delete_old_migration_job(namespace: str, context: Optional[str] = None) -> bool:
     """Delete the old flow's finished db-migrations Job (as its Makefile did before every run):
     a Job's pod template cannot be changed, so the new Job cannot take it over."""

@@ -93,7 +93,7 @@ class Executor:
                 return Outcome(migration.name, script.count, _elapsed_ms(started), attempt)
             except _Retry as retry:
                 if attempt > self.retry.lock_retries:
-                    raise self._exhausted(retry.failure, attempt, started, migration.transactional) from None
+                    raise self._exhausted(retry.failure, attempt, started) from None
                 self.event("lock_timeout_retry", migration=migration.name, attempt=attempt, retry_in_s=delay,
                            sqlstate=retry.failure.sqlstate, blockers=self._blockers())
                 self.stop.sleep(delay)
@@ -283,7 +283,7 @@ class Executor:
             rolled_back=rolled_back,
         )
 
-    def _exhausted(self, failure: MigrationFailed, attempts: int, started: float, transactional: bool):
+    def _exhausted(self, failure: MigrationFailed, attempts: int, started: float) -> LockTimeoutsExhausted:
         return LockTimeoutsExhausted(
             f"{failure.message}\n  gave up after {attempts} attempts in {_elapsed_ms(started) / 1000:.1f}s: another "
             f"session kept holding a lock this migration needs{self._blocked_by()}",

@@ -77,7 +77,7 @@ class Segment:
 
 
 @dataclass(frozen=True)
-class Span:
+class SegmentSpan:
     """Where a segment is in the file, remembered from the checks so the run need not cut again."""
 
     start_byte: int
@@ -97,7 +97,7 @@ class Script:
     opener: Optional[str]  # the file's own `BEGIN ...` when it wraps itself, else None
     wraps_itself: bool
     cached: Optional[Segment]  # the whole file, when it is small enough to keep
-    spans: tuple[Span, ...] = ()  # the segments of a larger file
+    spans: tuple[SegmentSpan, ...] = ()  # the segments of a larger file
 
     def segments(self) -> Iterator[Segment]:
         """The body's statements, numbered from 1 without the file's own wrapper."""
@@ -137,9 +137,9 @@ def plan(name: str, path: Path, transactional: bool) -> Script:
     first = last = None
     control: list[Statement] = []
     kept: list[Segment] = []
-    spans: list[Span] = []
+    spans: list[SegmentSpan] = []
     for segment in read_segments(path, name):
-        spans.append(Span(segment.start_byte, segment.start_byte + len(segment.text.encode("utf-8")), segment.line,
+        spans.append(SegmentSpan(segment.start_byte, segment.start_byte + len(segment.text.encode("utf-8")), segment.line,
                           segment.first_number, segment.count))
         for statement in segment.statements:
             if first is None:

@@ -72,7 +72,8 @@ def tools(stack=None, **overrides):
     defaults = dict(require_cli=lambda: None, open_stack=lambda name: fake, require_reachable=lambda context: None,
                     kube_clients=lambda context: (FakeBatch({}), FakeCore([])),
                     unmanaged_objects=lambda namespace, context: [],
-                    delete_old_migration_job=lambda namespace, context: False)
+                    delete_old_migration_job=lambda namespace, context: False,
+                    hand_over_replicas=lambda namespace, context: [])
     defaults.update(overrides)
     return cli.Tools(**defaults), fake
 
@@ -237,11 +238,13 @@ def test_a_first_up_into_a_namespace_the_old_flow_filled_is_refused_with_the_tak
 
 
 def test_take_over_deletes_the_old_job_runs_up_with_take_over_and_then_clears_it():
-    deleted = []
+    deleted, handed = [], []
     code, out, _, fake = run(["take-over", "--stack", "dev"], stack=FakeStack(managed=False),
-                             delete_old_migration_job=lambda namespace, context: deleted.append(namespace) or True)
+                             delete_old_migration_job=lambda namespace, context: deleted.append(namespace) or True,
+                             hand_over_replicas=lambda namespace, context: handed.append(namespace) or ["backend"])
     assert code == EXIT_OK
-    assert deleted == ["ns-dev"]
+    assert deleted == handed == ["ns-dev"]
+    assert "Deployment backend: its replica count stays with its autoscaler" in out
     assert [c[0] for c in fake.calls] == ["set_config", "up", "remove_config", "up"]
     assert fake.calls[0] == ("set_config", "takeOver", "true")
     assert "taken over: ns-dev is now managed by stack dev" in out

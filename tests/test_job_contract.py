@@ -2,7 +2,6 @@
 environment and volumes, on what the app's backend image has (Python with psycopg2 2.9.10
 only, no code of this project), against a real PostgreSQL."""
 
-import os
 import shutil
 import subprocess
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime
 import http.server
-import json
 import re
 import signal
 import ssl

@@ -61,16 +61,19 @@ def config_map_lookup(config_maps: dict[str, dict], secrets: dict[str, dict]) ->
     return lookup
 
 
+def _referred(lookup: Lookup, kind: str, ref: dict) -> Optional[dict]:
+    """The data of a ConfigMap or Secret a pod refers to; None if it is missing and optional."""
+    data = lookup(kind, ref["name"])
+    if data is None and not ref.get("optional"):
+        raise ConfigError(f'{kind.lower()} "{ref["name"]}" not found')
+    return data
+
+
 def resolve_env(container: dict, lookup: Lookup, pod_fields: dict[str, str]) -> dict[str, str]:
     env: dict[str, str] = {}
     for source in container.get("envFrom") or []:
         kind, ref = ("ConfigMap", source["configMapRef"]) if "configMapRef" in source else ("Secret", source["secretRef"])
-        data = lookup(kind, ref["name"])
-        if data is None:
-            if ref.get("optional"):
-                continue
-            raise ConfigError(f'{kind.lower()} "{ref["name"]}" not found')
-        for key, value in data.items():
+        for key, value in (_referred(lookup, kind, ref) or {}).items():
             env[source.get("prefix", "") + key] = value.decode()
     for item in container.get("env") or []:
         if "value" in item or "valueFrom" not in item:
@@ -109,12 +112,7 @@ def materialize_volumes(pod_spec: dict, container: dict, lookup: Lookup, root: P
         if not directory.exists():
             directory.mkdir(parents=True)
             for kind, ref, items in _sources(volume):
-                data = lookup(kind, ref["name"])
-                if data is None:
-                    if ref.get("optional"):
-                        continue
-                    raise ConfigError(f'{kind.lower()} "{ref["name"]}" not found')
-                for key, value in data.items():
+                for key, value in (_referred(lookup, kind, ref) or {}).items():
                     target = items.get(key, key) if items is not None else key
                     if items is not None and key not in items:
                         continue

@@ -12,8 +12,6 @@ import json
 import shutil
 import time
 
-import pytest
-
 from tests import backend_image
 from tests.e2e.conftest import NAMESPACE, PASSWORD
 

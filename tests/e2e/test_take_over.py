@@ -10,6 +10,7 @@ migration script maintained. Then the documented path, deploy.py take-over.
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 from kubernetes import client
@@ -119,6 +120,21 @@ def settled(e2e, app: str) -> None:
         time.sleep(0.5)
 
 
+def watch_replicas(e2e):
+    """Every replica count the Deployments show while the take-over runs (sampled)."""
+    stop, seen = threading.Event(), {"backend": [], "frontend": []}
+
+    def sample():
+        while not stop.wait(0.2):
+            for name, counts in seen.items():
+                count = e2e.apps.read_namespaced_deployment(name, NAMESPACE).spec.replicas
+                if not counts or counts[-1] != count:
+                    counts.append(count)
+
+    threading.Thread(target=sample, daemon=True).start()
+    return stop, seen
+
+
 def pods(e2e, app: str) -> set[str]:
     return {p.metadata.uid for p in e2e.core.list_namespaced_pod(NAMESPACE, label_selector=f"app={app}").items
             if not p.metadata.deletion_timestamp}
@@ -134,9 +150,11 @@ def test_8_take_over_of_a_namespace_filled_by_make_eks_deploy(e2e):
 
     refused = e2e.deploy("up")
     assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert f"python deploy.py take-over --stack takeover" in refused.stderr
+    assert "python deploy.py take-over --stack takeover" in refused.stderr
 
+    watching, scaled_to = watch_replicas(e2e)
     taken = e2e.deploy("take-over")
+    watching.set()
 
     text = taken.stdout + taken.stderr
     assert taken.returncode == 0, text[-6000:]
@@ -147,7 +165,8 @@ def test_8_take_over_of_a_namespace_filled_by_make_eks_deploy(e2e):
                      "ORDER BY 1") == schema_before
     backend = e2e.apps.read_namespaced_deployment("backend", NAMESPACE)
     assert backend.metadata.labels["app.kubernetes.io/managed-by"] == "pulumi"
-    assert backend.spec.replicas == 5  # the autoscaler's, left alone
+    # The autoscaler's counts, never dropped to the default of 1 along the way.
+    assert scaled_to == {"backend": [5], "frontend": [3]}
     assert "takeOver" not in (e2e.project / "Pulumi.takeover.yaml").read_text()
 
     for app in ("backend", "frontend"):
