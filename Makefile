@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test e2e e2e-tools bench mutation postgres clean
+.PHONY: test e2e e2e-tools e2e-images bench mutation postgres clean
 
 $(VENV)/.installed: requirements.txt requirements-runner.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,16 @@ test: $(VENV)/.installed node_modules/.installed
 e2e-tools:
 	e2e/build-tools.sh >/dev/null
 
-e2e: $(VENV)/.installed e2e-tools
+# The node's images, from Debian packages (cached outside the repository; tests/e2e/images.py).
+e2e-images: $(VENV)/.installed
+	$(PY) -m tests.e2e.images
+
+# As root, and never two at once: run it as `flock /tmp/e2e.lock make e2e`. The tests run in
+# namespaces of their own and the host is put back afterwards (e2e/isolate.sh).
+# One scenario: make e2e PYTEST_ARGS="-k test_5"
+e2e: $(VENV)/.installed e2e-tools e2e-images
 	@echo "Pulumi CLI: $$($$(e2e/build-tools.sh | head -1)/pulumi version)"
-	$(PY) -m pytest -m e2e tests/e2e
+	e2e/isolate.sh $(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench

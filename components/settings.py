@@ -147,6 +147,7 @@ class Workload:
     port: int
     replicas: int
     health_path: str
+    progress_deadline_seconds: int
     requests: dict[str, str]
     limits: dict[str, str]
     readiness: Probe
@@ -530,6 +531,7 @@ def _workload(s: _Section, name: str) -> Workload:
         port=s.integer("port", 1, 65535),
         replicas=s.integer("replicas", 0, 1000),
         health_path=s.string("healthPath", re.compile(r"^/\S*$"), "an absolute HTTP path", "/health"),
+        progress_deadline_seconds=s.integer("progressDeadlineSeconds", 10, 86400),
         requests=_quantities(resources.sub("requests")),
         limits=_quantities(resources.sub("limits")),
         readiness=_probe(s.sub("readinessProbe")),

@@ -96,6 +96,8 @@ class WebApp(pulumi.ComponentResource):
                                     annotations=annotations),
             spec=DeploymentSpecArgs(
                 replicas=None if w.autoscaling.enabled else w.replicas,
+                # The provider fails the deploy when the Deployment reports ProgressDeadlineExceeded.
+                progress_deadline_seconds=w.progress_deadline_seconds,
                 selector=LabelSelectorArgs(match_labels={"app": name}),
                 template=PodTemplateSpecArgs(
                     metadata=ObjectMetaArgs(labels=template_labels),

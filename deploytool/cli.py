@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from typing import Callable, Optional, Sequence, TextIO
 
-from deploytool import cluster, job_report, stack as pulumi_stack
+from deploytool import cluster, job_report, rollout_report, stack as pulumi_stack
 from deploytool.errors import EXIT_OK, DeployError, UsageError
 
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -26,6 +26,7 @@ class Tools:
     unmanaged_objects: Callable[[str, Optional[str]], list] = cluster.unmanaged_objects
     delete_old_migration_job: Callable[[str, Optional[str]], bool] = cluster.delete_old_migration_job
     hand_over_replicas: Callable[[str, Optional[str]], list] = cluster.hand_replicas_to_their_own_manager
+    apps_client: Callable[[Optional[str]], object] = cluster.apps_client
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -113,32 +114,43 @@ def _prepare_take_over(stack, tools: Tools, context: Optional[str], namespace: s
     pulumi_stack.set_take_over(stack, True)
 
 
-def _job_uid(tools: Tools, context: Optional[str], namespace: str) -> Optional[str]:
+def _job_uid(tools: Tools, context: Optional[str], namespace: str):
+    """The migration Job's identity before the deploy: its uid, None when there is none, or
+    the reason it could not be read (then the summary cannot say whether the Job ran)."""
     try:
         batch, _ = tools.kube_clients(context)
         return job_report.job_uid(batch, namespace)
-    except Exception:  # a summary detail
-        return None
+    except job_report.READ_ERRORS as exc:
+        return job_report.Unknown(str(exc))
 
 
-def _migrations_ran(stack, tools: Tools, context: Optional[str], before: Optional[str]) -> Optional[list[str]]:
+def _migrations_ran(stack, tools: Tools, context: Optional[str], before):
+    """What the Job applied in this deploy, None when it did not run, or Unknown (with why)
+    when the cluster could not tell: never a guess that it did not run."""
+    if isinstance(before, job_report.Unknown):
+        return before
     try:
         batch, core = tools.kube_clients(context)
         return job_report.migrations_applied(batch, core, stack.get_config("namespace").value, before)
-    except Exception:  # a summary detail; the deploy itself succeeded
-        return None
+    except job_report.READ_ERRORS as exc:  # the deploy itself succeeded; say what is not known
+        return job_report.Unknown(str(exc))
 
 
 def _failure_report(stack, tools: Tools, context: Optional[str]) -> str:
+    namespace = stack.get_config("namespace").value
     try:
-        namespace = stack.get_config("namespace").value
         batch, core = tools.kube_clients(context)
-        return job_report.job_report(batch, core, namespace)
+        jobs = job_report.job_report(batch, core, namespace)
     except Exception as exc:  # the report must not hide the original failure
         return f"(could not collect the Job report: {exc})"
+    try:
+        rollouts = rollout_report.rollout_report(tools.apps_client(context), core, namespace)
+    except Exception as exc:
+        rollouts = f"(could not collect the rollout report: {exc})"
+    return "\n".join(part for part in (jobs, rollouts) if part)
 
 
-def summary(action: str, outcome: pulumi_stack.Outcome, ran: Optional[list[str]] = None) -> str:
+def summary(action: str, outcome: pulumi_stack.Outcome, ran=None) -> str:
     # `same` and `read` (the objects the stack only reads) change nothing.
     changes = ", ".join(f"{op} {count}" for op, count in sorted(outcome.changes.items())
                         if op not in ("same", "read")) or "no changes"
@@ -153,7 +165,9 @@ def summary(action: str, outcome: pulumi_stack.Outcome, ran: Optional[list[str]]
         lines.append(f"migrations shipped in this deploy ({len(shipped)}): " + ", ".join(shipped))
     else:
         lines.append("no new migrations in this deploy")
-    if ran is not None:
+    if isinstance(ran, job_report.Unknown):
+        lines.append(f"could not tell whether the migration Job ran: {ran.reason}")
+    elif ran is not None:
         lines.append(f"the migration Job ran and applied {len(ran)}: " + (", ".join(ran) or "nothing was pending"))
     else:
         lines.append("the migration Job did not run (nothing it depends on changed)")

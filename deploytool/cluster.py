@@ -47,6 +47,14 @@ def clients(context: Optional[str] = None):
     return client.BatchV1Api(), client.CoreV1Api()
 
 
+def apps_client(context: Optional[str] = None):
+    """AppsV1Api, for the rollout report."""
+    from kubernetes import client
+
+    load_config(context)
+    return client.AppsV1Api()
+
+
 def require_reachable(context: Optional[str] = None) -> None:
     from kubernetes import client
 

@@ -4,7 +4,22 @@ logs of every attempt's pod. Read with the official Kubernetes client."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Iterable, Optional
+
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+# What reading the cluster can raise (an API error, a connection that failed); a bug in this
+# code is none of them and is not taken for "the Job did not run".
+READ_ERRORS = (ApiException, HTTPError, OSError)
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """The cluster could not say (reason): whether the Job ran is not known."""
+
+    reason: str
 
 # The chain's Jobs, in order; the first is the one that most often explains a failure.
 JOBS = ("db-migrations", "wait-for-postgres", "wait-for-redis")
@@ -74,24 +89,25 @@ def _terminated(pod):
 
 
 def job_uid(batch, namespace: str, job: str = JOBS[0]) -> Optional[str]:
-    """The identity of the Job as it is now; a Job that ran again is a new object."""
-    from kubernetes.client.exceptions import ApiException
-
+    """The identity of the Job as it is now (None: there is none); a Job that ran again is a
+    new object. Errors other than "not found" are raised."""
     try:
         return batch.read_namespaced_job(job, namespace).metadata.uid
-    except ApiException:
-        return None
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
 def migrations_applied(batch, core, namespace: str, before: Optional[str], job: str = JOBS[0]) -> Optional[list[str]]:
     """The migrations the Job's run applied, from its pod's log; None when the Job did not
     run during this deploy (the same Job object as before the deploy, or none)."""
-    from kubernetes.client.exceptions import ApiException
-
     try:
         found = batch.read_namespaced_job(job, namespace)
-    except ApiException:
-        return None
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
     if found.metadata.uid == before:
         return None
     pods = [p for p in core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items

@@ -73,7 +73,8 @@ def tools(stack=None, **overrides):
                     kube_clients=lambda context: (FakeBatch({}), FakeCore([])),
                     unmanaged_objects=lambda namespace, context: [],
                     delete_old_migration_job=lambda namespace, context: False,
-                    hand_over_replicas=lambda namespace, context: [])
+                    hand_over_replicas=lambda namespace, context: [],
+                    apps_client=lambda context: FakeApps({}))
     defaults.update(overrides)
     return cli.Tools(**defaults), fake
 
@@ -183,16 +184,35 @@ class FakeBatch:
 
 
 class FakeCore:
-    def __init__(self, pods, logs=None):
-        self.pods, self.logs = pods, logs or {}
+    def __init__(self, pods, logs=None, events=()):
+        self.pods, self.logs, self.events = pods, logs or {}, list(events)
 
     def list_namespaced_pod(self, namespace, label_selector):
         key, value = label_selector.split("=")
-        assert key == "job-name"
+        assert key in ("job-name", "app")
         return client.V1PodList(items=[p for p in self.pods if (p.metadata.labels or {}).get(key) == value])
 
     def read_namespaced_pod_log(self, name, namespace, container, tail_lines=None):
         return self.logs[name]
+
+    def list_namespaced_event(self, namespace, field_selector):
+        name = field_selector.split("=")[1]
+        return client.CoreV1EventList(items=[e for e in self.events if e.involved_object.name == name])
+
+
+class FakeApps:
+    def __init__(self, deployments):
+        self.deployments = deployments
+
+    def read_namespaced_deployment(self, name, namespace):
+        if name not in self.deployments:
+            raise ApiException(status=404, reason="Not Found")
+        return self.deployments[name]
+
+
+class UnreadableBatch:
+    def read_namespaced_job(self, name, namespace):
+        raise ApiException(status=500, reason="Internal Server Error")
 
 
 def test_failed_up_prints_job_status_conditions_and_every_attempts_logs():
@@ -356,3 +376,52 @@ def test_objects_the_stack_only_reads_are_not_counted_as_changes():
     text = cli.summary("up", outcome, None)
     assert text.startswith("deployed: no changes")
     assert "the migrations are the ones in the backend image" in text
+
+
+def test_a_job_the_cluster_cannot_read_is_not_reported_as_not_run():
+    code, out, _, _ = run(["up", "--stack", "dev"], kube_clients=lambda context: (UnreadableBatch(), FakeCore([])))
+    assert code == EXIT_OK
+    assert "could not tell whether the migration Job ran: (500)" in out
+    assert "did not run" not in out
+
+
+def test_a_bug_reading_the_job_is_not_taken_for_a_job_that_did_not_run():
+    def broken(context):
+        raise TypeError("a bug")
+    with pytest.raises(TypeError):
+        run(["up", "--stack", "dev"], kube_clients=broken)
+
+
+def waiting_pod(name, reason, message):
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, labels={"app": "frontend"}),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="frontend", image="reg/frontend:1")]),
+        status=client.V1PodStatus(phase="Pending", conditions=[client.V1PodCondition(type="Ready", status="False")],
+                                  container_statuses=[client.V1ContainerStatus(
+                                      name="frontend", image="reg/frontend:1", image_id="", ready=False,
+                                      restart_count=0, state=client.V1ContainerState(
+                                          waiting=client.V1ContainerStateWaiting(reason=reason, message=message)))]))
+
+
+def test_a_failed_rollout_report_names_each_unready_pods_reason_and_the_kubelets_warnings():
+    deployment = client.V1Deployment(
+        metadata=client.V1ObjectMeta(name="frontend"), spec=client.V1DeploymentSpec(
+            replicas=3, selector=client.V1LabelSelector(), template=client.V1PodTemplateSpec()),
+        status=client.V1DeploymentStatus(updated_replicas=1, ready_replicas=0, conditions=[client.V1DeploymentCondition(
+            type="Progressing", status="False", reason="ProgressDeadlineExceeded",
+            message='ReplicaSet "frontend-1" has timed out progressing.')]))
+    pod = waiting_pod("frontend-1-a", "CreateContainerConfigError",
+                      "container has runAsNonRoot and image will run as root")
+    event = client.CoreV1Event(metadata=client.V1ObjectMeta(name="e"), type="Warning", reason="Failed", count=4,
+                               message="Error: container has runAsNonRoot and image will run as root",
+                               involved_object=client.V1ObjectReference(name="frontend-1-a"))
+    failing = FakeStack(fail_with=command_error(CommandError, "error: Deployment frontend failed"))
+    code, _, err, _ = run(["up", "--stack", "dev"], stack=failing,
+                          kube_clients=lambda context: (FakeBatch({}), FakeCore([pod], {"frontend-1-a": ""}, [event])),
+                          apps_client=lambda context: FakeApps({"frontend": deployment}))
+    assert code == EXIT_FAILED
+    assert "=== Deployment ns-dev/frontend: rollout not complete ===" in err
+    assert "condition Progressing=False reason=ProgressDeadlineExceeded" in err
+    assert ("container frontend: waiting, CreateContainerConfigError: container has runAsNonRoot and image will "
+            "run as root") in err
+    assert "event Failed (x4): Error: container has runAsNonRoot and image will run as root" in err

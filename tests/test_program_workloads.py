@@ -182,3 +182,15 @@ def test_more_migrations_than_configmaps_can_carry_stop_the_preview(tmp_path):
     write_migrations(tmp_path / "huge", MAX_CONFIGMAPS + 1, 900 * 1024 - 100)
     result = run_program(shipped_from(tmp_path / "huge"))
     assert "Build a migrations image" in str(result.error)
+
+
+def test_a_rollout_gives_up_after_the_kubernetes_default_progress_deadline(deployment):
+    for name in ("backend", "frontend"):
+        assert deployment.find("Deployment", name).inputs["spec"]["progressDeadlineSeconds"] == 600
+
+
+def test_a_stack_can_shorten_the_progress_deadline_of_a_workload():
+    result = run_program(dev(**{"backend.progressDeadlineSeconds": 120}))
+    assert result.error is None, result.error
+    assert result.find("Deployment", "backend").inputs["spec"]["progressDeadlineSeconds"] == 120
+    assert result.find("Deployment", "frontend").inputs["spec"]["progressDeadlineSeconds"] == 600

@@ -1,41 +1,49 @@
-"""The end-to-end tier: the real Pulumi CLI and Kubernetes provider, a real control plane,
-PostgreSQL and Redis on 127.0.0.1, and a node agent that runs pods as local processes.
+"""The end-to-end tier: the real Pulumi CLI and Kubernetes provider against a cluster made of
+real components: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, a kubelet
+with Debian's containerd and runc, kube-proxy and CoreDNS, on a node in namespaces of the
+run's own (e2e/isolate.sh). PostgreSQL and Redis run beside the node, in the same network
+namespace, behind the Services the app's namespace has (postgres-ha-primary, redis).
 
-Run with `make e2e`. The tools are built (once, then cached) by e2e/build-tools.sh.
+Run with `make e2e`. The tools are built (once, then cached) by e2e/build-tools.sh, the
+images by tests/e2e/images.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import psycopg2
 import pytest
 import yaml
-from kubernetes import client, config as kube_config
+from kubernetes import client
 
 from runner.scratch import ScratchPostgres, free_port
-from tests import backend_image
+from tests.e2e import images as image_builds
 from tests.e2e.controlplane import ControlPlane
-from tests.e2e.node_agent import Image, NodeAgent
+from tests.e2e.node import Node, node_ip, require_isolation
 
 ROOT = Path(__file__).resolve().parents[2]
+APP = image_builds.APP
 NAMESPACE = "ideaforge-e2e"
 PASSWORD = "e2e-Secret/p@ss"
 PASSPHRASE = "e2e-passphrase"
+FIRST_TAG = "e2e-1"
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-            item.add_marker(pytest.mark.timeout(900))  # a deploy takes its time; a hang still ends
+            item.add_marker(pytest.mark.timeout(1200))  # a deploy takes its time; a hang still ends
 
 
 @dataclass
@@ -43,9 +51,12 @@ class Tools:
     bin_dirs: list[Path]
     pulumi_home: Path
 
+    def dir_with(self, binary: str) -> Path:
+        return next(d for d in self.bin_dirs if (d / binary).exists())
+
     @property
     def kubernetes_bin(self) -> Path:
-        return next(d for d in self.bin_dirs if (d / "kube-apiserver").exists())
+        return self.dir_with("kube-apiserver")
 
     @property
     def path(self) -> str:
@@ -56,6 +67,7 @@ class Tools:
 
 @pytest.fixture(scope="session")
 def tools(tmp_path_factory) -> Tools:
+    require_isolation()
     built = subprocess.run([str(ROOT / "e2e" / "build-tools.sh")], capture_output=True, text=True)
     if built.returncode != 0:
         pytest.fail(f"e2e/build-tools.sh failed:\n{built.stderr[-4000:]}")
@@ -72,7 +84,7 @@ def tools(tmp_path_factory) -> Tools:
 
 @pytest.fixture(scope="session")
 def control_plane(tools, tmp_path_factory):
-    plane = ControlPlane(tmp_path_factory.mktemp("control-plane"), tools.kubernetes_bin)
+    plane = ControlPlane(tmp_path_factory.mktemp("control-plane"), tools.kubernetes_bin, node_ip())
     try:
         plane.start()
     except Exception:
@@ -82,9 +94,76 @@ def control_plane(tools, tmp_path_factory):
     plane.stop()
 
 
+class Images:
+    """The images of the run: built from Debian packages here (tests/e2e/images.py) and imported
+    into the node's containerd. `backend(tag, files)` makes a later backend tag whose
+    /app/migrations holds these files more than the app's."""
+
+    def __init__(self, node: Node):
+        self.node = node
+
+    def backend(self, tag: str, files: Optional[dict[str, str]] = None) -> str:
+        image = image_builds.backend(tag, files)
+        self.node.import_images([image])
+        return image.reference
+
+    def frontend(self, tag: str) -> str:
+        image = image_builds.frontend(tag)
+        self.node.import_images([image])
+        return image.reference
+
+
+def first_images(tools: Tools) -> list[image_builds.Image]:
+    return [
+        image_builds.backend(FIRST_TAG), image_builds.frontend(FIRST_TAG), image_builds.frontend("e2e-1b"),
+        image_builds.tool(image_builds.POSTGRES_CLIENT_IMAGE), image_builds.tool(image_builds.REDIS_CLIENT_IMAGE),
+        image_builds.tool(image_builds.BUSYBOX_IMAGE), image_builds.pause(),
+        image_builds.coredns(tools.dir_with("coredns") / "coredns"),
+    ]
+
+
+@pytest.fixture(scope="session")
+def node(tools, control_plane, tmp_path_factory):
+    started = time.monotonic()
+    built = first_images(tools)
+    build_seconds = time.monotonic() - started
+    agent = Node(tmp_path_factory.mktemp("node"), control_plane, tools.kubernetes_bin, tools.dir_with("coredns"))
+    try:
+        agent.start(built)
+    except Exception:
+        agent.stop()
+        raise
+    print(f"\nnode ready: images built in {build_seconds:.0f} s, imported in {agent.image_import_seconds:.0f} s, "
+          f"node up {time.monotonic() - started:.0f} s after the start", file=sys.stderr)
+    yield agent
+    agent.stop()
+
+
+@pytest.fixture(scope="session")
+def images(node):
+    return Images(node)
+
+
+class NodePostgres(ScratchPostgres):
+    """The run's PostgreSQL, reachable from the pods on the node's address; connections from
+    there log in with a password (scram-sha-256), as they do to the app's server, while the
+    tests connect locally as the superuser."""
+
+    def start(self) -> "NodePostgres":
+        if not (self.data / "PG_VERSION").exists():
+            self.initdb()
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.write("host all all 0.0.0.0/0 scram-sha-256\n")
+        options = f"-h 127.0.0.1,{node_ip()} -p {self.port} -k '' -c max_connections=300 -F -c full_page_writes=off"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options, "-w", "-t", "60",
+                  "start")
+        return self
+
+
 @pytest.fixture(scope="session")
 def postgres():
-    server = ScratchPostgres().start()
+    require_isolation()
+    server = NodePostgres().start()
     admin = psycopg2.connect(server.url())
     admin.autocommit = True
     with admin.cursor() as cursor:
@@ -95,65 +174,68 @@ def postgres():
     server.cleanup()
 
 
+class Redis:
+    def __init__(self, directory: Path):
+        self.port = free_port()
+        self.directory = directory
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self) -> "Redis":
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", node_ip(), "--protected-mode", "no",
+             "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(self.port), "PING"], capture_output=True,
+                             text=True).stdout.strip() != "PONG":
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
 @pytest.fixture(scope="session")
 def redis(tmp_path_factory):
-    port = free_port()
-    directory = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no", "--dir", str(directory)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while subprocess.run(["redis-cli", "-p", str(port), "PING"], capture_output=True, text=True).stdout.strip() != "PONG":
-        assert time.monotonic() < deadline, "redis-server did not start"
-        time.sleep(0.1)
-    yield port
-    process.terminate()
-    process.wait(timeout=10)
+    require_isolation()
+    server = Redis(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
 def kube(control_plane):
-    api = kube_config.new_client_from_config(str(control_plane.kubeconfig))
-    yield api
-    api.close()
+    return control_plane.api
 
 
-class Images:
-    """Image -> local program. The backend image of each tag has its own migration folders
-    (`backend_tags`); by default the app-like fixtures of tests/fixtures/app_image."""
-
-    def __init__(self):
-        self.backend_tags: dict[str, dict[str, Path]] = {}
-
-    def __call__(self, reference: str) -> Image:
-        if "/backend:" in reference:
-            tag = reference.rsplit(":", 1)[1]
-            folders = self.backend_tags.get(tag, backend_image.IMAGE_DIRS)
-            return Image(f"{backend_image.python_bin_dir()}:/usr/bin:/bin", dict(folders))
-        return Image("/usr/local/bin:/usr/bin:/bin")
+def app_documents(name: str) -> list[dict]:
+    """The documents of one of the app's k8s/eks manifests."""
+    return [d for d in yaml.safe_load_all((APP / "k8s" / "eks" / name).read_text()) if d]
 
 
-@pytest.fixture(scope="session")
-def images():
-    return Images()
-
-
-@pytest.fixture(scope="session")
-def node(kube, control_plane, images, tmp_path_factory):
-    agent = NodeAgent(kube, tmp_path_factory.mktemp("node"), control_plane.certs,
-                      hosts={"postgres-ha-primary": "127.0.0.1", "redis": "127.0.0.1"}, images=images).start()
-    yield agent
-    agent.stop()
-    assert agent.errors == [], "\n".join(agent.errors)
+def env_file(path: Path) -> dict[str, str]:
+    """KEY=value lines, as `kubectl create secret --from-env-file` reads them."""
+    found = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            found[key.strip()] = value
+    return found
 
 
 class E2E:
     """One project checkout and one stack `e2e`, with what the tests need to drive and observe them."""
 
-    def __init__(self, tools: Tools, plane: ControlPlane, kube, node: NodeAgent, postgres: ScratchPostgres,
-                 redis_port: int, work: Path):
+    def __init__(self, tools: Tools, plane: ControlPlane, kube, node: Node, postgres: NodePostgres,
+                 redis: Redis, images: Images, work: Path):
         self.tools, self.plane, self.kube, self.node = tools, plane, kube, node
-        self.postgres, self.redis_port = postgres, redis_port
+        self.postgres, self.redis, self.images = postgres, redis, images
+        self.redis_port = redis.port
         self.project = work / "project"
         self.stack = "e2e"
         self.namespace = NAMESPACE
@@ -162,9 +244,12 @@ class E2E:
         self.state.mkdir()
         shutil.copytree(ROOT, self.project, ignore=shutil.ignore_patterns(
             ".git", ".venv", "venv", "node_modules", "tests", ".pytest_cache", "__pycache__", "*.pyc", ".bench"))
+        # runtime.options.virtualenv as shipped (`venv`): the project's own environment.
+        (self.project / "venv").symlink_to(Path(sys.prefix))
         self.core = client.CoreV1Api(kube)
         self.apps = client.AppsV1Api(kube)
         self.batch = client.BatchV1Api(kube)
+        self.networking = client.NetworkingV1Api(kube)
 
     @property
     def env(self) -> dict:
@@ -173,9 +258,9 @@ class E2E:
                     PULUMI_SKIP_UPDATE_CHECK="true", PULUMI_DIY_BACKEND_NO_LEGACY_WARNING="true",
                     KUBECONFIG=str(self.plane.kubeconfig), PYTHONUNBUFFERED="1")
 
-    def pulumi(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def pulumi(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
         result = subprocess.run(["pulumi", *args, "--stack", self.stack, "--non-interactive"], cwd=self.project,
-                                env=self.env, capture_output=True, text=True, timeout=600)
+                                env=self.env, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"pulumi {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
@@ -197,9 +282,15 @@ class E2E:
         config["config"]["ideaforge-ai:namespace"] = namespace
         (self.project / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(config))
         self.stack, self.namespace, self.database_name = name, namespace, database
+        self.create_database(database)
+
+    def create_database(self, database: str) -> None:
         with contextlib.closing(psycopg2.connect(self.postgres.url())) as admin:
             admin.autocommit = True
-            admin.cursor().execute(f'CREATE DATABASE "{database}" OWNER agentic_pm')
+            with admin.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+                if not cursor.fetchall():
+                    cursor.execute(f'CREATE DATABASE "{database}" OWNER agentic_pm')
 
     def init_stack(self) -> None:
         subprocess.run(["pulumi", "stack", "init", self.stack, "--secrets-provider", "passphrase", "--non-interactive"],
@@ -221,19 +312,54 @@ class E2E:
     def applied(self) -> list[str]:
         return [r[0] for r in self.query("SELECT migration_name FROM schema_migrations ORDER BY migration_name")]
 
+    # -- the namespace as the app team's tooling leaves it -----------------------------------
+
+    def app_config_map(self) -> dict:
+        """k8s/eks/configmap.yaml's ideaforge-ai-config, with what a test machine changes: the
+        namespace, the database of this stack and the hosts."""
+        manifest = next(d for d in app_documents("configmap.yaml") if d["metadata"]["name"] == "ideaforge-ai-config")
+        manifest["metadata"]["namespace"] = self.namespace
+        data = manifest["data"]
+        data["POSTGRES_DB"] = self.database_name
+        for key in ("FRONTEND_URL", "CORS_ORIGINS"):
+            data[key] = test_hosts(data[key])
+        return manifest
+
+    def app_secret(self, password: str = PASSWORD) -> dict:
+        """ideaforge-ai-secrets as `make eks-load-secrets` builds it from env.eks (here the app's
+        env.eks.example, with a database password of the test's)."""
+        data = env_file(APP / "env.eks.example")
+        data["POSTGRES_PASSWORD"] = password
+        data["FRONTEND_URL"], data["CORS_ORIGINS"] = (test_hosts(data.get(k, "")) for k in ("FRONTEND_URL",
+                                                                                              "CORS_ORIGINS"))
+        return {"metadata": {"name": "ideaforge-ai-secrets", "namespace": self.namespace}, "type": "Opaque",
+                "stringData": data}
+
+    def backing_services(self) -> None:
+        """postgres-ha-primary and redis, as the app's namespace has them (k8s/eks: its own
+        Postgres and Redis); here they lead to the run's servers beside the node."""
+        discovery = client.DiscoveryV1Api(self.kube)
+        for name, port, target in (("postgres-ha-primary", 5432, self.postgres.port), ("redis", 6379, self.redis.port)):
+            self.core.create_namespaced_service(self.namespace, {
+                "metadata": {"name": name},
+                "spec": {"ports": [{"name": "tcp", "port": port, "targetPort": target, "protocol": "TCP"}]}})
+            discovery.create_namespaced_endpoint_slice(self.namespace, {
+                "metadata": {"name": f"{name}-node", "labels": {"kubernetes.io/service-name": name}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [node_ip()], "conditions": {"ready": True}}],
+                "ports": [{"name": "tcp", "port": target, "protocol": "TCP"}]})
+
     def prepare_namespace(self) -> None:
-        """What the app team's tooling keeps in the namespace: its ConfigMap and Secret, the pull secret."""
+        """What the app team's tooling keeps in the namespace: its ConfigMap and Secret, the
+        pull secret, and the database and Redis Services."""
         namespace = self.namespace
         self.core.create_namespace({"metadata": {"name": namespace}})
-        self.core.create_namespaced_config_map(namespace, {"metadata": {"name": "ideaforge-ai-config"}, "data": {
-            "POSTGRES_HOST": "postgres-ha-primary", "POSTGRES_PORT": str(self.postgres.port),
-            "POSTGRES_USER": "agentic_pm", "POSTGRES_DB": self.database_name,
-            "REDIS_URL": f"redis://redis:{self.redis_port}/0", "BACKEND_PORT": "8000", "LOG_LEVEL": "info"}})
-        self.core.create_namespaced_secret(namespace, {"metadata": {"name": "ideaforge-ai-secrets"},
-                                                       "stringData": {"POSTGRES_PASSWORD": PASSWORD}})
+        self.core.create_namespaced_config_map(namespace, self.app_config_map())
+        self.core.create_namespaced_secret(namespace, self.app_secret())
         self.core.create_namespaced_secret(namespace, {"metadata": {"name": "ghcr-secret"},
                                                        "type": "kubernetes.io/dockerconfigjson",
                                                        "stringData": {".dockerconfigjson": '{"auths": {}}'}})
+        self.backing_services()
         deadline = time.monotonic() + 30  # the service-account controller creates `default`
         while not self.core.list_namespaced_service_account(namespace).items:
             assert time.monotonic() < deadline, "no default ServiceAccount in the namespace"
@@ -241,6 +367,10 @@ class E2E:
 
     def pods_of_job(self, job: str) -> list:
         return self.core.list_namespaced_pod(self.namespace, label_selector=f"job-name={job}").items
+
+    def pods(self, selector: str) -> list:
+        return [p for p in self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+                if not p.metadata.deletion_timestamp]
 
     def job(self, name: str):
         try:
@@ -250,9 +380,16 @@ class E2E:
                 return None
             raise
 
+    def backend_image(self, tag: str, files: Optional[dict[str, str]] = None) -> str:
+        """A backend image tag whose /app/migrations holds `files` more than the app's."""
+        return self.images.backend(tag, files)
+
+
+def test_hosts(text: str) -> str:
+    """The app's public hosts, moved to a test domain."""
+    return re.sub(r"([a-z0-9-]+)\.cf\.platform\.mckinsey\.cloud", r"\1.e2e.test", text)
+
 
 @pytest.fixture(scope="module")
 def e2e(tools, control_plane, kube, node, images, postgres, redis, tmp_path_factory):
-    helper = E2E(tools, control_plane, kube, node, postgres, redis, tmp_path_factory.mktemp("e2e"))
-    helper.images = images
-    return helper
+    return E2E(tools, control_plane, kube, node, postgres, redis, images, tmp_path_factory.mktemp("e2e"))

@@ -1,9 +1,10 @@
-"""A Kubernetes control plane on 127.0.0.1 for the end-to-end tests.
+"""A Kubernetes control plane for the end-to-end tests, in the run's network namespace.
 
-etcd (Debian's etcd-server), kube-apiserver and kube-controller-manager (built from
-k8s.io/kubernetes by e2e/build-tools.sh), with certificates and service-account keys made
-for each run by openssl. No scheduler: the node agent binds pods itself. Logs are kept in
-the run's directory and printed when something fails to come up.
+etcd (Debian's etcd-server), kube-apiserver, kube-controller-manager and kube-scheduler
+(built from k8s.io/kubernetes by e2e/build-tools.sh), with certificates and service-account
+keys made for each run by openssl. The API server listens on the node's address, which the
+`kubernetes` Service points at, so pods (CoreDNS) reach it as in any cluster. Logs are kept
+in the run's directory and printed when something fails to come up.
 """
 
 from __future__ import annotations
@@ -31,19 +32,21 @@ def _openssl(*args: str, cwd: Path) -> None:
 class Certificates:
     """A CA and the certificates one control plane needs, in `directory`."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, node_ip: str):
         self.dir = directory
         directory.mkdir(parents=True, exist_ok=True)
         _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=e2e-ca",
                  "-keyout", "ca.key", "-out", "ca.crt", cwd=directory)
         _openssl("genrsa", "-out", "sa.key", "2048", cwd=directory)
         _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=directory)
-        self.issue("apiserver", "/CN=kube-apiserver", "DNS:localhost,DNS:kubernetes,IP:127.0.0.1,IP:10.0.0.1")
+        self.issue("apiserver", "/CN=kube-apiserver",
+                   f"DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc,IP:127.0.0.1,IP:10.0.0.1,IP:{node_ip}")
         self.issue("admin", "/O=system:masters/CN=e2e-admin")
         # In the masters group: its controllers act under its own name (no per-controller accounts).
         self.issue("controller-manager", "/O=system:masters/CN=system:kube-controller-manager")
         self.issue("apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client")
-        self.issue("kubelet", "/O=system:nodes/CN=system:node:e2e-node", "DNS:localhost,IP:127.0.0.1")
+        self.issue("kubelet", "/O=system:nodes/CN=system:node:e2e-node", f"DNS:e2e-node,IP:{node_ip}")
+        self.issue("kube-proxy", "/CN=system:kube-proxy")  # bound to system:node-proxier by default
 
     def issue(self, name: str, subject: str, alt_names: Optional[str] = None) -> None:
         _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", f"{name}.key",
@@ -61,12 +64,13 @@ class Certificates:
 class ControlPlane:
     directory: Path
     bin_dir: Path
+    node_ip: str
     api_port: int = field(default_factory=free_port)
     processes: dict = field(default_factory=dict)
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.api_port}"
+        return f"https://{self.node_ip}:{self.api_port}"
 
     @property
     def kubeconfig(self) -> Path:
@@ -74,9 +78,9 @@ class ControlPlane:
 
     def start(self) -> "ControlPlane":
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.certs = Certificates(self.directory / "pki")
-        self._write_kubeconfig(self.kubeconfig, "admin")
-        self._write_kubeconfig(self.directory / "controller-manager.kubeconfig", "controller-manager")
+        self.certs = Certificates(self.directory / "pki", self.node_ip)
+        self.write_kubeconfig(self.kubeconfig, "admin")
+        self.write_kubeconfig(self.directory / "controller-manager.kubeconfig", "controller-manager")
         etcd_client, etcd_peer = free_port(), free_port()
         self._spawn("etcd", [
             "etcd", "--name", "e2e", "--data-dir", str(self.directory / "etcd"),
@@ -87,11 +91,23 @@ class ControlPlane:
             "--initial-cluster", f"e2e=http://127.0.0.1:{etcd_peer}",
             "--unsafe-no-fsync",
         ])
+        self._spawn_apiserver(etcd_client)
+        self.wait_ready("/readyz", 90)
+        self._spawn_controller_manager()
+        self._spawn("kube-scheduler", [
+            str(self.bin_dir / "kube-scheduler"), "--kubeconfig", str(self.kubeconfig),
+            "--authentication-kubeconfig", str(self.kubeconfig), "--authorization-kubeconfig", str(self.kubeconfig),
+            "--bind-address", "127.0.0.1", "--secure-port", str(free_port()), "--leader-elect=false",
+        ])
+        return self
+
+    def _spawn_apiserver(self, etcd_client: int) -> None:
+        self.etcd_client = etcd_client
         c = self.certs.path
         self._spawn("kube-apiserver", [
             str(self.bin_dir / "kube-apiserver"),
             "--etcd-servers", f"http://127.0.0.1:{etcd_client}",
-            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+            "--bind-address", self.node_ip, "--advertise-address", self.node_ip,
             "--secure-port", str(self.api_port),
             "--tls-cert-file", c("apiserver.crt"), "--tls-private-key-file", c("apiserver.key"),
             "--client-ca-file", c("ca.crt"),
@@ -105,7 +121,22 @@ class ControlPlane:
             "--allow-privileged=true",
             "--profiling=false",
         ])
+
+    def restart_apiserver(self) -> None:
+        """Stop the API server (SIGTERM, as a rolling control-plane upgrade does) and start it again."""
+        self._stop("kube-apiserver")
+        self._spawn_apiserver(self.etcd_client)
         self.wait_ready("/readyz", 90)
+
+    def stop_apiserver(self) -> None:
+        self._stop("kube-apiserver")
+
+    def start_apiserver(self) -> None:
+        self._spawn_apiserver(self.etcd_client)
+        self.wait_ready("/readyz", 90)
+
+    def _spawn_controller_manager(self) -> None:
+        c = self.certs.path
         self._spawn("kube-controller-manager", [
             str(self.bin_dir / "kube-controller-manager"),
             "--kubeconfig", str(self.directory / "controller-manager.kubeconfig"),
@@ -115,12 +146,19 @@ class ControlPlane:
             "--service-account-private-key-file", c("sa.key"), "--root-ca-file", c("ca.crt"),
             "--cluster-signing-cert-file", c("ca.crt"), "--cluster-signing-key-file", c("ca.key"),
             "--use-service-account-credentials=false", "--leader-elect=false",
-            "--controllers", "*,-nodeipam,-nodelifecycle,-service,-route,-cloud-node-lifecycle,-persistentvolume-binder",
+            # nodelifecycle on: it lifts the node's not-ready taint once the kubelet reports Ready.
+            "--controllers", "*,-nodeipam,-service,-route,-cloud-node-lifecycle,-persistentvolume-binder",
             "--concurrent-job-syncs", "5",
         ])
-        return self
 
-    def _write_kubeconfig(self, path: Path, user: str) -> None:
+    @property
+    def api(self):
+        if getattr(self, "_api", None) is None:
+            from kubernetes import config as kube_config
+            self._api = kube_config.new_client_from_config(str(self.kubeconfig))
+        return self._api
+
+    def write_kubeconfig(self, path: Path, user: str) -> None:
         c = self.certs.path
         path.write_text(
             "apiVersion: v1\nkind: Config\n"
@@ -132,7 +170,7 @@ class ControlPlane:
         )
 
     def _spawn(self, name: str, command: list[str]) -> None:
-        log = open(self.directory / f"{name}.log", "wb")
+        log = open(self.directory / f"{name}.log", "ab")
         self.processes[name] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log)
 
     def request(self, path: str, timeout: float = 5) -> requests.Response:
@@ -160,6 +198,16 @@ class ControlPlane:
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.directory / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def _stop(self, name: str) -> None:
+        process, log = self.processes.pop(name)
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
 
     def stop(self) -> None:
         for process, log in reversed(list(self.processes.values())):

@@ -1,8 +1,11 @@
-"""The deploy, for real: deploy.py and the Pulumi CLI against a Kubernetes control plane.
+"""The deploy, for real: deploy.py and the Pulumi CLI against a cluster whose kubelet runs every pod.
 
-The scenarios build on each other, in order, on one stack `e2e` (Pulumi.e2e.yaml) and one
-namespace: each starts from what the previous one left, as a team's deploys do. The
-take-over scenario has a namespace and a stack of its own.
+One stack `e2e` (Pulumi.e2e.yaml: the dev stack's defaults) and one namespace. Each scenario
+builds the state it needs (the `deployed` fixture makes the first deploy once), so any one
+runs alone with -k; run in order they go on from what the previous one left, as a team's
+deploys do. The backend images carry app-like migration folders (tests/fixtures/app_image)
+at the app's paths: the app's own history cannot build an empty database (README, "What was
+and was not run end to end"); the take-over scenario runs it.
 """
 
 from __future__ import annotations
@@ -12,30 +15,29 @@ import json
 import shutil
 import time
 
-from tests import backend_image
-from tests.e2e.conftest import NAMESPACE, PASSWORD
+import pytest
 
+from tests import backend_image
+from tests.e2e import events
+from tests.e2e import images as image_builds
+from tests.e2e.conftest import FIRST_TAG, NAMESPACE, PASSWORD
+
+FIXTURES = (backend_image.IMAGE_DIRS["/app/migrations"], backend_image.IMAGE_DIRS["/app/migrations-local"])
 APP_MIGRATIONS = ["20251121000001_create_tenants.sql", "20251121000002_create_products.sql",
                   "20251124000003_api_keys.sql", "20251126000001_product_scores.sql"]
 NEW = "20251202000000_add_sso_fields.sql"
 BROKEN = "20251203000000_backfill_scores.sql"
-
-
-def created(obj) -> float:
-    return obj.metadata.creation_timestamp.timestamp()
+SSO = {NEW: "ALTER TABLE tenants ADD COLUMN sso_domain text;\n"}
+FIXED = {**SSO, BROKEN: "UPDATE products SET score = 1;\n"}
 
 
 def output_of(result) -> str:
     return result.stdout + result.stderr
 
 
-def backend_image_with(e2e, tag: str, tmp_path, files: dict[str, str]) -> None:
-    """A new backend image tag whose /app/migrations holds these files more than e2e-1's."""
-    folder = tmp_path / f"image-{tag}"
-    shutil.copytree(backend_image.IMAGE_DIRS["/app/migrations"], folder)
-    for name, text in files.items():
-        (folder / name).write_text(text)
-    e2e.images.backend_tags[tag] = {**backend_image.IMAGE_DIRS, "/app/migrations": folder}
+def backend_tag(e2e, tag: str, files: dict[str, str] | None = None) -> None:
+    """Build and import a backend image tag: the fixtures' folders plus `files`."""
+    e2e.images.node.import_images([image_builds.backend(tag, files, FIXTURES)])
 
 
 def pod_uids(e2e, job: str) -> set[str]:
@@ -46,88 +48,136 @@ def backend_image_now(e2e) -> str:
     return e2e.apps.read_namespaced_deployment("backend", NAMESPACE).spec.template.spec.containers[0].image
 
 
-def test_1_preview_then_up_on_an_empty_namespace_runs_the_chain_in_order(e2e):
+def up_with_events(e2e, tmp_path, *args: str):
+    """`pulumi up` as README gives it, with the engine's event log."""
+    log = tmp_path / "events.jsonl"
+    result = e2e.pulumi("up", "--yes", "--skip-preview", "--event-log", str(log), *args, check=False)
+    return result, (events.read(log) if log.exists() else {})
+
+
+def rolled_out(e2e, name: str, image_suffix: str) -> bool:
+    """Every pod of the Deployment runs the image and is Ready (what the kubelet reports)."""
+    pods = e2e.pods(f"app={name}")
+    deployment = e2e.apps.read_namespaced_deployment(name, NAMESPACE)
+    ready = [p for p in pods if p.spec.containers[0].image.endswith(image_suffix)
+             and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+    return bool(ready) and len(ready) >= (deployment.status.updated_replicas or 0)
+
+
+@pytest.fixture(scope="module")
+def deployed(e2e, tmp_path_factory):
+    """The namespace as the app team keeps it, the stack, and the first deploy (the engine's
+    event log and the CLI's output), made once per module."""
+    e2e.images.node.import_images([image_builds.backend(FIRST_TAG, None, FIXTURES)])
     e2e.prepare_namespace()
     e2e.init_stack()
     preview = e2e.deploy("preview")
     assert preview.returncode == 0, output_of(preview)
-    assert "db-migrations" in preview.stdout
-
-    up = e2e.deploy("up")
-
+    started = time.monotonic()
+    up, steps = up_with_events(e2e, tmp_path_factory.mktemp("first-up"))
+    seconds = time.monotonic() - started
     assert up.returncode == 0, output_of(up)[-6000:]
-    postgres, redis, job = e2e.job("wait-for-postgres"), e2e.job("wait-for-redis"), e2e.job("db-migrations")
-    backend = e2e.apps.read_namespaced_deployment("backend", NAMESPACE)
-    frontend = e2e.apps.read_namespaced_deployment("frontend", NAMESPACE)
-    assert max(created(postgres), created(redis)) <= created(job) <= created(backend) <= created(frontend)
-    assert job.status.succeeded == 1
+    print(f"\nfirst deploy (pulumi up, empty namespace): {seconds:.1f} s")
+    return {"preview": preview, "up": up, "steps": steps, "seconds": seconds}
+
+
+def test_1_preview_then_up_on_an_empty_namespace_runs_the_chain_in_order(e2e, deployed):
+    assert "db-migrations" in deployed["preview"].stdout
+    steps = deployed["steps"]
+    job, backend, frontend = (events.JOB, "db-migrations"), (events.DEPLOYMENT, "backend"), (events.DEPLOYMENT,
+                                                                                               "frontend")
+    for readiness in ("wait-for-postgres", "wait-for-redis"):
+        assert events.ended_before_started(steps, (events.JOB, readiness), job), readiness
+    assert events.ended_before_started(steps, job, backend)
+    assert events.ended_before_started(steps, backend, frontend)
+    for service in ("backend", "frontend"):
+        assert events.ended_before_started(steps, (events.SERVICE, service), (events.INGRESS, "ideaforge-ai-ingress"))
+    assert e2e.job("db-migrations").status.succeeded == 1
     assert e2e.applied() == APP_MIGRATIONS
+    # The kubelet ran them: the backend's stand-in answers its probe, nginx serves the app's config.
+    assert rolled_out(e2e, "backend", f"/backend:{FIRST_TAG}") and rolled_out(e2e, "frontend", f"/frontend:{FIRST_TAG}")
     outputs = json.loads(e2e.pulumi("stack", "output", "--json").stdout)
     assert (outputs["migrationJobName"], outputs["backendImageTag"], outputs["migrationsSource"]) == (
-        "db-migrations", "e2e-1", "image")
-    assert f"the migration Job ran and applied 4: {APP_MIGRATIONS[0]}" in up.stdout
+        "db-migrations", FIRST_TAG, "image")
 
 
-def test_2_an_unchanged_up_changes_nothing_and_runs_no_new_pod(e2e):
-    pods = pod_uids(e2e, "db-migrations")
+def test_2_an_unchanged_up_changes_nothing_and_runs_no_new_pod(e2e, deployed):
+    pods = pod_uids(e2e, "db-migrations") | {p.metadata.uid for p in e2e.pods("app in (backend,frontend)")}
+    started = time.monotonic()
     up = e2e.deploy("up")
+    print(f"\nunchanged deploy.py up: {time.monotonic() - started:.1f} s")
     assert up.returncode == 0, output_of(up)
     assert "deployed: no changes" in up.stdout
     assert "the migration Job did not run" in up.stdout
-    assert pod_uids(e2e, "db-migrations") == pods
+    assert pod_uids(e2e, "db-migrations") | {p.metadata.uid for p in e2e.pods("app in (backend,frontend)")} == pods
 
 
-def test_3_a_new_frontend_tag_does_not_run_the_migrations_again(e2e):
+def test_3_a_new_frontend_tag_does_not_run_the_migrations_again(e2e, deployed):
     job, pods = e2e.job("db-migrations").metadata.uid, pod_uids(e2e, "db-migrations")
     up = e2e.deploy("up", "--frontend-tag", "e2e-1b")
     assert up.returncode == 0, output_of(up)
     assert e2e.job("db-migrations").metadata.uid == job and pod_uids(e2e, "db-migrations") == pods
-    frontend = e2e.apps.read_namespaced_deployment("frontend", NAMESPACE)
-    assert frontend.spec.template.spec.containers[0].image.endswith("/frontend:e2e-1b")
+    assert rolled_out(e2e, "frontend", "/frontend:e2e-1b")
 
 
-def test_4_a_backend_tag_with_one_more_migration_applies_only_it_before_the_backend_rolls(e2e, tmp_path):
-    backend_image_with(e2e, "e2e-2", tmp_path, {NEW: "ALTER TABLE tenants ADD COLUMN sso_domain text;\n"})
+def test_4_a_backend_tag_with_one_more_migration_applies_only_it_before_the_backend_rolls(e2e, deployed, tmp_path):
+    backend_tag(e2e, "e2e-2", SSO)
+    e2e.config("backendImageTag", "e2e-2")
     old_job = e2e.job("db-migrations").metadata.uid
 
-    up = e2e.deploy("up", "--backend-tag", "e2e-2")
+    up, steps = up_with_events(e2e, tmp_path)
 
     assert up.returncode == 0, output_of(up)
     job = e2e.job("db-migrations")
     assert job.metadata.uid != old_job and job.status.succeeded == 1
-    assert f"the migration Job ran and applied 1: {NEW}" in up.stdout
     assert e2e.applied() == sorted(APP_MIGRATIONS + [NEW])
-    replica_sets = e2e.apps.list_namespaced_replica_set(NAMESPACE, label_selector="app=backend").items
-    rolled = [rs for rs in replica_sets if rs.spec.template.spec.containers[0].image.endswith(":e2e-2")]
-    assert rolled and created(rolled[0]) >= job.status.completion_time.timestamp()
+    assert steps[(events.JOB, "db-migrations")].op in ("replace", "create-replacement")
+    assert events.ended_before_started(steps, (events.JOB, "db-migrations"), (events.DEPLOYMENT, "backend"))
+    assert rolled_out(e2e, "backend", "/backend:e2e-2")
 
 
-def test_5_a_failing_migration_stops_the_deploy_with_the_runners_message_and_leaves_the_backend(e2e, tmp_path):
-    backend_image_with(e2e, "e2e-3", tmp_path, {
-        NEW: "ALTER TABLE tenants ADD COLUMN sso_domain text;\n",
-        BROKEN: "UPDATE products SET score = 1;\nUPDATE products SET nope = 2;\n",
-    })
+def attempts(report: str) -> list[str]:
+    """The report's sections, one per attempt of the migration Job."""
+    job = report.split("=== Job ideaforge-e2e/db-migrations ===")[1].split("=== Job ")[0]
+    return job.split("--- attempt ")[1:]
+
+
+def logged(section: str) -> str:
+    """The pod log part of one attempt's section (not its termination message)."""
+    return section.split("log (last ")[1] if "log (last " in section else ""
+
+
+def test_5_a_failing_migration_stops_the_deploy_with_the_runners_message_and_leaves_the_backend(e2e, deployed):
+    backend_tag(e2e, "e2e-3", {**SSO, BROKEN: "UPDATE products SET score = 1;\nUPDATE products SET nope = 2;\n"})
+    before = backend_image_now(e2e)
 
     up = e2e.deploy("up", "--backend-tag", "e2e-3")
 
     text = output_of(up)
     assert up.returncode == 1, text
     assert f"migration {BROKEN} failed at statement 2 of 2 ({BROKEN}:2)" in text
-    assert 'SQLSTATE 42703: column "nope" of relation "products" does not exist' in text
-    assert backend_image_now(e2e).endswith(":e2e-2")
-    assert "=== Job ideaforge-e2e/db-migrations ===" in up.stderr
+    assert backend_image_now(e2e) == before
     assert "condition Failed=True reason=BackoffLimitExceeded" in up.stderr
-    migration_report = up.stderr.split("=== Job ideaforge-e2e/db-migrations ===")[1].split("=== Job ")[0]
-    assert migration_report.count("--- attempt ") == 2  # backoffLimit 1: two attempts, each with its log
-    assert migration_report.count(f"migration {BROKEN} failed at statement 2 of 2") >= 2
+    # backoffLimit 3 (the dev default): four attempts, each a pod of its own with its own log.
+    tried = attempts(up.stderr)
+    assert len(tried) == 4
+    assert len({section.split("pod ")[1].split(",")[0] for section in tried}) == 4  # four pods
+    for section in tried:
+        assert f"  migration {BROKEN} failed at statement 2 of 2" in logged(section), section
+        assert 'column "nope" of relation "products" does not exist' in logged(section), section
     assert BROKEN not in e2e.applied()
 
 
-def test_6_the_fixed_migration_replaces_the_failed_job_and_completes(e2e, tmp_path):
-    backend_image_with(e2e, "e2e-4", tmp_path, {
-        NEW: "ALTER TABLE tenants ADD COLUMN sso_domain text;\n",
-        BROKEN: "UPDATE products SET score = 1;\n",
-    })
+def failed_job_in_place(e2e) -> None:
+    job = e2e.job("db-migrations")
+    if job is None or not job.status.failed:
+        backend_tag(e2e, "e2e-3", {**SSO, BROKEN: "UPDATE products SET nope = 2;\n"})
+        assert e2e.deploy("up", "--backend-tag", "e2e-3").returncode == 1
+
+
+def test_6_the_fixed_migration_replaces_the_failed_job_and_completes(e2e, deployed):
+    failed_job_in_place(e2e)
+    backend_tag(e2e, "e2e-4", FIXED)
     failed = e2e.job("db-migrations").metadata.uid
 
     up = e2e.deploy("up", "--backend-tag", "e2e-4")
@@ -136,47 +186,58 @@ def test_6_the_fixed_migration_replaces_the_failed_job_and_completes(e2e, tmp_pa
     job = e2e.job("db-migrations")
     assert job.metadata.uid != failed and job.status.succeeded == 1
     assert BROKEN in e2e.applied()
-    assert backend_image_now(e2e).endswith(":e2e-4")
+    assert "the migration Job ran and applied" in up.stdout and BROKEN in up.stdout
+    assert rolled_out(e2e, "backend", "/backend:e2e-4")
 
 
-def test_7_after_the_ttl_deletes_the_job_an_up_is_a_no_op_and_refresh_then_up_runs_it_again(e2e):
+def test_7_after_the_ttl_deletes_the_job_an_up_is_a_no_op_and_refresh_then_up_runs_it_again(e2e, deployed):
     e2e.config("migrations.ttlSecondsAfterFinished", "60", path=True)
-    assert e2e.deploy("up").returncode == 0
-    deadline = time.monotonic() + 150
-    while e2e.job("db-migrations") is not None:
-        assert time.monotonic() < deadline, "the TTL controller did not delete the finished Job"
-        time.sleep(2)
+    try:
+        assert e2e.deploy("up").returncode == 0
+        deadline = time.monotonic() + 150
+        while e2e.job("db-migrations") is not None:
+            assert time.monotonic() < deadline, "the TTL controller did not delete the finished Job"
+            time.sleep(2)
 
-    unchanged = e2e.deploy("up")
-    assert unchanged.returncode == 0, output_of(unchanged)
-    assert "deployed: no changes" in unchanged.stdout and e2e.job("db-migrations") is None
+        unchanged = e2e.deploy("up")
+        assert unchanged.returncode == 0, output_of(unchanged)
+        assert "deployed: no changes" in unchanged.stdout and e2e.job("db-migrations") is None
 
-    refreshed = e2e.deploy("up", "--refresh")
-    assert refreshed.returncode == 0, output_of(refreshed)
-    assert e2e.job("db-migrations").status.succeeded == 1
-    assert "the migration Job ran and applied 0: nothing was pending" in refreshed.stdout
-
-
-def test_9_no_password_in_the_state_or_in_what_deploys_print(e2e):
-    # The password both ways: read from the app Secret (since scenario 1), and given to Pulumi.
-    e2e.pulumi("config", "set", "--secret", "postgresPassword", PASSWORD)
-    up = e2e.deploy("up")
-    assert up.returncode == 0, output_of(up)
-    assert e2e.job("db-migrations").status.succeeded == 1  # the Job reads it from the Secret Pulumi made
-    exported = e2e.pulumi("stack", "export").stdout
-    encoded = base64.b64encode(PASSWORD.encode()).decode()
-    for text in (exported, output_of(up), e2e.pulumi("stack", "output", "--json").stdout):
-        assert PASSWORD not in text and encoded not in text
-    assert "ideaforge-ai-credentials" in exported
+        refreshed = e2e.deploy("up", "--refresh")
+        assert refreshed.returncode == 0, output_of(refreshed)
+        assert e2e.job("db-migrations").status.succeeded == 1
+        assert "the migration Job ran and applied 0: nothing was pending" in refreshed.stdout
+    finally:
+        e2e.pulumi("config", "rm", "--path", "migrations.ttlSecondsAfterFinished")  # back to dev's 3600
+        assert e2e.deploy("up").returncode == 0
 
 
-def test_10_a_second_up_while_one_runs_stops_at_the_stack_lock(e2e, tmp_path):
+def test_9_a_created_password_reaches_the_job_and_never_the_state_or_the_output(e2e, deployed):
+    # The app Secret keeps the old password; the database now takes only the one given to Pulumi.
+    created = "created-Other/p@ss-9"
+    e2e.query("ALTER ROLE agentic_pm PASSWORD %s", (created,))
+    e2e.pulumi("config", "set", "--secret", "postgresPassword", created)
+    try:
+        backend_tag(e2e, "e2e-9", {**FIXED, "20251209000000_note.sql": "ALTER TABLE tenants ADD COLUMN note text;\n"})
+        up = e2e.deploy("up", "--backend-tag", "e2e-9")
+        assert up.returncode == 0, output_of(up)
+        assert e2e.job("db-migrations").status.succeeded == 1  # it logged in with the created password
+        assert "20251209000000_note.sql" in e2e.applied()
+        exported = e2e.pulumi("stack", "export").stdout
+        for secret in (created, PASSWORD):
+            encoded = base64.b64encode(secret.encode()).decode()
+            for text in (exported, output_of(up), e2e.pulumi("stack", "output", "--json").stdout):
+                assert secret not in text and encoded not in text
+        assert "ideaforge-ai-credentials" in exported
+    finally:
+        e2e.query("ALTER ROLE agentic_pm PASSWORD %s", (PASSWORD,))
+        e2e.pulumi("config", "rm", "postgresPassword")
+        assert e2e.deploy("up").returncode == 0
+
+
+def test_10_a_second_up_while_one_runs_stops_at_the_stack_lock(e2e, deployed):
     # The first deploy holds the stack for as long as its migration sleeps.
-    backend_image_with(e2e, "e2e-5", tmp_path, {
-        NEW: "ALTER TABLE tenants ADD COLUMN sso_domain text;\n",
-        BROKEN: "UPDATE products SET score = 1;\n",
-        "20251204000000_slow.sql": "SELECT pg_sleep(20);\n",
-    })
+    backend_tag(e2e, "e2e-5", {**FIXED, "20251204000000_slow.sql": "SELECT pg_sleep(20);\n"})
     first = e2e.spawn_deploy("up", "--backend-tag", "e2e-5")
     deadline = time.monotonic() + 60
     while not list(e2e.state.glob(".pulumi/locks/**/*.json")):
@@ -189,17 +250,23 @@ def test_10_a_second_up_while_one_runs_stops_at_the_stack_lock(e2e, tmp_path):
     assert "stack e2e is locked by another update" in second.stderr
 
 
-def test_11_a_pull_request_preview_shows_which_migrations_the_deploy_adds(e2e):
+def test_11_a_pull_request_preview_shows_which_migrations_the_deploy_adds(e2e, deployed):
     folder = e2e.project / "db"
-    shutil.copytree(backend_image.IMAGE_DIRS["/app/migrations"], folder)
+    if not folder.exists():
+        shutil.copytree(FIXTURES[0], folder)
     e2e.config("migrations.source", "configmap", path=True)
     e2e.config("migrations.dirs[0]", "db", path=True)
-    assert e2e.deploy("up").returncode == 0
-    (folder / "20251210000000_add_tenant_notes.sql").write_text("ALTER TABLE tenants ADD COLUMN notes text;\n")
+    try:
+        assert e2e.deploy("up").returncode == 0
+        (folder / "20251210000000_add_tenant_notes.sql").write_text("ALTER TABLE tenants ADD COLUMN notes text;\n")
 
-    preview = e2e.deploy("preview")
+        preview = e2e.deploy("preview")
 
-    assert preview.returncode == 0, output_of(preview)
-    added = [line for line in preview.stdout.splitlines() if "20251210000000_add_tenant_notes.sql" in line]
-    assert added and all(line.lstrip().startswith("+") for line in added), preview.stdout[-4000:]
-    assert "db-migrations" in preview.stdout and "replace" in preview.stdout
+        assert preview.returncode == 0, output_of(preview)
+        added = [line for line in preview.stdout.splitlines() if "20251210000000_add_tenant_notes.sql" in line]
+        assert added and all(line.lstrip().startswith("+") for line in added), preview.stdout[-4000:]
+        assert "db-migrations" in preview.stdout and "replace" in preview.stdout
+    finally:
+        (folder / "20251210000000_add_tenant_notes.sql").unlink(missing_ok=True)
+        e2e.pulumi("config", "rm", "--path", "migrations.dirs")
+        e2e.pulumi("config", "rm", "--path", "migrations.source")

@@ -1,123 +1,176 @@
-"""Scenario 8: taking over a namespace that `make eks-deploy` filled.
+"""Scenario 8: taking over a namespace that `make eks-deploy` filled, from the app's own files.
 
-The namespace first holds what the old flow leaves there, made as `kubectl apply` makes
-objects (its field manager and last-applied annotation), from the facts of the app's
-k8s/eks manifests: backend and frontend with their Services and autoscalers, the Ingress,
-the finished db-migrations Job, the db-migrations ConfigMap; and a database the old
-migration script maintained. Then the documented path, deploy.py take-over.
+The namespace is filled the way the app's Makefile fills it (eks-deploy-full): the pull
+secret, the app Secret from env.eks (env.eks.example here), the ConfigMaps of
+create-db-configmaps.sh, then every manifest of k8s/eks applied as `kubectl apply` applies it
+(its field manager and last-applied annotation), and the old db-migrations Job, which runs
+the app's old migrate.py in the backend image against the database. Only what a test machine
+must change is changed: the namespace, the hosts, the images (built here), and CPU requests
+(2 cores). The database tier of k8s/eks (the postgres-ha StatefulSets with 20Gi volumes,
+Redis, etcd, the one-off seed and restore Jobs, and the other environment's stg/ files) is
+not applied: the run's PostgreSQL and Redis stand in behind the same Service names, and the
+database is initialized with the app's init-db/01-init-schema.sql as the Postgres image's
+entrypoint would.
+Then the documented path: deploy.py take-over.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import re
+import subprocess
 import threading
 import time
 
+import pytest
+import yaml
 from kubernetes import client
 
-from tests import backend_image
+from tests.e2e import images as image_builds
+from tests.e2e.conftest import APP, PASSWORD, test_hosts
 
 NAMESPACE = "ideaforge-takeover"
+TAG = "takeover-1"
 FIELD_MANAGER = "kubectl-client-side-apply"
-OLD_TABLE = ("CREATE TABLE schema_migrations (id SERIAL PRIMARY KEY, migration_name VARCHAR(255) UNIQUE NOT NULL, "
-             "applied_at TIMESTAMP WITH TIME ZONE DEFAULT NOW())")
+EKS = APP / "k8s" / "eks"
+# The database tier and one-off Jobs (see the module's docstring), and the namespace itself.
+NOT_APPLIED = {"namespace.yaml", "postgres.yaml", "postgres-ha-simple.yaml", "postgres-ha-statefulset.yaml",
+               "postgres-ha-statefulset-stg.yaml", "postgres-ha-etcd.yaml", "postgres-ha-etcd-stg.yaml",
+               "redis.yaml", "db-setup-job.yaml", "db-restore-stg-job.yaml", "run-migrations-job.yaml",
+               "update-migration-tracking.yaml"}
+CPU_REQUESTS = {"backend": "50m", "frontend": "20m"}  # as Pulumi.e2e.yaml sets them
 
 
-def kubectl_apply(create, namespace: str, manifest: dict):
-    """Create as `kubectl apply` does: its field manager, and the manifest in last-applied."""
-    manifest["metadata"].setdefault("annotations", {})["kubectl.kubernetes.io/last-applied-configuration"] = \
-        json.dumps(manifest)
-    return create(namespace, manifest, field_manager=FIELD_MANAGER)
+def for_this_machine(text: str) -> str:
+    """The substitutions of a test machine: namespace, hosts, images."""
+    text = re.sub(r"namespace: 20890-ideaforge-ai-\S+", f"namespace: {NAMESPACE}", text)
+    text = test_hosts(text).replace("ideaforge.ai", "ideaforge-ai.e2e.test")
+    text = re.sub(r"ghcr\.io/soumantrivedi/ideaforge-ai/backend:\S+", f"{image_builds.REGISTRY}/backend:{TAG}", text)
+    text = re.sub(r"ghcr\.io/soumantrivedi/ideaforge-ai/frontend:\S+", f"{image_builds.REGISTRY}/frontend:e2e-1", text)
+    return text.replace("busybox:1.36", image_builds.BUSYBOX_IMAGE)
 
 
-def deployment(name: str, component: str, image: str, port: int, replicas: int, resources: dict) -> dict:
-    probe = {"httpGet": {"path": "/health" if name == "backend" else "/", "port": port}}
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "labels": {"app": name, "component": component}},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name, "component": component}}, "spec": {
-                         "imagePullSecrets": [{"name": "ghcr-secret"}],
-                         "containers": [{"name": name, "image": image, "imagePullPolicy": "IfNotPresent",
-                                         "ports": [{"containerPort": port, "name": "http", "protocol": "TCP"}],
-                                         "env": [{"name": "POSTGRES_HOST", "valueFrom": {"configMapKeyRef": {
-                                             "name": "ideaforge-ai-config", "key": "POSTGRES_HOST"}}}],
-                                         "resources": resources, "readinessProbe": probe, "livenessProbe": probe}]}}}}
+def manifests() -> list[tuple[str, dict]]:
+    """(file, document) in the order `find k8s/eks -name '*.yaml' ! -name namespace.yaml` gives."""
+    listed = subprocess.run(["find", str(EKS), "-maxdepth", "1", "-name", "*.yaml", "!", "-name", "namespace.yaml",
+                             "-type", "f"], capture_output=True, text=True, check=True).stdout.split()
+    found = []
+    for path in listed:
+        name = path.rsplit("/", 1)[1]
+        if name in NOT_APPLIED:
+            continue
+        with open(path) as f:
+            for document in yaml.safe_load_all(for_this_machine(f.read())):
+                if document:
+                    found.append((name, document))
+    return found
 
 
-def service(name: str, component: str, port: int) -> dict:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": {"app": name, "component": component}},
-            "spec": {"type": "ClusterIP", "selector": {"app": name},
-                     "ports": [{"port": port, "targetPort": port, "protocol": "TCP", "name": "http"}]}}
+def fit_to_node(document: dict) -> dict:
+    if document["kind"] == "Deployment" and document["metadata"]["name"] in CPU_REQUESTS:
+        for container in document["spec"]["template"]["spec"]["containers"]:
+            container["resources"]["requests"]["cpu"] = CPU_REQUESTS[document["metadata"]["name"]]
+    return document
 
 
-def hpa(name: str, low: int, high: int, cpu: int, memory: int) -> dict:
-    metric = lambda resource, target: {"type": "Resource", "resource": {  # noqa: E731
-        "name": resource, "target": {"type": "Utilization", "averageUtilization": target}}}
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": f"{name}-hpa"},
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                     "minReplicas": low, "maxReplicas": high, "metrics": [metric("cpu", cpu), metric("memory", memory)]}}
+class KubectlApply:
+    """Creates objects as `kubectl apply` creates them: field manager kubectl-client-side-apply
+    and the manifest in the last-applied-configuration annotation."""
+
+    def __init__(self, api):
+        self.api = api
+        self.dynamic = {
+            "ConfigMap": client.CoreV1Api(api).create_namespaced_config_map,
+            "Secret": client.CoreV1Api(api).create_namespaced_secret,
+            "Service": client.CoreV1Api(api).create_namespaced_service,
+            "Deployment": client.AppsV1Api(api).create_namespaced_deployment,
+            "HorizontalPodAutoscaler": client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler,
+            "Ingress": client.NetworkingV1Api(api).create_namespaced_ingress,
+            "Job": client.BatchV1Api(api).create_namespaced_job,
+        }
+        self.replace = {
+            "Secret": client.CoreV1Api(api).patch_namespaced_secret,
+            "ConfigMap": client.CoreV1Api(api).patch_namespaced_config_map,
+        }
+
+    def __call__(self, manifest: dict) -> None:
+        manifest.setdefault("metadata", {}).setdefault("annotations", {})[
+            "kubectl.kubernetes.io/last-applied-configuration"] = json.dumps(manifest, separators=(",", ":"))
+        kind, namespace = manifest["kind"], manifest["metadata"].get("namespace", NAMESPACE)
+        try:
+            self.dynamic[kind](namespace, manifest, field_manager=FIELD_MANAGER)
+        except client.exceptions.ApiException as exc:
+            if exc.status != 409 or kind not in self.replace:
+                raise
+            # A second apply of the same object (secrets.yaml after eks-load-secrets): kubectl
+            # patches the fields the manifest names.
+            self.replace[kind](manifest["metadata"]["name"], namespace, manifest, field_manager=FIELD_MANAGER)
+
+
+def init_database(e2e) -> None:
+    """What the Postgres image's entrypoint does with postgres-init-scripts' 01-init-schema.sql on
+    a new data directory, as the app's user. This server has pgvector but not uuid-ossp:
+    uuid_generate_v4() is a SQL function over gen_random_uuid() instead, and a failed statement
+    does not stop the script."""
+    e2e.query("CREATE EXTENSION IF NOT EXISTS vector")
+    e2e.query("CREATE OR REPLACE FUNCTION public.uuid_generate_v4() RETURNS uuid LANGUAGE sql "
+              "AS 'SELECT gen_random_uuid()'")
+    script = (APP / "init-db" / "01-init-schema.sql").read_text()
+    subprocess.run(["psql", e2e.postgres.url(e2e.database_name), "-q", "-c", "SET ROLE agentic_pm", "-f", "-"],
+                   input=script, capture_output=True, text=True, check=True)
 
 
 def fill_like_make_eks_deploy(e2e) -> None:
-    apps, core = e2e.apps, e2e.core
-    autoscaling, networking = client.AutoscalingV2Api(e2e.kube), client.NetworkingV1Api(e2e.kube)
-    registry = "ghcr.io/soumantrivedi/ideaforge-ai"
-    kubectl_apply(apps.create_namespaced_deployment, NAMESPACE, deployment(
-        "backend", "api", f"{registry}/backend:e2e-1", 8000, 5,
-        {"requests": {"memory": "2Gi", "cpu": "2000m"}, "limits": {"memory": "4Gi", "cpu": "4000m"}}))
-    kubectl_apply(apps.create_namespaced_deployment, NAMESPACE, deployment(
-        "frontend", "web", f"{registry}/frontend:e2e-1", 3000, 3,
-        {"requests": {"memory": "256Mi", "cpu": "100m"}, "limits": {"memory": "512Mi", "cpu": "500m"}}))
-    kubectl_apply(core.create_namespaced_service, NAMESPACE, service("backend", "api", 8000))
-    kubectl_apply(core.create_namespaced_service, NAMESPACE, service("frontend", "web", 3000))
-    kubectl_apply(autoscaling.create_namespaced_horizontal_pod_autoscaler, NAMESPACE, hpa("backend", 5, 20, 60, 75))
-    kubectl_apply(autoscaling.create_namespaced_horizontal_pod_autoscaler, NAMESPACE, hpa("frontend", 3, 10, 70, 80))
-    kubectl_apply(networking.create_namespaced_ingress, NAMESPACE, {
-        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-        "metadata": {"name": "ideaforge-ai-ingress", "annotations": {"kubernetes.io/ingress.class": "alb"}},
-        "spec": {"rules": [
-            {"host": "ideaforge.e2e.test", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
-                "service": {"name": "frontend", "port": {"number": 3000}}}}]}},
-            {"host": "api.ideaforge.e2e.test", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
-                "service": {"name": "backend", "port": {"number": 8000}}}}]}}]}})
-    union = {p.name: p.read_text() for p in backend_image.IMAGE_DIRS["/app/migrations-local"].glob("*.sql")}
-    union.update({p.name: p.read_text() for p in backend_image.IMAGE_DIRS["/app/migrations"].glob("*.sql")})
-    kubectl_apply(core.create_namespaced_config_map, NAMESPACE, {
-        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "db-migrations"}, "data": union})
-    kubectl_apply(e2e.batch.create_namespaced_job, NAMESPACE, {
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": "db-migrations", "labels": {"app": "db-migration", "component": "database"}},
-        "spec": {"ttlSecondsAfterFinished": 3600, "backoffLimit": 3, "activeDeadlineSeconds": 600, "template": {
-            "metadata": {"labels": {"app": "db-migration", "component": "database"}},
-            "spec": {"restartPolicy": "Never", "containers": [{
-                "name": "run-migrations", "image": f"{registry}/backend:e2e-1",
-                "command": ["python", "-c", "print('the old migrate.py ran')"]}]}}}})
-    # The old script's database: every file of its ConfigMap applied, its table and rows.
-    for name in sorted(union):
-        e2e.query(union[name], as_app=True)
-    e2e.query(OLD_TABLE, as_app=True)
-    for name in sorted(union):
-        e2e.query("INSERT INTO schema_migrations (migration_name) VALUES (%s)", (name if "tenants" not in name
-                                                                                else name[:-len(".sql")],), as_app=True)
-    deadline = time.monotonic() + 60
-    while not (e2e.job("db-migrations").status.succeeded
-               and all((d.status.ready_replicas or 0) == d.spec.replicas
-                       for d in apps.list_namespaced_deployment(NAMESPACE).items)):
-        assert time.monotonic() < deadline, "the old flow's objects did not come up"
-        time.sleep(0.5)
+    core = e2e.core
+    apply = KubectlApply(e2e.kube)
+    core.create_namespace({"metadata": {"name": NAMESPACE}})  # eks-deploy needs it to exist
+    core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "ghcr-secret"},  # eks-setup-ghcr-secret
+                                              "type": "kubernetes.io/dockerconfigjson",
+                                              "stringData": {".dockerconfigjson": '{"auths": {}}'}})
+    core.create_namespaced_secret(NAMESPACE, e2e.app_secret())  # eks-load-secrets
+    e2e.backing_services()
+    # create-db-configmaps.sh (kubectl create configmap --dry-run | kubectl apply)
+    migrations = {p.name: p.read_text() for p in sorted((APP / "init-db" / "migrations").glob("*.sql"))}
+    apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "db-migrations", "namespace": NAMESPACE},
+           "data": migrations})
+    apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "db-seed", "namespace": NAMESPACE},
+           "data": {"seed_sample_data.sql": (APP / "init-db" / "seed_sample_data.sql").read_text()}})
+    documents = manifests()
+    for name, document in documents:
+        if document["kind"] == "ConfigMap" and document["metadata"]["name"] == "ideaforge-ai-config":
+            document["data"]["POSTGRES_DB"] = e2e.database_name
+        if document["kind"] != "Job":
+            apply(fit_to_node(document))
+    # The database was there before: the app's Postgres, whose password is the Secret's.
+    secret = core.read_namespaced_secret("ideaforge-ai-secrets", NAMESPACE)
+    e2e.query("ALTER ROLE agentic_pm PASSWORD %s", (base64.b64decode(secret.data["POSTGRES_PASSWORD"]).decode(),))
+    init_database(e2e)
+    # eks-deploy's migration step: `kubectl apply -f db-migrations-job.yaml`, then it waits.
+    for name, document in documents:
+        if document["kind"] == "Job":
+            apply(document)
+    deadline = time.monotonic() + 600  # `kubectl wait --for=condition=complete job/db-migrations --timeout=600s`
+    while True:
+        job = e2e.job("db-migrations")
+        if job.status.succeeded or any(c.type == "Failed" and c.status == "True" for c in job.status.conditions or []):
+            break
+        assert time.monotonic() < deadline, "the old db-migrations Job did not finish"
+        time.sleep(2)
 
 
 def settled(e2e, app: str) -> None:
     """Wait until the Deployment's rollout is over: no pod of an older ReplicaSet left."""
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while True:
         deployment = e2e.apps.read_namespaced_deployment(app, NAMESPACE)
-        live = e2e.core.list_namespaced_pod(NAMESPACE, label_selector=f"app={app}").items
+        live = e2e.pods(f"app={app}")
         if (deployment.status.updated_replicas == deployment.spec.replicas == len(live)
+                == (deployment.status.ready_replicas or 0)
                 and deployment.status.observed_generation == deployment.metadata.generation):
             return
         assert time.monotonic() < deadline, f"the {app} rollout did not finish"
-        time.sleep(0.5)
+        time.sleep(1)
 
 
 def watch_replicas(e2e):
@@ -135,16 +188,28 @@ def watch_replicas(e2e):
     return stop, seen
 
 
-def pods(e2e, app: str) -> set[str]:
-    return {p.metadata.uid for p in e2e.core.list_namespaced_pod(NAMESPACE, label_selector=f"app={app}").items
-            if not p.metadata.deletion_timestamp}
+def pod_uids(e2e, app: str) -> set[str]:
+    return {p.metadata.uid for p in e2e.pods(f"app={app}")}
 
 
-def test_8_take_over_of_a_namespace_filled_by_make_eks_deploy(e2e):
+@pytest.fixture
+def old_flow_password(e2e):
+    """The app's Postgres role is shared by every stack of the run: give it back its password."""
+    yield
+    e2e.query("ALTER ROLE agentic_pm PASSWORD %s", (PASSWORD,))
+
+
+def test_8_take_over_of_a_namespace_filled_by_make_eks_deploy(e2e, old_flow_password):
+    e2e.images.node.import_images([image_builds.backend(TAG)])  # the app's own migration folders
     e2e.use_stack("takeover", NAMESPACE, "takeover_db")
-    e2e.prepare_namespace()
-    fill_like_make_eks_deploy(e2e)
     e2e.init_stack()
+    e2e.config("backendImageTag", TAG)
+    fill_like_make_eks_deploy(e2e)
+    old_job = e2e.job("db-migrations")
+    recorded = e2e.applied()
+    assert recorded, "the old migrate.py recorded nothing"
+    for app in ("backend", "frontend"):
+        settled(e2e, app)
     schema_before = e2e.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
                               "ORDER BY 1")
 
@@ -157,8 +222,9 @@ def test_8_take_over_of_a_namespace_filled_by_make_eks_deploy(e2e):
     watching.set()
 
     text = taken.stdout + taken.stderr
-    assert taken.returncode == 0, text[-6000:]
+    assert taken.returncode == 0, text[-8000:]
     assert "AlreadyExists" not in text and "conflict" not in text.lower()
+    assert e2e.job("db-migrations").metadata.uid != old_job.metadata.uid
     assert "the migration Job ran and applied 0: nothing was pending" in taken.stdout
     assert e2e.query("SELECT count(*) FROM schema_migrations WHERE checksum IS NULL") == [(0,)]
     assert e2e.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
@@ -170,12 +236,12 @@ def test_8_take_over_of_a_namespace_filled_by_make_eks_deploy(e2e):
     assert "takeOver" not in (e2e.project / "Pulumi.takeover.yaml").read_text()
 
     for app in ("backend", "frontend"):
-        settled(e2e, app)  # the take-over's rolling update, if the template changed, is over
-    running = {app: pods(e2e, app) for app in ("backend", "frontend")}
+        settled(e2e, app)  # the take-over's rolling update is over: every new pod Ready
+    running = {app: pod_uids(e2e, app) for app in ("backend", "frontend")}
     again = e2e.deploy("up")
 
     assert again.returncode == 0, again.stdout + again.stderr  # no field conflict with the autoscaler
     time.sleep(3)  # what a template change would have started by now
-    assert {app: pods(e2e, app) for app in ("backend", "frontend")} == running
+    assert {app: pod_uids(e2e, app) for app in ("backend", "frontend")} == running
     assert "deployed: no changes" in again.stdout
     assert e2e.apps.read_namespaced_deployment("backend", NAMESPACE).spec.replicas == 5

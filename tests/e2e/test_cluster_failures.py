@@ -1,0 +1,199 @@
+"""Failures a cluster really has, each on a stack and namespace of its own: the kubelet, the
+Job controller and the API server decide what happens, and each scenario fails if the
+product mishandles it (a deploy that goes on, a report without the cause, a state that does
+not converge)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from tests import backend_image
+from tests.e2e import images as image_builds
+
+FIXTURES = (backend_image.IMAGE_DIRS["/app/migrations"], backend_image.IMAGE_DIRS["/app/migrations-local"])
+
+
+def output_of(result) -> str:
+    return result.stdout + result.stderr
+
+
+def fresh_stack(e2e, name: str, *settings: tuple[str, str], up: bool = True):
+    """A stack `name` in namespace ideaforge-<name> with database <name>_db, the namespace as
+    the app team keeps it, these settings (path keys), and its first deploy."""
+    e2e.use_stack(name, f"ideaforge-{name}", f"{name}_db")
+    e2e.images.node.import_images([image_builds.backend(f"{name}-1", None, FIXTURES)])
+    e2e.prepare_namespace()
+    e2e.init_stack()
+    e2e.config("backendImageTag", f"{name}-1")
+    for key, value in settings:
+        e2e.config(key, value, path=True)
+    if up:
+        first = e2e.deploy("up")
+        assert first.returncode == 0, output_of(first)[-6000:]
+
+
+def backend_tag(e2e, tag: str, files: dict[str, str]) -> None:
+    e2e.images.node.import_images([image_builds.backend(tag, files, FIXTURES)])
+
+
+def section(report: str, header: str) -> str:
+    """One object's part of deploy.py's failure report."""
+    return report.split(header, 1)[1].split("\n=== ")[0] if header in report else ""
+
+
+def ready(pod) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+def wait_for(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while True:
+        found = condition()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"waited {seconds:.0f}s for {what}"
+        time.sleep(1)
+
+
+def backend_image_now(e2e) -> str:
+    return e2e.apps.read_namespaced_deployment("backend", e2e.namespace).spec.template.spec.containers[0].image
+
+
+def job_pod_running(e2e, job: str = "db-migrations"):
+    return next((p for p in e2e.pods_of_job(job) if p.status.phase == "Running"), None)
+
+
+def test_postgres_down_stops_the_deploy_at_its_readiness_check_and_new_backend_pods_wait(e2e):
+    fresh_stack(e2e, "pgdown", ("readiness.postgresTimeoutSeconds", "15"))
+    backend_tag(e2e, "pgdown-2", {"20251202000000_add_sso_fields.sql": "ALTER TABLE tenants ADD COLUMN sso text;\n"})
+    before, job = backend_image_now(e2e), e2e.job("db-migrations").metadata.uid
+    e2e.postgres.stop()
+    try:
+        up = e2e.deploy("up", "--backend-tag", "pgdown-2")
+
+        assert up.returncode == 1, output_of(up)
+        report = section(up.stderr, f"=== Job {e2e.namespace}/wait-for-postgres ===")
+        assert "log (last " in report, up.stderr
+        assert ("postgres at postgres-ha-primary:5432 did not become ready within 15s"
+                in report.split("log (last ")[1]), report
+        assert backend_image_now(e2e) == before  # the deploy stopped before the backend
+        assert e2e.job("db-migrations").metadata.uid == job  # and before the migrations
+
+        # A backend pod started now (a crash, a scale-out) waits in its init container.
+        old = e2e.pods("app=backend")[0]
+        e2e.core.delete_namespaced_pod(old.metadata.name, e2e.namespace)
+        waiting = wait_for(lambda: next(
+            (p for p in e2e.pods("app=backend") if p.metadata.uid != old.metadata.uid and any(
+                s.name == "wait-for-postgres" and s.state.running for s in p.status.init_container_statuses or []))),
+            90, "a new backend pod waiting for postgres")
+        time.sleep(5)
+        log = e2e.core.read_namespaced_pod_log(waiting.metadata.name, e2e.namespace, container="wait-for-postgres")
+        assert "waiting for postgres at postgres-ha-primary:5432" in log
+        assert not ready(e2e.core.read_namespaced_pod(waiting.metadata.name, e2e.namespace))
+    finally:
+        e2e.postgres.start()
+    wait_for(lambda: ready(e2e.core.read_namespaced_pod(waiting.metadata.name, e2e.namespace)), 90,
+             "the waiting backend pod to start once postgres is back")
+    again = e2e.deploy("up")
+    assert again.returncode == 0, output_of(again)
+    assert backend_image_now(e2e).endswith(":pgdown-2")
+
+
+def test_a_wrong_health_path_fails_the_rollout_and_the_report_names_the_probe(e2e):
+    fresh_stack(e2e, "probe", ("backend.healthPath", "/healthz"), ("backend.progressDeadlineSeconds", "30"), up=False)
+
+    up = e2e.deploy("up")
+
+    assert up.returncode == 1, output_of(up)
+    report = section(up.stderr, f"=== Deployment {e2e.namespace}/backend: rollout not complete ===")
+    assert "reason=ProgressDeadlineExceeded" in report, up.stderr[-6000:]
+    assert "Readiness probe failed: HTTP probe failed with statuscode: 404" in report, report
+    assert e2e.job("db-migrations").status.succeeded == 1  # the migrations ran before the backend
+
+    e2e.pulumi("config", "rm", "--path", "backend.healthPath")
+    fixed = e2e.deploy("up")
+    assert fixed.returncode == 0, output_of(fixed)
+
+
+def test_run_as_non_root_on_an_image_that_runs_as_root_is_named_in_the_report(e2e):
+    # The dev security settings start the images as built (the first deploy); runAsNonRoot does not.
+    fresh_stack(e2e, "nonroot", ("frontend.progressDeadlineSeconds", "30"))
+    e2e.config("frontend.security.runAsNonRoot", "true", path=True)
+
+    up = e2e.deploy("up")
+
+    assert up.returncode == 1, output_of(up)
+    report = section(up.stderr, f"=== Deployment {e2e.namespace}/frontend: rollout not complete ===")
+    assert "CreateContainerConfigError: container has runAsNonRoot and image will run as root" in report, \
+        up.stderr[-6000:]
+    assert all(ready(p) for p in e2e.pods("app=backend"))
+
+
+def test_a_migration_over_the_jobs_memory_limit_is_reported_as_oom_killed(e2e):
+    fresh_stack(e2e, "oom", ("migrations.backoffLimit", "1"))
+    # 700 MB in the runner's memory (the Job's limit is 512Mi): libpq holds the whole result.
+    backend_tag(e2e, "oom-2", {"20251202000000_big_read.sql": "SELECT repeat('x', 700000000);\n"})
+    before = backend_image_now(e2e)
+
+    up = e2e.deploy("up", "--backend-tag", "oom-2")
+
+    assert up.returncode == 1, output_of(up)
+    report = section(up.stderr, f"=== Job {e2e.namespace}/db-migrations ===")
+    assert report.count("exit code 137 (OOMKilled)") == 2, up.stderr[-6000:]
+    assert backend_image_now(e2e) == before
+
+
+def test_a_migration_past_the_jobs_deadline_is_reported_as_deadline_exceeded_with_its_log(e2e):
+    fresh_stack(e2e, "deadline", ("migrations.activeDeadlineSeconds", "30"))
+    backend_tag(e2e, "deadline-2", {"20251202000000_slow.sql": "SELECT pg_sleep(300);\n"})
+
+    up = e2e.deploy("up", "--backend-tag", "deadline-2")
+
+    assert up.returncode == 1, output_of(up)
+    report = section(up.stderr, f"=== Job {e2e.namespace}/db-migrations ===")
+    assert "reason=DeadlineExceeded" in report, up.stderr[-6000:]
+    assert "log (last " in report and "migration lock acquired" in report.split("log (last ")[1], report
+    assert "20251202000000_slow.sql" not in e2e.applied()
+
+
+def test_the_job_pod_killed_mid_migration_is_retried_and_the_next_attempt_converges(e2e):
+    fresh_stack(e2e, "killed")
+    name = "20251202000000_slow_column.sql"
+    backend_tag(e2e, "killed-2", {name: "ALTER TABLE tenants ADD COLUMN region text;\nSELECT pg_sleep(15);\n"})
+    deploying = e2e.spawn_deploy("up", "--backend-tag", "killed-2")
+    # Inside the migration's transaction: the column is added, the sleep runs.
+    pod = wait_for(lambda: job_pod_running(e2e) if e2e.query(
+        "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE tenants ADD COLUMN region%%'") else None,
+        120, "the migration to be running")
+    e2e.core.delete_namespaced_pod(pod.metadata.name, e2e.namespace, grace_period_seconds=0)
+
+    out, err = deploying.communicate(timeout=600)
+
+    assert deploying.returncode == 0, out + err
+    assert e2e.applied().count(name) == 1
+    job = e2e.job("db-migrations")
+    assert job.status.succeeded == 1 and job.status.failed == 1
+    assert e2e.query("SELECT count(*) FROM information_schema.columns WHERE table_name = 'tenants' "
+                     "AND column_name = 'region'") == [(1,)]
+    assert backend_image_now(e2e).endswith(":killed-2")
+
+
+def test_an_api_server_restart_during_an_up_then_the_next_up_converges(e2e):
+    fresh_stack(e2e, "restart")
+    name = "20251202000000_slow_notes.sql"
+    backend_tag(e2e, "restart-2", {name: "SELECT pg_sleep(10);\nALTER TABLE tenants ADD COLUMN notes text;\n"})
+    deploying = e2e.spawn_deploy("up", "--backend-tag", "restart-2")
+    wait_for(lambda: job_pod_running(e2e), 120, "the migration Job's pod")
+    restarted = threading.Thread(target=e2e.plane.restart_apiserver)
+    restarted.start()
+    first_out, first_err = deploying.communicate(timeout=600)
+    restarted.join()
+
+    again = e2e.deploy("up")
+
+    assert again.returncode == 0, first_out + first_err + output_of(again)
+    assert e2e.applied().count(name) == 1
+    assert e2e.job("db-migrations").status.succeeded == 1
+    assert backend_image_now(e2e).endswith(":restart-2")
+    assert all(ready(p) for p in e2e.pods("app=backend"))
