@@ -8,33 +8,16 @@ from __future__ import annotations
 import threading
 import time
 
-from tests import backend_image
 from tests.e2e import images as image_builds
-
-FIXTURES = (backend_image.IMAGE_DIRS["/app/migrations"], backend_image.IMAGE_DIRS["/app/migrations-local"])
+from tests.e2e.conftest import FIXTURE_FOLDERS
 
 
 def output_of(result) -> str:
     return result.stdout + result.stderr
 
 
-def fresh_stack(e2e, name: str, *settings: tuple[str, str], up: bool = True):
-    """A stack `name` in namespace ideaforge-<name> with database <name>_db, the namespace as
-    the app team keeps it, these settings (path keys), and its first deploy."""
-    e2e.use_stack(name, f"ideaforge-{name}", f"{name}_db")
-    e2e.images.node.import_images([image_builds.backend(f"{name}-1", None, FIXTURES)])
-    e2e.prepare_namespace()
-    e2e.init_stack()
-    e2e.config("backendImageTag", f"{name}-1")
-    for key, value in settings:
-        e2e.config(key, value, path=True)
-    if up:
-        first = e2e.deploy("up")
-        assert first.returncode == 0, output_of(first)[-6000:]
-
-
 def backend_tag(e2e, tag: str, files: dict[str, str]) -> None:
-    e2e.images.node.import_images([image_builds.backend(tag, files, FIXTURES)])
+    e2e.images.node.import_images([image_builds.backend(tag, files, FIXTURE_FOLDERS)])
 
 
 def section(report: str, header: str) -> str:
@@ -65,7 +48,7 @@ def job_pod_running(e2e, job: str = "db-migrations"):
 
 
 def test_postgres_down_stops_the_deploy_at_its_readiness_check_and_new_backend_pods_wait(e2e):
-    fresh_stack(e2e, "pgdown", ("readiness.postgresTimeoutSeconds", "15"))
+    e2e.fresh_stack("pgdown", ("readiness.postgresTimeoutSeconds", "15"))
     backend_tag(e2e, "pgdown-2", {"20251202000000_add_sso_fields.sql": "ALTER TABLE tenants ADD COLUMN sso text;\n"})
     before, job = backend_image_now(e2e), e2e.job("db-migrations").metadata.uid
     e2e.postgres.stop()
@@ -101,7 +84,7 @@ def test_postgres_down_stops_the_deploy_at_its_readiness_check_and_new_backend_p
 
 
 def test_a_wrong_health_path_fails_the_rollout_and_the_report_names_the_probe(e2e):
-    fresh_stack(e2e, "probe", ("backend.healthPath", "/healthz"), ("backend.progressDeadlineSeconds", "30"), up=False)
+    e2e.fresh_stack("probe", ("backend.healthPath", "/healthz"), ("backend.progressDeadlineSeconds", "30"), up=False)
 
     up = e2e.deploy("up")
 
@@ -118,7 +101,7 @@ def test_a_wrong_health_path_fails_the_rollout_and_the_report_names_the_probe(e2
 
 def test_run_as_non_root_on_an_image_that_runs_as_root_is_named_in_the_report(e2e):
     # The dev security settings start the images as built (the first deploy); runAsNonRoot does not.
-    fresh_stack(e2e, "nonroot", ("frontend.progressDeadlineSeconds", "30"))
+    e2e.fresh_stack("nonroot", ("frontend.progressDeadlineSeconds", "30"))
     e2e.config("frontend.security.runAsNonRoot", "true", path=True)
 
     up = e2e.deploy("up")
@@ -131,7 +114,7 @@ def test_run_as_non_root_on_an_image_that_runs_as_root_is_named_in_the_report(e2
 
 
 def test_a_migration_over_the_jobs_memory_limit_is_reported_as_oom_killed(e2e):
-    fresh_stack(e2e, "oom", ("migrations.backoffLimit", "1"))
+    e2e.fresh_stack("oom", ("migrations.backoffLimit", "1"))
     # 700 MB in the runner's memory (the Job's limit is 512Mi): libpq holds the whole result.
     backend_tag(e2e, "oom-2", {"20251202000000_big_read.sql": "SELECT repeat('x', 700000000);\n"})
     before = backend_image_now(e2e)
@@ -145,7 +128,7 @@ def test_a_migration_over_the_jobs_memory_limit_is_reported_as_oom_killed(e2e):
 
 
 def test_a_migration_past_the_jobs_deadline_is_reported_as_deadline_exceeded_with_its_log(e2e):
-    fresh_stack(e2e, "deadline", ("migrations.activeDeadlineSeconds", "30"))
+    e2e.fresh_stack("deadline", ("migrations.activeDeadlineSeconds", "30"))
     backend_tag(e2e, "deadline-2", {"20251202000000_slow.sql": "SELECT pg_sleep(300);\n"})
 
     up = e2e.deploy("up", "--backend-tag", "deadline-2")
@@ -158,7 +141,7 @@ def test_a_migration_past_the_jobs_deadline_is_reported_as_deadline_exceeded_wit
 
 
 def test_the_job_pod_killed_mid_migration_is_retried_and_the_next_attempt_converges(e2e):
-    fresh_stack(e2e, "killed")
+    e2e.fresh_stack("killed")
     name = "20251202000000_slow_column.sql"
     backend_tag(e2e, "killed-2", {name: "ALTER TABLE tenants ADD COLUMN region text;\nSELECT pg_sleep(15);\n"})
     deploying = e2e.spawn_deploy("up", "--backend-tag", "killed-2")
@@ -180,7 +163,7 @@ def test_the_job_pod_killed_mid_migration_is_retried_and_the_next_attempt_conver
 
 
 def test_an_api_server_restart_during_an_up_then_the_next_up_converges(e2e):
-    fresh_stack(e2e, "restart")
+    e2e.fresh_stack("restart")
     name = "20251202000000_slow_notes.sql"
     backend_tag(e2e, "restart-2", {name: "SELECT pg_sleep(10);\nALTER TABLE tenants ADD COLUMN notes text;\n"})
     deploying = e2e.spawn_deploy("up", "--backend-tag", "restart-2")

@@ -17,12 +17,10 @@ import time
 
 import pytest
 
-from tests import backend_image
 from tests.e2e import events
 from tests.e2e import images as image_builds
-from tests.e2e.conftest import FIRST_TAG, NAMESPACE, PASSWORD
+from tests.e2e.conftest import FIRST_TAG, FIXTURE_FOLDERS as FIXTURES, NAMESPACE, PASSWORD, record_timing
 
-FIXTURES = (backend_image.IMAGE_DIRS["/app/migrations"], backend_image.IMAGE_DIRS["/app/migrations-local"])
 APP_MIGRATIONS = ["20251121000001_create_tenants.sql", "20251121000002_create_products.sql",
                   "20251124000003_api_keys.sql", "20251126000001_product_scores.sql"]
 NEW = "20251202000000_add_sso_fields.sql"
@@ -77,7 +75,7 @@ def deployed(e2e, tmp_path_factory):
     up, steps = up_with_events(e2e, tmp_path_factory.mktemp("first-up"))
     seconds = time.monotonic() - started
     assert up.returncode == 0, output_of(up)[-6000:]
-    print(f"\nfirst deploy (pulumi up, empty namespace): {seconds:.1f} s")
+    record_timing(f"first deploy (pulumi up on an empty namespace, the whole chain): {seconds:.1f} s")
     return {"preview": preview, "up": up, "steps": steps, "seconds": seconds}
 
 
@@ -105,7 +103,7 @@ def test_2_an_unchanged_up_changes_nothing_and_runs_no_new_pod(e2e, deployed):
     pods = pod_uids(e2e, "db-migrations") | {p.metadata.uid for p in e2e.pods("app in (backend,frontend)")}
     started = time.monotonic()
     up = e2e.deploy("up")
-    print(f"\nunchanged deploy.py up: {time.monotonic() - started:.1f} s")
+    record_timing(f"unchanged deploy.py up: {time.monotonic() - started:.1f} s")
     assert up.returncode == 0, output_of(up)
     assert "deployed: no changes" in up.stdout
     assert "the migration Job did not run" in up.stdout

@@ -28,7 +28,7 @@ import yaml
 from kubernetes import client
 
 from tests.e2e import images as image_builds
-from tests.e2e.conftest import APP, PASSWORD, test_hosts
+from tests.e2e.conftest import APP, PASSWORD, on_test_domain
 
 NAMESPACE = "ideaforge-takeover"
 TAG = "takeover-1"
@@ -45,7 +45,7 @@ CPU_REQUESTS = {"backend": "50m", "frontend": "20m"}  # as Pulumi.e2e.yaml sets 
 def for_this_machine(text: str) -> str:
     """The substitutions of a test machine: namespace, hosts, images."""
     text = re.sub(r"namespace: 20890-ideaforge-ai-\S+", f"namespace: {NAMESPACE}", text)
-    text = test_hosts(text).replace("ideaforge.ai", "ideaforge-ai.e2e.test")
+    text = on_test_domain(text).replace("ideaforge.ai", "ideaforge-ai.e2e.test")
     text = re.sub(r"ghcr\.io/soumantrivedi/ideaforge-ai/backend:\S+", f"{image_builds.REGISTRY}/backend:{TAG}", text)
     text = re.sub(r"ghcr\.io/soumantrivedi/ideaforge-ai/frontend:\S+", f"{image_builds.REGISTRY}/frontend:e2e-1", text)
     return text.replace("busybox:1.36", image_builds.BUSYBOX_IMAGE)
