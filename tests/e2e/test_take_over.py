@@ -28,7 +28,7 @@ import yaml
 from kubernetes import client
 
 from tests.e2e import images as image_builds
-from tests.e2e.conftest import APP, PASSWORD, on_test_domain
+from tests.e2e.conftest import APP, PASSWORD, on_test_domain, record_timing
 
 NAMESPACE = "ideaforge-takeover"
 TAG = "takeover-1"
@@ -204,12 +204,15 @@ def test_8_take_over_of_a_namespace_filled_by_make_eks_deploy(e2e, old_flow_pass
     e2e.use_stack("takeover", NAMESPACE, "takeover_db")
     e2e.init_stack()
     e2e.config("backendImageTag", TAG)
+    started = time.monotonic()
     fill_like_make_eks_deploy(e2e)
     old_job = e2e.job("db-migrations")
     recorded = e2e.applied()
     assert recorded, "the old migrate.py recorded nothing"
     for app in ("backend", "frontend"):
         settled(e2e, app)
+    record_timing(f"old flow (make eks-deploy's applies, its migration Job, waits until the pods are Ready; "
+                  f"without its fixed `sleep 10`): {time.monotonic() - started:.1f} s")
     schema_before = e2e.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
                               "ORDER BY 1")
 
@@ -218,7 +221,9 @@ def test_8_take_over_of_a_namespace_filled_by_make_eks_deploy(e2e, old_flow_pass
     assert "python deploy.py take-over --stack takeover" in refused.stderr
 
     watching, scaled_to = watch_replicas(e2e)
+    started = time.monotonic()
     taken = e2e.deploy("take-over")
+    record_timing(f"deploy.py take-over of that namespace: {time.monotonic() - started:.1f} s")
     watching.set()
 
     text = taken.stdout + taken.stderr
@@ -238,7 +243,9 @@ def test_8_take_over_of_a_namespace_filled_by_make_eks_deploy(e2e, old_flow_pass
     for app in ("backend", "frontend"):
         settled(e2e, app)  # the take-over's rolling update is over: every new pod Ready
     running = {app: pod_uids(e2e, app) for app in ("backend", "frontend")}
+    started = time.monotonic()
     again = e2e.deploy("up")
+    record_timing(f"unchanged deploy.py up after the take-over: {time.monotonic() - started:.1f} s")
 
     assert again.returncode == 0, again.stdout + again.stderr  # no field conflict with the autoscaler
     time.sleep(3)  # what a template change would have started by now
