@@ -13,31 +13,31 @@ from pathlib import Path
 class Step:
     type: str  # e.g. kubernetes:batch/v1:Job
     name: str  # the resource's name in the program
-    op: str
-    started: int
-    ended: int
+    ops: tuple[str, ...]  # every step the engine took on it (a replacement takes several)
+    started: int  # the first step's start
+    ended: int  # the last step's end
 
 
 def read(path: Path) -> dict[tuple[str, str], Step]:
-    starts: dict[str, tuple[int, dict]] = {}
-    steps: dict[tuple[str, str], Step] = {}
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    ops: dict[str, list[str]] = {}
+    types: dict[str, str] = {}
     for line in path.read_text().splitlines():
         if not line.strip():
             continue
         event = json.loads(line)
         sequence = event["sequence"]
-        for kind in ("resourcePreEvent", "resOutputsEvent"):
-            if kind not in event:
-                continue
-            metadata = event[kind]["metadata"]
-            urn = metadata["urn"]
-            if kind == "resourcePreEvent":
-                starts[urn] = (sequence, metadata)
-            elif urn in starts:
-                started, pre = starts.pop(urn)
-                key = (metadata["type"], urn.rsplit("::", 1)[1])
-                steps[key] = Step(metadata["type"], key[1], pre["op"], started, sequence)
-    return steps
+        if "resourcePreEvent" in event:
+            metadata = event["resourcePreEvent"]["metadata"]
+            first.setdefault(metadata["urn"], sequence)
+            ops.setdefault(metadata["urn"], []).append(metadata["op"])
+            types[metadata["urn"]] = metadata["type"]
+        elif "resOutputsEvent" in event:
+            last[event["resOutputsEvent"]["metadata"]["urn"]] = sequence
+    return {(types[urn], urn.rsplit("::", 1)[1]): Step(types[urn], urn.rsplit("::", 1)[1], tuple(ops[urn]),
+                                                       first[urn], last[urn])
+            for urn in first if urn in last}
 
 
 JOB = "kubernetes:batch/v1:Job"

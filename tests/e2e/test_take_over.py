@@ -44,7 +44,7 @@ CPU_REQUESTS = {"backend": "50m", "frontend": "20m"}  # as Pulumi.e2e.yaml sets 
 
 def for_this_machine(text: str) -> str:
     """The substitutions of a test machine: namespace, hosts, images."""
-    text = re.sub(r"namespace: 20890-ideaforge-ai-\S+", f"namespace: {NAMESPACE}", text)
+    text = re.sub(r"namespace:\s+[^\s#]+", f"namespace: {NAMESPACE}", text)  # as update-eks-namespace.py does
     text = on_test_domain(text).replace("ideaforge.ai", "ideaforge-ai.e2e.test")
     text = re.sub(r"ghcr\.io/soumantrivedi/ideaforge-ai/backend:\S+", f"{image_builds.REGISTRY}/backend:{TAG}", text)
     text = re.sub(r"ghcr\.io/soumantrivedi/ideaforge-ai/frontend:\S+", f"{image_builds.REGISTRY}/frontend:e2e-1", text)
@@ -75,37 +75,36 @@ def fit_to_node(document: dict) -> dict:
 
 
 class KubectlApply:
-    """Creates objects as `kubectl apply` creates them: field manager kubectl-client-side-apply
-    and the manifest in the last-applied-configuration annotation."""
+    """Applies objects as `kubectl apply` does on this path: a new object is created with field
+    manager kubectl-client-side-apply and the manifest in the last-applied-configuration
+    annotation; an existing one (the -stg HPAs and ALB Ingress share names with the dev ones;
+    secrets.yaml after eks-load-secrets) is patched with the manifest, the later file winning."""
 
     def __init__(self, api):
-        self.api = api
-        self.dynamic = {
-            "ConfigMap": client.CoreV1Api(api).create_namespaced_config_map,
-            "Secret": client.CoreV1Api(api).create_namespaced_secret,
-            "Service": client.CoreV1Api(api).create_namespaced_service,
-            "Deployment": client.AppsV1Api(api).create_namespaced_deployment,
-            "HorizontalPodAutoscaler": client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler,
-            "Ingress": client.NetworkingV1Api(api).create_namespaced_ingress,
-            "Job": client.BatchV1Api(api).create_namespaced_job,
-        }
-        self.replace = {
-            "Secret": client.CoreV1Api(api).patch_namespaced_secret,
-            "ConfigMap": client.CoreV1Api(api).patch_namespaced_config_map,
+        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        autoscaling, networking, batch = client.AutoscalingV2Api(api), client.NetworkingV1Api(api), client.BatchV1Api(api)
+        self.calls = {
+            "ConfigMap": (core.create_namespaced_config_map, core.patch_namespaced_config_map),
+            "Secret": (core.create_namespaced_secret, core.patch_namespaced_secret),
+            "Service": (core.create_namespaced_service, core.patch_namespaced_service),
+            "Deployment": (apps.create_namespaced_deployment, apps.patch_namespaced_deployment),
+            "HorizontalPodAutoscaler": (autoscaling.create_namespaced_horizontal_pod_autoscaler,
+                                        autoscaling.patch_namespaced_horizontal_pod_autoscaler),
+            "Ingress": (networking.create_namespaced_ingress, networking.patch_namespaced_ingress),
+            "Job": (batch.create_namespaced_job, batch.patch_namespaced_job),
         }
 
     def __call__(self, manifest: dict) -> None:
         manifest.setdefault("metadata", {}).setdefault("annotations", {})[
             "kubectl.kubernetes.io/last-applied-configuration"] = json.dumps(manifest, separators=(",", ":"))
         kind, namespace = manifest["kind"], manifest["metadata"].get("namespace", NAMESPACE)
+        create, patch = self.calls[kind]
         try:
-            self.dynamic[kind](namespace, manifest, field_manager=FIELD_MANAGER)
+            create(namespace, manifest, field_manager=FIELD_MANAGER)
         except client.exceptions.ApiException as exc:
-            if exc.status != 409 or kind not in self.replace:
+            if exc.status != 409:
                 raise
-            # A second apply of the same object (secrets.yaml after eks-load-secrets): kubectl
-            # patches the fields the manifest names.
-            self.replace[kind](manifest["metadata"]["name"], namespace, manifest, field_manager=FIELD_MANAGER)
+            patch(manifest["metadata"]["name"], namespace, manifest, field_manager=FIELD_MANAGER)
 
 
 def init_database(e2e) -> None:
