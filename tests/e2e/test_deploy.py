@@ -90,6 +90,9 @@ def test_1_preview_then_up_on_an_empty_namespace_runs_the_chain_in_order(e2e, de
     assert events.ended_before_started(steps, backend, frontend)
     for service in ("backend", "frontend"):
         assert events.ended_before_started(steps, (events.SERVICE, service), (events.INGRESS, "ideaforge-ai-ingress"))
+    # No ingress controller answers here: the Ingress has no address, and the deploy did not wait for one.
+    ingress = e2e.networking.read_namespaced_ingress("ideaforge-ai-ingress", NAMESPACE)
+    assert not (ingress.status.load_balancer and ingress.status.load_balancer.ingress)
     assert e2e.job("db-migrations").status.succeeded == 1
     assert e2e.applied() == APP_MIGRATIONS
     # The kubelet ran them: the backend's stand-in answers its probe, nginx serves the app's config.
