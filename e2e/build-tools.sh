@@ -5,8 +5,8 @@
 #   e2e/build-tools.sh            build what is missing, then print the bin directories
 #   E2E_TOOLS_CACHE=/some/dir     where the cache lives (default ~/.cache/pulumi-k8s-e2e-tools)
 #
-# Each tool lands in $cache/<name>-<version>/bin with a build-seconds file beside it (README,
-# "Tests", quotes those figures for a cold cache).
+# Each tool lands in $cache/<name>-<version>/bin, with build-seconds, build-cpu-seconds and
+# build.log beside it (README, "Tests", quotes the figures of a cold build).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -45,7 +45,8 @@ fi
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
 log() { printf '[build-tools %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-# build NAME VERSION FUNCTION: runs FUNCTION in a fresh work dir unless NAME-VERSION is done.
+# build NAME VERSION FUNCTION: runs FUNCTION in a fresh work dir unless NAME-VERSION is done, and
+# records its wall and CPU seconds (user + system of everything it ran) beside the binaries.
 build() {
     local name=$1 version=$2 fn=$3
     local dest="$cache/$name-$version"
@@ -53,15 +54,27 @@ build() {
         return
     fi
     local work="$cache/.work/$name-$version"
+    local output="$cache/.work/$name-$version.log"
     rm -rf "$work" "$dest"
     mkdir -p "$work" "$dest/bin"
     log "building $name $version (first run only; cached in $dest)"
     local started=$SECONDS
-    (cd "$work" && "$fn" "$dest/bin")
+    # In the background and waited for: in a condition, bash would ignore `set -e` inside it. Its
+    # last act, `times`, prints the CPU time of all it ran.
+    (cd "$work"; "$fn" "$dest/bin"; times >"$work.times") >"$output" 2>&1 &
+    if ! wait $!; then
+        log "building $name $version failed; the end of its output ($output):"
+        tail -n 40 "$output" >&2
+        return 1
+    fi
     echo "$((SECONDS - started))" >"$dest/build-seconds"
+    tail -n 1 "$work.times" | awk '{ for (i = 1; i <= NF; i++) { split($i, t, "m"); s += t[1] * 60 + t[2] }
+        printf "%d\n", s }' >"$dest/build-cpu-seconds"
+    rm -f "$work.times"
+    mv "$output" "$dest/build.log"
     touch "$dest/.done"
     rm -rf "$work"
-    log "built $name $version in $((SECONDS - started)) s"
+    log "built $name $version in $((SECONDS - started)) s ($(cat "$dest/build-cpu-seconds") s of CPU)"
 }
 
 # A module that requires pkg/v3 and sdk/v3 at the CLI version. pkg/go.mod replaces sdk/v3 with
@@ -163,11 +176,26 @@ MOD
         github.com/coredns/coredns
 }
 
-build pulumi "$PULUMI_CLI_VERSION" pulumi_cli
-build pulumi-language-python "$PULUMI_CLI_VERSION" pulumi_language_python
-build kubernetes "$KUBERNETES_VERSION" kubernetes
-build pulumi-resource-kubernetes "$K8S_PROVIDER_VERSION" kubernetes_provider
-build coredns "$COREDNS_VERSION" coredns
+# The tools share no module versions, so no compiled package: built side by side, one fills the
+# cores while another waits on downloads, links (one core) or a big package's compile (one core).
+# The language host follows the CLI, whose packages it reuses from the build cache.
+pids=()
+(
+    build pulumi "$PULUMI_CLI_VERSION" pulumi_cli
+    build pulumi-language-python "$PULUMI_CLI_VERSION" pulumi_language_python
+) &
+pids+=($!)
+build pulumi-resource-kubernetes "$K8S_PROVIDER_VERSION" kubernetes_provider &
+pids+=($!)
+build kubernetes "$KUBERNETES_VERSION" kubernetes &
+pids+=($!)
+build coredns "$COREDNS_VERSION" coredns &
+pids+=($!)
+failed=0
+for pid in "${pids[@]}"; do
+    wait "$pid" || failed=1
+done
+[ "$failed" = 0 ] || exit 1
 
 for d in "pulumi-$PULUMI_CLI_VERSION" "pulumi-language-python-$PULUMI_CLI_VERSION" \
     "pulumi-resource-kubernetes-$K8S_PROVIDER_VERSION" "kubernetes-$KUBERNETES_VERSION" \
