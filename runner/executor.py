@@ -23,7 +23,7 @@ from typing import Callable, Iterator, Optional
 import psycopg2
 import psycopg2.errorcodes as codes
 
-from runner import history
+from runner import characters, history
 from runner.errors import (
     ConnectionLost,
     Interrupted,
@@ -128,8 +128,13 @@ class Executor:
             self._raise_unless_sql(exc, migration, script)
             position = _position(exc)
             body = position - 1 - failed.shift
+            if not position:
+                # Refused before parsing (a character the database's encoding lacks): found in the text.
+                body = characters.offset_in(str(exc.diag.message_primary), failed.segment.text)
+                position = body is not None
             if position and 0 <= body < len(failed.segment.text):
-                failure = self._failure(migration, script, failed.segment, failed.segment.statement_at(body), exc, body)
+                failure = self._failure(migration, script, failed.segment, _statement_at(failed.segment, body), exc,
+                                        body)
             elif exc.pgcode in RETRIED:
                 # Retried as a whole; which statement waited matters less than who blocked it.
                 failure = self._failure(migration, script, failed.segment, None, exc, None)
@@ -217,6 +222,9 @@ class Executor:
             except psycopg2.Error as exc:
                 self._raise_unless_sql(exc, migration, script, rolled_back=False, statement=statement)
                 offset = statement.offset + _position(exc) - 1 if _position(exc) else None
+                found = characters.offset_in(str(exc.diag.message_primary), statement.text(segment))
+                if offset is None and found is not None:
+                    offset = statement.offset + found
                 failure = self._failure(migration, script, segment, statement, exc, offset, rolled_back=False)
                 if exc.pgcode not in RETRIED:
                     raise failure from None
@@ -258,6 +266,8 @@ class Executor:
                  exc: psycopg2.Error, offset: Optional[int], rolled_back: bool = True) -> MigrationFailed:
         diag = exc.diag
         hint = diag.message_hint
+        if exc.pgcode == characters.UNTRANSLATABLE:
+            hint = characters.hint(str(diag.message_primary))
         if exc.pgcode == codes.ACTIVE_SQL_TRANSACTION:
             hint = (
                 "this statement cannot run inside a transaction: make `-- runner:no-transaction` "
@@ -288,7 +298,8 @@ class Executor:
             f"{failure.message}\n  gave up after {attempts} attempts in {_elapsed_ms(started) / 1000:.1f}s: another "
             f"session kept holding a lock this migration needs{self._blocked_by()}",
             hint="stop or wait for the blocking session (SELECT pg_terminate_backend(<pid>) if it is stuck), "
-            "or raise migrationLockTimeout; the Job retries this attempt by itself",
+            "or raise the lock timeout (--lock-timeout / MIGRATION_LOCK_TIMEOUT; in the stack: migrations.lockTimeout); "
+            "the Job retries this attempt by itself",
         )
 
     def _blockers(self) -> list[str]:
@@ -297,7 +308,7 @@ class Executor:
     def _blocked_by(self) -> str:
         blockers = self._blockers()
         if not blockers:
-            return "; the blocking session was not seen (it may have finished)"
+            return f"; {self.watch.unseen()}" if self.watch else ""
         return "; blocked by " + "; ".join(blockers)
 
     def _rollback(self, cursor) -> None:
@@ -307,6 +318,15 @@ class Executor:
             cursor.execute(f"ROLLBACK; {history.RESET_SESSION}")
         except psycopg2.Error:
             pass  # a dead connection has no transaction left to roll back
+
+
+def _statement_at(segment: Segment, offset: int) -> Statement:
+    """The statement at `offset`; for an offset in the comments between two, the one after."""
+    statement = segment.statement_at(offset)
+    if offset >= statement.end:
+        later = [s for s in segment.statements if s.offset > offset]
+        return later[0] if later else statement
+    return statement
 
 
 def _with_last(segments: Iterator[Segment]) -> Iterator[tuple[int, Segment, bool]]:
