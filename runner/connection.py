@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote
 import psycopg2
 import psycopg2.extensions
 
-from runner.errors import DatabaseRefused, DatabaseUnavailable, UsageError
+from runner.errors import DatabaseReadOnly, DatabaseRefused, DatabaseUnavailable, UsageError
 from runner.interrupts import StopSignal
 from runner.waiting import BlockerWatch
 
@@ -192,6 +192,28 @@ def display_connected(connection, target: ConnectionTarget) -> str:
     """Where the connection really went (a service file, PGHOST and the like included)."""
     info = connection.info
     return target.redact(f"{info.user}@{info.host}:{info.port}/{info.dbname}")
+
+
+def refuse_read_only(connection, display: str) -> None:
+    """Stop before anything is written when this session cannot write: a hot standby, or a
+    database or role set to open sessions read-only."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')")
+        standby, read_only = cursor.fetchone()
+    if standby:
+        raise DatabaseReadOnly(
+            f"database {display} is a read-only standby (a replica in recovery); migrations run on the primary, "
+            "so nothing was applied",
+            hint="point POSTGRES_HOST (or DATABASE_URL) at the primary (in an HA cluster, its primary Service); "
+            "with several hosts in DATABASE_URL, add target_session_attrs=primary so libpq picks the primary",
+        )
+    if read_only == "on":
+        raise DatabaseReadOnly(
+            f"database {display} opens sessions read-only (default_transaction_read_only is on for this database "
+            "or role), so nothing was applied",
+            hint="someone made it read-only, often for maintenance: once that is over, "
+            "ALTER DATABASE ... RESET default_transaction_read_only (or ALTER ROLE ... RESET ...), then run again",
+        )
 
 
 def escape_option(value: str) -> str:

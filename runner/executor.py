@@ -29,6 +29,7 @@ from runner.errors import (
     Interrupted,
     LockTimeoutsExhausted,
     MigrationFailed,
+    SessionEndedByMigration,
     TrackingFailed,
 )
 from runner.interrupts import StopSignal
@@ -253,6 +254,17 @@ class Executor:
             raise self.stop.interrupted() from None
         if _connection_lost(exc, self.connection):
             where = f" (statement {statement.number} of {script.count})" if statement else ""
+            # pg_terminate_backend's FATAL (57P01); psycopg2 often has only its text, no SQLSTATE.
+            terminated = exc.pgcode == codes.ADMIN_SHUTDOWN or "due to administrator command" in str(exc)
+            if terminated and _ends_sessions(script):
+                raise SessionEndedByMigration(
+                    f"lost the connection to the database while applying {migration.name}{where}: {_first_line(exc)}; "
+                    "this migration calls pg_terminate_backend, which most likely ended the runner's own session, "
+                    "so running it again would end the same way",
+                    hint="spare the runner's session: add `AND pid <> pg_backend_pid()` to the query that picks "
+                    "the sessions to end" + ("" if rolled_back else "; this no-transaction migration stopped "
+                                              "part-way: see `python -m runner status`"),
+                ) from None
             raise ConnectionLost(
                 f"lost the connection to the database while applying {migration.name}{where}: {_first_line(exc)}",
                 hint=(
@@ -271,7 +283,7 @@ class Executor:
         if exc.pgcode == codes.ACTIVE_SQL_TRANSACTION:
             hint = (
                 "this statement cannot run inside a transaction: make `-- runner:no-transaction` "
-                "the first line of the file (then its statements run one by one, uncommitted work "
+                "a comment line above the first statement (then its statements run one by one, uncommitted work "
                 "is not rolled back, and a failure needs `python -m runner resolve`)"
             )
         if statement is None:
@@ -327,6 +339,11 @@ def _statement_at(segment: Segment, offset: int) -> Statement:
         later = [s for s in segment.statements if s.offset > offset]
         return later[0] if later else statement
     return statement
+
+
+def _ends_sessions(script: Script) -> bool:
+    """Whether the migration calls pg_terminate_backend (read again only on this failure path)."""
+    return any("pg_terminate_backend" in segment.text.lower() for segment in script.segments())
 
 
 def _with_last(segments: Iterator[Segment]) -> Iterator[tuple[int, Segment, bool]]:

@@ -103,6 +103,7 @@ class Session:
         self.target = db.target_from_env(environ, options.sslmode)
         self.watch = BlockerWatch()
         self.connection = None
+        self.display = self.target.display
 
     def __enter__(self) -> "Session":
         for name, value in db.settings_in_options(self.target.options).items():
@@ -121,7 +122,8 @@ class Session:
                 "connect_retry", database=self.target.display, reason=reason, attempt=attempt, retry_in_s=delay
             ),
         )
-        self.reporter.event("connected", database=db.display_connected(self.connection, self.target))
+        self.display = db.display_connected(self.connection, self.target)
+        self.reporter.event("connected", database=self.display)
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -143,6 +145,7 @@ class _Locked:
 
     def __enter__(self) -> Session:
         session = self.session
+        db.refuse_read_only(session.connection, session.display)
         lock.acquire(
             session.connection,
             wait_seconds=session.options.wait_for_lock,
