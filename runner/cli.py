@@ -179,7 +179,7 @@ def _dispatch(command: str, args, environ: Mapping[str, str], reporter: Reporter
     if command == "validate":
         return EXIT_OK, run.validate(options, reporter)
     if command == "new":
-        path = scaffold.new_migration(args.dir or "migrations", args.name)
+        path = scaffold.new_migration(args.dir or "migrations", args.name, create=not args.dir)
         return EXIT_OK, run.Result("new", f"created {path}", {"created": 1})
     if command == "resolve":
         return EXIT_OK, run.resolve(options, environ, reporter, stop, args.name, as_applied=args.applied)
