@@ -267,3 +267,13 @@ def test_the_hint_for_a_badly_named_file_suggests_a_name_that_works(tmp_path, ba
         assert name == suggested
     else:
         assert re.fullmatch(r"\d{14}_add_users\.sql", name)
+
+
+def test_readme_lists_every_error_name_the_runner_can_print():
+    from runner import errors
+
+    readme = (ROOT / "README.md").read_text()
+    listed = readme.split("`error` is one of")[1].split("\n\n")[0]
+    names = {cls.error for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, errors.RunnerError)}
+    for name in names | {"database_error", "internal_error"}:
+        assert f"`{name}`" in listed, name

@@ -6,7 +6,6 @@ import psycopg2
 import pytest
 
 from runner.connection import session_options
-from runner.run import duration_problem
 from tests.test_program_settings import load, problems
 
 ACCEPTED = ["5s", "500ms", "0", "1.5s", "10min", "2h", "1d", "250000us", "24d"]
@@ -21,12 +20,16 @@ REFUSED = [
 
 @pytest.mark.parametrize("value", ACCEPTED)
 def test_a_timeout_both_accept(value):
+    from runner.run import duration_problem
+
     assert duration_problem(value) is None
     assert load(**{"migrations.lockTimeout": value}).migrations.lock_timeout == value
 
 
 @pytest.mark.parametrize("value", REFUSED)
 def test_a_timeout_both_refuse(value):
+    from runner.run import duration_problem
+
     assert duration_problem(value.strip()) is not None  # the command line strips what it reads
     assert "migrations.lockTimeout: " in problems(**{"migrations.lockTimeout": value})
 
