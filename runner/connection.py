@@ -2,8 +2,12 @@
 
 Nothing derived from DATABASE_URL or the password reaches output unchecked: a URL that
 libpq and a person would read differently (an unescaped `/`, `@`, `?` or `#` in the
-password) is refused without repeating any of it, and every message from libpq or the
-server passes through `ConnectionTarget.redact`.
+password) is refused without repeating any of it, every message from libpq or the
+server passes through `ConnectionTarget.redact`, and the reporter redacts all output
+once more (runner.redaction).
+
+A failure retrying cannot cure (a refused login, an option libpq or the server rejects)
+stops at once; anything else is waited out until --wait-for-db.
 """
 
 from __future__ import annotations
@@ -13,14 +17,13 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
-from urllib.parse import quote, unquote
-
 import psycopg2
 import psycopg2.extensions
 
 from runner.errors import DatabaseReadOnly, DatabaseRefused, DatabaseUnavailable, UsageError
 from runner.interrupts import StopSignal
-from runner.waiting import BlockerWatch
+from runner.redaction import Secrets, forms
+from runner.waiting import CONNECT_TIMEOUT, BlockerWatch
 
 APPLICATION_NAME = "db-migrations"
 _NAME_LIMIT = 63  # PostgreSQL keeps the first NAMEDATALEN-1 bytes of application_name
@@ -69,10 +72,7 @@ class ConnectionTarget:
     options: str = ""  # the user's startup options (DATABASE_URL's options=, else PGOPTIONS)
 
     def redact(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return Secrets(self.secrets).redact(text)
 
 
 def target_from_env(environ: Mapping[str, str], sslmode: Optional[str] = None) -> ConnectionTarget:
@@ -89,7 +89,7 @@ def target_from_env(environ: Mapping[str, str], sslmode: Optional[str] = None) -
     url = environ.get("DATABASE_URL", "").strip()
     if url:
         parsed = _parse_url(url)
-        secrets = _secret_forms(parsed.get("password", "")) + (url,)
+        secrets = (*forms(parsed.get("password", "")), url)
         base = url
     else:
         host = environ.get("POSTGRES_HOST", "").strip()
@@ -111,11 +111,10 @@ def target_from_env(environ: Mapping[str, str], sslmode: Optional[str] = None) -
         password = environ.get("POSTGRES_PASSWORD") or ""
         if password:
             parsed["password"] = password
-        secrets = _secret_forms(password)
+        secrets = tuple(forms(password)) if password else ()
         base = ""
     extra["application_name"] = application_name(parsed.get("application_name") or environ.get("PGAPPNAME", ""))
-    params = {k: v for k, v in parsed.items() if k != "options"} if not url else {}
-    dsn = psycopg2.extensions.make_dsn(base, **params, **extra)
+    dsn = psycopg2.extensions.make_dsn(base, **({} if url else parsed), **extra)
     options = parsed.get("options") or environ.get("PGOPTIONS", "")
     target = ConnectionTarget(dsn=dsn, display="", secrets=tuple(s for s in secrets if s), options=options)
     return ConnectionTarget(dsn=dsn, display=target.redact(_display(parsed)), secrets=target.secrets,
@@ -168,12 +167,6 @@ def _bad_port(port: str, password: str, malformed: UsageError) -> UsageError:
         hint="put the server's port there, e.g. postgresql://USER:PASSWORD@HOST:5432/DBNAME "
         "(`make postgres` prints a complete URL to copy)",
     )
-
-
-def _secret_forms(password: str) -> tuple[str, ...]:
-    if not password:
-        return ()
-    return tuple({password, quote(password, safe=""), unquote(password)})
 
 
 def _display(params: Mapping[str, str]) -> str:
@@ -330,9 +323,9 @@ def connect(
     while True:
         attempt += 1
         stop.check()
+        watch.connect_timeout = min(CONNECT_TIMEOUT, max(1.0, deadline - time.monotonic()))
         try:
-            connection = psycopg2.connect(target.dsn, options=check_client, connect_timeout=10,
-                                          client_encoding=encoding)
+            connection = psycopg2.connect(target.dsn, options=check_client, client_encoding=encoding)
         except psycopg2.OperationalError as exc:
             if check_client != options and _CLIENT_CHECK.split("=")[0] in str(exc):
                 check_client = options
@@ -363,6 +356,7 @@ def connect(
             encoding = "SQL_ASCII"
             continue
         connection.autocommit = True  # the runner issues BEGIN/COMMIT itself
+        watch.connect_timeout = 5.0  # for the side connection that looks for blockers
         stop.connection = connection
         watch.watch(connection, lambda: _side_connection(target, encoding))
         return connection
@@ -391,7 +385,7 @@ psycopg2.extensions.encodings["SQL_ASCII"] = psycopg2.extensions.encodings["SQLA
 
 def _side_connection(target: ConnectionTarget, encoding: str):
     """A second session, only to look at pg_stat_activity while a statement waits on a lock."""
-    side = psycopg2.connect(target.dsn, connect_timeout=5, application_name=f"{APPLICATION_NAME}-watch",
+    side = psycopg2.connect(target.dsn, application_name=f"{APPLICATION_NAME}-watch",
                             options=target.options or None, client_encoding=encoding)
     side.autocommit = True
     return side

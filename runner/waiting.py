@@ -23,6 +23,9 @@ from runner.redaction import without_literals
 
 FIRST_LOOK = 0.25  # seconds a statement waits before the first look at its blockers
 LOOK_EVERY = 1.0
+# libpq ignores connect_timeout when the application polls the connection (PQconnectPoll),
+# which psycopg2 does once a wait callback is set: the callback bounds connection attempts.
+CONNECT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class BlockerWatch:
         self.blockers: tuple[Blocker, ...] = ()
         self.looked = False
         self.look_failed = ""  # why the last look could not be made
+        self.connect_timeout = CONNECT_TIMEOUT
 
     def install(self) -> None:
         ext.set_wait_callback(self)
@@ -83,12 +87,18 @@ class BlockerWatch:
         watched = connection is self.watched
         started = time.monotonic()
         next_look = started + FIRST_LOOK
+        give_up = started + self.connect_timeout if connection.status == ext.STATUS_SETUP else None
         while True:
             state = connection.poll()
             if state == ext.POLL_OK:
                 return
             readers, writers = ([connection.fileno()], []) if state == ext.POLL_READ else ([], [connection.fileno()])
             timeout = max(0.0, next_look - time.monotonic()) if watched else None
+            if give_up is not None:
+                if time.monotonic() >= give_up:
+                    raise psycopg2.OperationalError(
+                        f"timeout expired: the server did not complete the connection within {self.connect_timeout:g}s")
+                timeout = give_up - time.monotonic()
             select.select(readers, writers, [], timeout)
             if watched and time.monotonic() >= next_look:
                 self._look(connection)

@@ -381,3 +381,26 @@ def test_waiting_for_a_wrong_port_prints_a_line_when_something_changes_not_every
     waiting = [line for line in result.out.splitlines() if line.startswith("waiting for database")]
     assert len(waiting) == 1, result.out
     assert "not reachable after 8s" in result.err
+
+
+def test_a_server_that_never_answers_is_given_up_on_within_the_wait(tmp_path):
+    """libpq ignores connect_timeout when psycopg2 polls the connection (the runner's wait
+    callback): without a bound of its own, one attempt would hang past --wait-for-db, for ever."""
+    import socket
+    import subprocess
+    import sys
+
+    from tests.pg import ROOT
+
+    write(tmp_path, {"001_a.sql": "SELECT 1;"})
+    with socket.socket() as silent:  # accepts TCP connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/x?sslmode=disable"
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "runner", "--dir", str(tmp_path), "--wait-for-db", "3"],
+                                env={"DATABASE_URL": url, "TERMINATION_LOG": "", "PYTHONPATH": str(ROOT)},
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == EXIT_TRANSIENT, result.stderr
+    assert time.monotonic() - started < 15
+    assert "did not complete the connection" in result.stderr
