@@ -250,7 +250,7 @@ def take(connection, dsn: str, redact, out: str, pg_dump: Optional[str], reporte
     secrets, conninfo = pg_dump_env_and_dsn(dsn)
     env = dict(os.environ, **secrets)
     table = f'"{tracking.schema}"."{history.TABLE}"'
-    common = ["--no-owner", "--no-privileges", "--no-comments", "--dbname", conninfo]
+    common = ["--no-owner", "--no-privileges", "--dbname", conninfo]
     schema = _dump(binary, ["--schema-only", *common], env, redact)
     rows_sql = _dump(binary, ["--data-only", "--inserts", "--table", table, *common], env, redact)
     names = sorted(rows)

@@ -30,10 +30,24 @@ CREATE EXTENSION IF NOT EXISTS "uuid-ossp" WITH SCHEMA public;
 
 
 --
+-- Name: EXTENSION "uuid-ossp"; Type: COMMENT; Schema: -; Owner: -
+--
+
+COMMENT ON EXTENSION "uuid-ossp" IS 'test stand-in for uuid-ossp: uuid_generate_v4() only';
+
+
+--
 -- Name: vector; Type: EXTENSION; Schema: -; Owner: -
 --
 
 CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public;
+
+
+--
+-- Name: EXTENSION vector; Type: COMMENT; Schema: -; Owner: -
+--
+
+COMMENT ON EXTENSION vector IS 'vector data type and ivfflat and hnsw access methods';
 
 
 --
@@ -254,6 +268,34 @@ CREATE TABLE public.design_mockups (
 
 
 --
+-- Name: COLUMN design_mockups.v0_chat_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.design_mockups.v0_chat_id IS 'V0 API chat_id for tracking and status polling';
+
+
+--
+-- Name: COLUMN design_mockups.v0_project_id; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.design_mockups.v0_project_id IS 'V0 API project_id if different from chat_id';
+
+
+--
+-- Name: COLUMN design_mockups.project_status; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.design_mockups.project_status IS 'Status of prototype generation: pending, in_progress, completed, failed, timeout';
+
+
+--
+-- Name: COLUMN design_mockups.project_url; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.design_mockups.project_url IS 'Main prototype URL (demo_url, web_url, or chat_url)';
+
+
+--
 -- Name: exported_documents; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -386,6 +428,13 @@ CREATE TABLE public.product_idea_scores (
 
 
 --
+-- Name: TABLE product_idea_scores; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.product_idea_scores IS 'Stores product idea scores with detailed breakdown following industry standards';
+
+
+--
 -- Name: product_lifecycle_phases; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -424,6 +473,13 @@ CREATE TABLE public.product_prd_documents (
 
 
 --
+-- Name: TABLE product_prd_documents; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.product_prd_documents IS 'Stores PRD documents following industry-standard templates';
+
+
+--
 -- Name: product_shares; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -456,6 +512,13 @@ CREATE TABLE public.product_summaries (
     updated_at timestamp with time zone DEFAULT now(),
     CONSTRAINT product_summaries_summary_type_check CHECK ((summary_type = ANY (ARRAY['single_session'::text, 'multi_session'::text, 'product_overview'::text])))
 );
+
+
+--
+-- Name: TABLE product_summaries; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.product_summaries IS 'Stores summaries from single or multiple conversation sessions';
 
 
 --
@@ -544,6 +607,13 @@ CREATE TABLE public.session_selections (
 
 
 --
+-- Name: TABLE session_selections; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.session_selections IS 'Tracks which sessions users select for multi-session operations';
+
+
+--
 -- Name: tenants; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -573,6 +643,20 @@ CREATE TABLE public.user_api_keys (
     metadata jsonb DEFAULT '{}'::jsonb,
     CONSTRAINT user_api_keys_provider_check CHECK ((provider = ANY (ARRAY['openai'::text, 'anthropic'::text, 'google'::text, 'v0'::text, 'lovable'::text, 'github'::text, 'atlassian'::text, 'ai_gateway'::text])))
 );
+
+
+--
+-- Name: COLUMN user_api_keys.api_key_encrypted; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.user_api_keys.api_key_encrypted IS 'For AI Gateway: stores encrypted client_id. client_secret is stored in metadata.client_secret';
+
+
+--
+-- Name: COLUMN user_api_keys.metadata; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.user_api_keys.metadata IS 'For AI Gateway: stores JSON with client_secret and optionally base_url, default_model';
 
 
 --
@@ -622,6 +706,55 @@ CREATE TABLE public.user_profiles (
     CONSTRAINT user_profiles_auth_provider_check CHECK ((auth_provider = ANY (ARRAY['local'::text, 'github'::text, 'okta'::text, 'oauth'::text]))),
     CONSTRAINT user_profiles_persona_check CHECK ((persona = ANY (ARRAY['product_manager'::text, 'leadership'::text, 'tech_lead'::text])))
 );
+
+
+--
+-- Name: COLUMN user_profiles.mckinsey_subject; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.user_profiles.mckinsey_subject IS 'Unique McKinsey user identifier from OIDC sub claim';
+
+
+--
+-- Name: COLUMN user_profiles.mckinsey_email; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.user_profiles.mckinsey_email IS 'McKinsey email address from OIDC email claim';
+
+
+--
+-- Name: COLUMN user_profiles.mckinsey_refresh_token_encrypted; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.user_profiles.mckinsey_refresh_token_encrypted IS 'Encrypted McKinsey refresh token (Fernet encryption)';
+
+
+--
+-- Name: COLUMN user_profiles.mckinsey_token_expires_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.user_profiles.mckinsey_token_expires_at IS 'McKinsey access token expiration timestamp';
+
+
+--
+-- Name: COLUMN user_profiles.mckinsey_fmno; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.user_profiles.mckinsey_fmno IS 'McKinsey firm member number (employee ID) from fmno claim';
+
+
+--
+-- Name: COLUMN user_profiles.mckinsey_preferred_username; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.user_profiles.mckinsey_preferred_username IS 'McKinsey preferred username from preferred_username claim';
+
+
+--
+-- Name: COLUMN user_profiles.mckinsey_session_state; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.user_profiles.mckinsey_session_state IS 'Keycloak session state from session_state claim';
 
 
 --
@@ -1368,6 +1501,13 @@ CREATE INDEX idx_user_profiles_mckinsey_email ON public.user_profiles USING btre
 
 
 --
+-- Name: INDEX idx_user_profiles_mckinsey_email; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON INDEX public.idx_user_profiles_mckinsey_email IS 'Index for McKinsey SSO user lookup by email';
+
+
+--
 -- Name: idx_user_profiles_mckinsey_fmno; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -1375,10 +1515,24 @@ CREATE INDEX idx_user_profiles_mckinsey_fmno ON public.user_profiles USING btree
 
 
 --
+-- Name: INDEX idx_user_profiles_mckinsey_fmno; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON INDEX public.idx_user_profiles_mckinsey_fmno IS 'Index for McKinsey SSO user lookup by firm member number';
+
+
+--
 -- Name: idx_user_profiles_mckinsey_subject; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX idx_user_profiles_mckinsey_subject ON public.user_profiles USING btree (mckinsey_subject) WHERE (mckinsey_subject IS NOT NULL);
+
+
+--
+-- Name: INDEX idx_user_profiles_mckinsey_subject; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON INDEX public.idx_user_profiles_mckinsey_subject IS 'Index for McKinsey SSO user lookup by subject (sub claim)';
 
 
 --

@@ -130,8 +130,8 @@ def run_migrate_py(port: int, work: Path) -> JobRun:
     return run_job("db-migrations-job.yaml", port, work, [sys.executable, str(MIGRATE_PY)])
 
 
-def start_server(base_dir: Path) -> ScratchPostgres:
-    server = ScratchPostgres(base_dir=str(base_dir)).start()
+def start_server() -> ScratchPostgres:
+    server = ScratchPostgres().start()
     with contextlib.closing(psycopg2.connect(server.url())) as admin, admin.cursor() as cursor:
         admin.autocommit = True
         # The pgvector image's POSTGRES_USER is the server's superuser, owner of POSTGRES_DB.
@@ -145,7 +145,7 @@ def build(work: Path) -> OldFlowDatabase:
     """Steps 1-4 of the module's docstring on a server of its own (the names are fixed)."""
     if os.geteuid() != 0:
         raise PermissionError("the old flow's Jobs run in private mount namespaces, which needs root")
-    server = start_server(work)
+    server = start_server()
     try:
         port = server.port
         runs = [run_migrate_py(port, work / "first"), run_job("db-setup-job.yaml", port, work),
