@@ -171,6 +171,7 @@ class Migrations:
     ttl_seconds_after_finished: int
     lock_timeout: str
     statement_timeout: str
+    snapshot: Optional[str] = None  # a schema snapshot (path relative to the project) for an empty database
 
 
 @dataclass(frozen=True)
@@ -573,6 +574,7 @@ def _migrations(s: _Section) -> Migrations:
         ttl_seconds_after_finished=s.integer("ttlSecondsAfterFinished", 60, 7 * 86400),
         lock_timeout=_duration(s, "lockTimeout", "5s"),
         statement_timeout=_duration(s, "statementTimeout", "5min"),
+        snapshot=s.string("snapshot", optional=True),
     )
 
 
