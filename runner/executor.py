@@ -128,12 +128,11 @@ class Executor:
             exc = failed.exc
             self._raise_unless_sql(exc, migration, script)
             position = _position(exc)
-            body = position - 1 - failed.shift
-            if not position:
-                # Refused before parsing (a character the database's encoding lacks): found in the text.
-                body = characters.offset_in(str(exc.diag.message_primary), failed.segment.text)
-                position = body is not None
-            if position and 0 <= body < len(failed.segment.text):
+            # Refused before parsing (a character the database's encoding lacks): no position, so
+            # the character is found in the text.
+            body = position - 1 - failed.shift if position else \
+                characters.offset_in(str(exc.diag.message_primary), failed.segment.text)
+            if body is not None and 0 <= body < len(failed.segment.text):
                 failure = self._failure(migration, script, failed.segment, _statement_at(failed.segment, body), exc,
                                         body)
             elif exc.pgcode in RETRIED:
