@@ -10,7 +10,7 @@ must change is changed: the namespace, the hosts, the images (built here), and C
 Redis, etcd, the one-off seed and restore Jobs, and the other environment's stg/ files) is
 not applied: the run's PostgreSQL and Redis stand in behind the same Service names, and the
 database is initialized with the app's init-db/01-init-schema.sql as the Postgres image's
-entrypoint would.
+entrypoint would (uuid-ossp: the suite's stand-in extension).
 Then the documented path: deploy.py take-over.
 """
 
@@ -28,6 +28,7 @@ import yaml
 from kubernetes import client
 
 from tests.e2e import images as image_builds
+from tests.old_flow import STANDIN_SHARE
 from tests.e2e.conftest import APP, PASSWORD, on_test_domain, record_timing
 
 NAMESPACE = "ideaforge-takeover"
@@ -109,15 +110,15 @@ class KubectlApply:
 
 def init_database(e2e) -> None:
     """What the Postgres image's entrypoint does with postgres-init-scripts' 01-init-schema.sql on
-    a new data directory, as the app's user. This server has pgvector but not uuid-ossp:
-    uuid_generate_v4() is a SQL function over gen_random_uuid() instead, and a failed statement
-    does not stop the script."""
-    e2e.query("CREATE EXTENSION IF NOT EXISTS vector")
-    e2e.query("CREATE OR REPLACE FUNCTION public.uuid_generate_v4() RETURNS uuid LANGUAGE sql "
-              "AS 'SELECT gen_random_uuid()'")
+    a new data directory, as the app's user (psql, stopping at the first error). This server
+    has pgvector but not uuid-ossp: the suite's stand-in extension of that name
+    (tests/fixtures/uuid-ossp-standin, uuid_generate_v4() only) is found through
+    extension_control_path, as tests/old_flow.py does."""
+    e2e.query(f'ALTER DATABASE "{e2e.database_name}" SET extension_control_path = %s', (f"{STANDIN_SHARE}:$system",))
+    e2e.query("CREATE EXTENSION IF NOT EXISTS vector")  # the pgvector image's superuser made it
     script = (APP / "init-db" / "01-init-schema.sql").read_text()
-    subprocess.run(["psql", e2e.postgres.url(e2e.database_name), "-q", "-c", "SET ROLE agentic_pm", "-f", "-"],
-                   input=script, capture_output=True, text=True, check=True)
+    subprocess.run(["psql", e2e.postgres.url(e2e.database_name), "-q", "-v", "ON_ERROR_STOP=1",
+                    "-c", "SET ROLE agentic_pm", "-f", "-"], input=script, capture_output=True, text=True, check=True)
 
 
 def fill_like_make_eks_deploy(e2e) -> None:
