@@ -278,9 +278,10 @@ class E2E:
                     PULUMI_SKIP_UPDATE_CHECK="true", PULUMI_DIY_BACKEND_NO_LEGACY_WARNING="true",
                     KUBECONFIG=str(self.plane.kubeconfig), PYTHONUNBUFFERED="1")
 
-    def pulumi(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    def pulumi(self, *args: str, check: bool = True, timeout: float = 900,
+               env: Optional[dict] = None) -> subprocess.CompletedProcess:
         result = subprocess.run(["pulumi", *args, "--stack", self.stack, "--non-interactive"], cwd=self.project,
-                                env=self.env, capture_output=True, text=True, timeout=timeout)
+                                env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"pulumi {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result

@@ -47,9 +47,11 @@ def backend_image_now(e2e) -> str:
 
 
 def up_with_events(e2e, tmp_path, *args: str):
-    """`pulumi up` as README gives it, with the engine's event log."""
+    """`pulumi up` as README gives it, with the engine's event log (a flag the CLI shows only with
+    PULUMI_DEBUG_COMMANDS)."""
     log = tmp_path / "events.jsonl"
-    result = e2e.pulumi("up", "--yes", "--skip-preview", "--event-log", str(log), *args, check=False)
+    result = e2e.pulumi("up", "--yes", "--skip-preview", "--event-log", str(log), *args, check=False,
+                        env={"PULUMI_DEBUG_COMMANDS": "true"})
     return result, (events.read(log) if log.exists() else {})
 
 
