@@ -266,6 +266,7 @@ class E2E:
             ".git", ".venv", "venv", "node_modules", "tests", ".pytest_cache", "__pycache__", "*.pyc", ".bench"))
         # runtime.options.virtualenv as shipped (`venv`): the project's own environment.
         (self.project / "venv").symlink_to(Path(sys.prefix))
+        self.made_namespaces: list[str] = []
         self.core = client.CoreV1Api(kube)
         self.apps = client.AppsV1Api(kube)
         self.batch = client.BatchV1Api(kube)
@@ -374,7 +375,7 @@ class E2E:
         """What the app team's tooling keeps in the namespace: its ConfigMap and Secret, the
         pull secret, and the database and Redis Services."""
         namespace = self.namespace
-        self.core.create_namespace({"metadata": {"name": namespace}})
+        self.create_namespace(namespace)
         self.core.create_namespaced_config_map(namespace, self.app_config_map())
         self.core.create_namespaced_secret(namespace, self.app_secret())
         self.core.create_namespaced_secret(namespace, {"metadata": {"name": "ghcr-secret"},
@@ -385,6 +386,29 @@ class E2E:
         while not self.core.list_namespaced_service_account(namespace).items:
             assert time.monotonic() < deadline, "no default ServiceAccount in the namespace"
             time.sleep(0.2)
+
+    def create_namespace(self, namespace: str) -> None:
+        self.core.create_namespace({"metadata": {"name": namespace}})
+        self.made_namespaces.append(namespace)
+
+    def remove_namespaces(self, seconds: float = 300) -> None:
+        """Delete the namespaces this checkout made, and wait until they are gone: the node has
+        room for one stack at the dev stack's memory requests (5 backends at 2Gi), so a
+        scenario's pods must be gone before the next scenario's are scheduled."""
+        made, self.made_namespaces = self.made_namespaces, []
+        for namespace in made:
+            try:
+                self.core.delete_namespace(namespace)
+            except client.exceptions.ApiException as exc:
+                if exc.status != 404:
+                    raise
+        deadline = time.monotonic() + seconds
+        while True:
+            left = [n for n in made if n in {i.metadata.name for i in self.core.list_namespace().items}]
+            if not left:
+                return
+            assert time.monotonic() < deadline, f"namespaces {left} were not deleted within {seconds:.0f}s"
+            time.sleep(1)
 
     def pods_of_job(self, job: str) -> list:
         return self.core.list_namespaced_pod(self.namespace, label_selector=f"job-name={job}").items
@@ -428,4 +452,6 @@ def on_test_domain(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def e2e(tools, control_plane, kube, node, images, postgres, redis, tmp_path_factory):
-    return E2E(tools, control_plane, kube, node, postgres, redis, images, tmp_path_factory.mktemp("e2e"))
+    checkout = E2E(tools, control_plane, kube, node, postgres, redis, images, tmp_path_factory.mktemp("e2e"))
+    yield checkout
+    checkout.remove_namespaces()

@@ -8,8 +8,17 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from tests.e2e import images as image_builds
 from tests.e2e.conftest import FIXTURE_FOLDERS
+
+
+@pytest.fixture(autouse=True)
+def own_namespace_removed(e2e):
+    """Each scenario's namespace goes with it (the node fits one stack at dev's requests)."""
+    yield
+    e2e.remove_namespaces()
 
 
 def output_of(result) -> str:

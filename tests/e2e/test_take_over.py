@@ -124,7 +124,7 @@ def init_database(e2e) -> None:
 def fill_like_make_eks_deploy(e2e) -> None:
     core = e2e.core
     apply = KubectlApply(e2e.kube)
-    core.create_namespace({"metadata": {"name": NAMESPACE}})  # eks-deploy needs it to exist
+    e2e.create_namespace(NAMESPACE)  # eks-deploy needs it to exist
     core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "ghcr-secret"},  # eks-setup-ghcr-secret
                                               "type": "kubernetes.io/dockerconfigjson",
                                               "stringData": {".dockerconfigjson": '{"auths": {}}'}})
