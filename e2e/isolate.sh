@@ -79,7 +79,10 @@ export E2E_NODE_IP=${E2E_NODE_IP:-10.213.0.2} E2E_RUN_DIR=$run E2E_CGROUP_ROOT=/
 snapshot() {
     ip -o link show | sed 's/ state [A-Z]*.*//' | sort >"$1.links"
     awk '{print $5}' /proc/self/mountinfo | sort >"$1.mounts"
-    find "$CGROUP_ROOT" -mindepth 2 -type d 2>/dev/null | sort >"$1.cgroups"
+    # Only what the node could have made (its cgroupRoot, the kubelet's QoS tree, containerd's
+    # namespace): the machine is shared, and other processes make cgroups of their own meanwhile.
+    find "$CGROUP_ROOT" -mindepth 2 -type d 2>/dev/null | grep -E "/($NAME|kubepods[^/]*|k8s\.io)(/|\$)" | sort \
+        >"$1.cgroups" || true
     sysctl -a 2>/dev/null | grep -Ev "$VOLATILE" | sort >"$1.sysctl"
 }
 snapshot "$run/before"

@@ -55,13 +55,24 @@ def up_with_events(e2e, tmp_path, *args: str):
     return result, (events.read(log) if log.exists() else {})
 
 
-def rolled_out(e2e, name: str, image_suffix: str) -> bool:
-    """Every pod of the Deployment runs the image and is Ready (what the kubelet reports)."""
-    pods = e2e.pods(f"app={name}")
-    deployment = e2e.apps.read_namespaced_deployment(name, NAMESPACE)
-    ready = [p for p in pods if p.spec.containers[0].image.endswith(image_suffix)
-             and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
-    return bool(ready) and len(ready) >= (deployment.status.updated_replicas or 0)
+def rolled_out(e2e, name: str, image_suffix: str, seconds: float = 240) -> bool:
+    """Every pod of the Deployment runs the image and is Ready (what the kubelet reports). Waits:
+    the autoscaler raises the replicas to its minimum after the rollout the deploy awaited, and
+    each new pod is Ready only after its probe's initial delay."""
+    deadline = time.monotonic() + seconds
+    while True:
+        pods = e2e.pods(f"app={name}")
+        deployment = e2e.apps.read_namespaced_deployment(name, NAMESPACE)
+        ready = [p for p in pods if p.spec.containers[0].image.endswith(image_suffix)
+                 and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+        wanted = max(deployment.spec.replicas or 0, deployment.status.updated_replicas or 0)
+        if ready and len(ready) >= wanted and len(ready) == len(pods):
+            return True
+        if time.monotonic() > deadline:
+            print(f"{name}: {len(ready)} of {len(pods)} pods Ready with {image_suffix}, {wanted} wanted:",
+                  [(p.metadata.name, p.spec.containers[0].image, p.status.phase) for p in pods])
+            return False
+        time.sleep(2)
 
 
 @pytest.fixture(scope="module")
