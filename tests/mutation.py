@@ -2,6 +2,7 @@
 
     make mutation                       # all, a few minutes
     .venv/bin/python -m tests.mutation scanner-nesting executor-same-transaction
+    .venv/bin/python -m tests.mutation --e2e            # and the end-to-end ones (as root, e2e lock)
 
 Each mutation is one small edit of the code that a user relies on, with the tests that
 should notice it. A mutation that no test notices is a gap in the suite. The score and
@@ -26,6 +27,9 @@ class Mutation:
     original: str
     mutated: str
     tests: tuple[str, ...]
+    # Noticed only by the end-to-end tier (a real kubelet, the real CLI): run under the e2e lock
+    # in e2e/isolate.sh, several minutes each, and only when named or with --e2e.
+    e2e: bool = False
 
 
 MUTATIONS = (
@@ -138,6 +142,19 @@ MUTATIONS = (
     Mutation("deploy-reads-are-not-changes", "deploytool/cli.py",
              'if op not in ("same", "read")', 'if op != "same"',
              ("tests/test_deploy_script.py",)),
+    Mutation("migrations-wait-for-readiness", "__main__.py",
+             "wait_for=[postgres_ready.job, redis_ready.job],", "wait_for=[],",
+             ("tests/e2e/test_deploy.py::test_1_preview_then_up_on_an_empty_namespace_runs_the_chain_in_order",),
+             e2e=True),
+    Mutation("job-report-pod-log", "deploytool/job_report.py",
+             '    lines.extend(f"  {line}" for line in (log or "").rstrip().splitlines())\n    return lines',
+             "    return lines",
+             ("tests/e2e/test_deploy.py::test_5_a_failing_migration_stops_the_deploy_with_the_runners_message_and_leaves"
+              "_the_backend",), e2e=True),
+    Mutation("migration-job-restart-never", "components/migrations.py",
+             'restart_policy="Never",', 'restart_policy="OnFailure",',
+             ("tests/e2e/test_deploy.py::test_5_a_failing_migration_stops_the_deploy_with_the_runners_message_and_leaves"
+              "_the_backend",), e2e=True),
 )
 
 
@@ -149,15 +166,22 @@ def run(mutation: Mutation) -> tuple[bool, float]:
     started = time.monotonic()
     try:
         path.write_text(original.replace(mutation.original, mutation.mutated))
-        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not e2e",
-                                 *mutation.tests], cwd=ROOT, capture_output=True, text=True, timeout=900)
+        pytest = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
+        if mutation.e2e:
+            command = ["flock", "/tmp/e2e.lock", str(ROOT / "e2e" / "isolate.sh"), *pytest, "-m", "e2e", *mutation.tests]
+        else:
+            command = [*pytest, "-m", "not e2e", *mutation.tests]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                                timeout=3600 if mutation.e2e else 900)
     finally:
         path.write_text(original)
     return result.returncode != 0, time.monotonic() - started
 
 
 def main(names: list[str]) -> int:
-    chosen = [m for m in MUTATIONS if not names or m.name in names]
+    with_e2e = "--e2e" in names
+    names = [n for n in names if n != "--e2e"]
+    chosen = [m for m in MUTATIONS if m.name in names or (not names and (with_e2e or not m.e2e))]
     killed = 0
     for mutation in chosen:
         caught, seconds = run(mutation)
