@@ -16,6 +16,7 @@ class Step:
     ops: tuple[str, ...]  # every step the engine took on it (a replacement takes several)
     started: int  # the first step's start
     ended: int  # the last step's end
+    seconds: float = 0.0  # wall time from the first step's start to the last one's end (1 s resolution)
 
 
 def read(path: Path) -> dict[tuple[str, str], Step]:
@@ -23,6 +24,8 @@ def read(path: Path) -> dict[tuple[str, str], Step]:
     last: dict[str, int] = {}
     ops: dict[str, list[str]] = {}
     types: dict[str, str] = {}
+    began: dict[str, int] = {}
+    finished: dict[str, int] = {}
     for line in path.read_text().splitlines():
         if not line.strip():
             continue
@@ -31,12 +34,14 @@ def read(path: Path) -> dict[tuple[str, str], Step]:
         if "resourcePreEvent" in event:
             metadata = event["resourcePreEvent"]["metadata"]
             first.setdefault(metadata["urn"], sequence)
+            began.setdefault(metadata["urn"], event.get("timestamp", 0))
             ops.setdefault(metadata["urn"], []).append(metadata["op"])
             types[metadata["urn"]] = metadata["type"]
         elif "resOutputsEvent" in event:
             last[event["resOutputsEvent"]["metadata"]["urn"]] = sequence
+            finished[event["resOutputsEvent"]["metadata"]["urn"]] = event.get("timestamp", 0)
     return {(types[urn], urn.rsplit("::", 1)[1]): Step(types[urn], urn.rsplit("::", 1)[1], tuple(ops[urn]),
-                                                       first[urn], last[urn])
+                                                       first[urn], last[urn], finished[urn] - began[urn])
             for urn in first if urn in last}
 
 

@@ -16,6 +16,7 @@ import shutil
 import time
 
 import pytest
+from kubernetes import client
 
 from tests.e2e import events
 from tests.e2e import images as image_builds
@@ -55,6 +56,18 @@ def up_with_events(e2e, tmp_path, *args: str):
     return result, (events.read(log) if log.exists() else {})
 
 
+def autoscaler_minimum(e2e, name: str) -> int:
+    """The autoscaler raises a new Deployment from 1 replica to its minimum within its sync period
+    (15 s), after the deploy has awaited the rollout (the program leaves replicas to it)."""
+    try:
+        return client.AutoscalingV2Api(e2e.kube).read_namespaced_horizontal_pod_autoscaler(
+            f"{name}-hpa", NAMESPACE).spec.min_replicas or 1
+    except client.exceptions.ApiException as exc:
+        if exc.status == 404:
+            return 0
+        raise
+
+
 def rolled_out(e2e, name: str, image_suffix: str, seconds: float = 240) -> bool:
     """Every pod of the Deployment runs the image and is Ready (what the kubelet reports). Waits:
     the autoscaler raises the replicas to its minimum after the rollout the deploy awaited, and
@@ -65,7 +78,7 @@ def rolled_out(e2e, name: str, image_suffix: str, seconds: float = 240) -> bool:
         deployment = e2e.apps.read_namespaced_deployment(name, NAMESPACE)
         ready = [p for p in pods if p.spec.containers[0].image.endswith(image_suffix)
                  and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
-        wanted = max(deployment.spec.replicas or 0, deployment.status.updated_replicas or 0)
+        wanted = max(deployment.spec.replicas or 0, deployment.status.updated_replicas or 0, autoscaler_minimum(e2e, name))
         if ready and len(ready) >= wanted and len(ready) == len(pods):
             return True
         if time.monotonic() > deadline:
@@ -89,6 +102,12 @@ def deployed(e2e, tmp_path_factory):
     seconds = time.monotonic() - started
     assert up.returncode == 0, output_of(up)[-6000:]
     record_timing(f"first deploy (pulumi up on an empty namespace, the whole chain): {seconds:.1f} s")
+    chain = [(events.JOB, "wait-for-postgres"), (events.JOB, "wait-for-redis"), (events.JOB, "db-migrations"),
+             (events.DEPLOYMENT, "backend"), (events.DEPLOYMENT, "frontend")]
+    record_timing("  of it, each link from its start to its end (the engine's events, 1 s resolution): " + ", ".join(
+        f"{name} {steps[(kind, name)].seconds:.0f} s" for kind, name in chain if (kind, name) in steps))
+    # Every scenario starts from the settled namespace: the autoscalers' minimums Ready.
+    assert rolled_out(e2e, "backend", f"/backend:{FIRST_TAG}") and rolled_out(e2e, "frontend", f"/frontend:{FIRST_TAG}")
     return {"preview": preview, "up": up, "steps": steps, "seconds": seconds}
 
 
@@ -123,7 +142,11 @@ def test_2_an_unchanged_up_changes_nothing_and_runs_no_new_pod(e2e, deployed):
     assert up.returncode == 0, output_of(up)
     assert "deployed: no changes" in up.stdout
     assert "the migration Job did not run" in up.stdout
-    assert pod_uids(e2e, "db-migrations") | {p.metadata.uid for p in e2e.pods("app in (backend,frontend)")} == pods
+    now = e2e.core.list_namespaced_pod(NAMESPACE).items
+    new = [(p.metadata.name, p.metadata.creation_timestamp, p.status.phase, p.status.reason, p.metadata.labels)
+           for p in now if p.metadata.uid not in pods and not p.metadata.name.startswith("wait-for-")]
+    assert pod_uids(e2e, "db-migrations") | {p.metadata.uid for p in e2e.pods("app in (backend,frontend)")} == pods, (
+        new, [(p.metadata.name, p.status.phase, p.status.reason) for p in now], up.stdout[-3000:])
 
 
 def test_3_a_new_frontend_tag_does_not_run_the_migrations_again(e2e, deployed):
@@ -177,7 +200,7 @@ def test_5_a_failing_migration_stops_the_deploy_with_the_runners_message_and_lea
     assert len(tried) == 4
     assert len({section.split("pod ")[1].split(",")[0] for section in tried}) == 4  # four pods
     for section in tried:
-        assert f"  migration {BROKEN} failed at statement 2 of 2" in logged(section), section
+        assert f"ERROR: migration {BROKEN} failed at statement 2 of 2" in logged(section), section
         assert 'column "nope" of relation "products" does not exist' in logged(section), section
     assert BROKEN not in e2e.applied()
 
