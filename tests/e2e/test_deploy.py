@@ -303,6 +303,10 @@ def test_11_a_pull_request_preview_shows_which_migrations_the_deploy_adds(e2e, d
         added = [line for line in preview.stdout.splitlines() if "20251210000000_add_tenant_notes.sql" in line]
         assert added and all(line.lstrip().startswith("+") for line in added), preview.stdout[-4000:]
         assert "db-migrations" in preview.stdout and "replace" in preview.stdout
+        # What pull-request.yml runs (pulumi/actions, command preview, diff: true): the CLI itself.
+        reviewed = e2e.pulumi("preview", "--diff")
+        assert "20251210000000_add_tenant_notes.sql" in reviewed.stdout, reviewed.stdout[-4000:]
+        assert "db-migrations" in reviewed.stdout and "replace" in reviewed.stdout, reviewed.stdout[-4000:]
     finally:
         (folder / "20251210000000_add_tenant_notes.sql").unlink(missing_ok=True)
         e2e.pulumi("config", "rm", "--path", "migrations.dirs")
