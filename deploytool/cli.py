@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Callable, Optional, Sequence, TextIO
 
 from deploytool import cluster, job_report, rollout_report, stack as pulumi_stack
 from deploytool.errors import EXIT_OK, DeployError, UsageError
+from deploytool.pod_logs import PodLogs
 
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
@@ -53,6 +55,7 @@ def main(argv: Optional[Sequence[str]] = None, tools: Optional[Tools] = None, ou
     args = parse_args(argv)
     tools = tools or Tools()
     stack = None
+    watching = None
     action = "up" if args.action == "take-over" else args.action
     try:
         tools.require_cli()
@@ -68,8 +71,10 @@ def main(argv: Optional[Sequence[str]] = None, tools: Optional[Tools] = None, ou
             print(f"config: {key} = {value}", file=out)
         job_before = _job_uid(tools, args.context, namespace) if action == "up" else None
         stream = lambda line: print(line, end="" if line.endswith("\n") else "\n", file=out, flush=True)  # noqa: E731
+        watching = _pod_logs(tools, args.context, namespace) if action == "up" else None
         try:
-            outcome = pulumi_stack.run(stack, action, args.refresh, on_output=stream)
+            with watching or contextlib.nullcontext():
+                outcome = pulumi_stack.run(stack, action, args.refresh, on_output=stream)
         finally:
             if args.action == "take-over":
                 pulumi_stack.set_take_over(stack, False)
@@ -82,7 +87,7 @@ def main(argv: Optional[Sequence[str]] = None, tools: Optional[Tools] = None, ou
     except DeployError as exc:
         print(f"ERROR: {exc}", file=err)
         if stack is not None and action == "up" and not isinstance(exc, UsageError):
-            print(_failure_report(stack, tools, args.context), file=err)
+            print(_failure_report(stack, tools, args.context, watching.kept if watching else None), file=err)
         return exc.exit_code
     ran = _migrations_ran(stack, tools, args.context, job_before) if action == "up" else None
     print(summary(action, outcome, ran), file=out)
@@ -136,11 +141,21 @@ def _migrations_ran(stack, tools: Tools, context: Optional[str], before):
         return job_report.Unknown(str(exc))
 
 
-def _failure_report(stack, tools: Tools, context: Optional[str]) -> str:
+def _pod_logs(tools: Tools, context: Optional[str], namespace: str) -> Optional[PodLogs]:
+    """The Job pods' logs kept while the deploy runs (None: the cluster could not be read, and
+    the report will show what is left at the end)."""
+    try:
+        _, core = tools.kube_clients(context)
+    except job_report.READ_ERRORS:
+        return None
+    return PodLogs(core, namespace)
+
+
+def _failure_report(stack, tools: Tools, context: Optional[str], kept=None) -> str:
     namespace = stack.get_config("namespace").value
     try:
         batch, core = tools.kube_clients(context)
-        jobs = job_report.job_report(batch, core, namespace)
+        jobs = job_report.job_report(batch, core, namespace, kept=kept)
     except Exception as exc:  # the report must not hide the original failure
         return f"(could not collect the Job report: {exc})"
     try:

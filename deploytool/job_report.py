@@ -28,12 +28,15 @@ LOG_LINES = 200
 _APPLIED = re.compile(r"^applied (\S+\.sql) \(", re.MULTILINE)
 
 
-def job_report(batch, core, namespace: str, jobs: Iterable[str] = JOBS) -> str:
-    sections = [_one_job(batch, core, namespace, name) for name in jobs]
+def job_report(batch, core, namespace: str, jobs: Iterable[str] = JOBS,
+               kept: Optional[dict[str, dict[str, str]]] = None) -> str:
+    """kept: {job: {pod: log}} read while the deploy ran (pod_logs.py), shown for pods that are
+    gone by now (a Job past its deadline has its pod deleted)."""
+    sections = [_one_job(batch, core, namespace, name, (kept or {}).get(name, {})) for name in jobs]
     return "\n".join(s for s in sections if s)
 
 
-def _one_job(batch, core, namespace: str, name: str) -> str:
+def _one_job(batch, core, namespace: str, name: str, kept: Optional[dict[str, str]] = None) -> str:
     from kubernetes.client.exceptions import ApiException
 
     try:
@@ -54,10 +57,15 @@ def _one_job(batch, core, namespace: str, name: str) -> str:
         lines.append(f"condition {condition.type}={condition.status} reason={condition.reason}: {condition.message}")
     pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}").items
     pods.sort(key=lambda p: p.metadata.creation_timestamp or "")
-    if not pods:
+    gone = {pod: log for pod, log in (kept or {}).items() if pod not in {p.metadata.name for p in pods}}
+    if not pods and not gone:
         lines.append("no pods (they are removed with the Job)")
     for attempt, pod in enumerate(pods, start=1):
         lines.extend(_pod_section(core, namespace, pod, attempt))
+    for attempt, (pod, log) in enumerate(gone.items(), start=len(pods) + 1):
+        lines.append(f"--- attempt {attempt}: pod {pod}, deleted before this report (by the Job controller) ---")
+        lines.append(f"log (last {LOG_LINES} lines, read while it ran):")
+        lines.extend(f"  {line}" for line in log.rstrip().splitlines())
     return "\n".join(lines)
 
 

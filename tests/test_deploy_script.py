@@ -16,8 +16,9 @@ from kubernetes.client.exceptions import ApiException
 from pulumi.automation import CommandError, ConcurrentUpdateError, ConfigValue
 from pulumi.automation._cmd import CommandResult
 
-from deploytool import cli, cluster, stack as pulumi_stack
+from deploytool import cli, cluster, job_report, stack as pulumi_stack
 from deploytool.errors import EXIT_FAILED, EXIT_OK, EXIT_TRANSIENT, EXIT_USAGE
+from deploytool.pod_logs import PodLogs
 
 
 class FakeStack:
@@ -232,6 +233,25 @@ def test_failed_up_prints_job_status_conditions_and_every_attempts_logs():
     assert "exit code 1 (Error)" in err
     assert "  exit 1: migration 002_b.sql failed at statement 2 of 3 (002_b.sql:7)" in err
     assert "  ERROR: first attempt" in err and "  ERROR: second attempt" in err
+
+
+def test_a_job_pod_deleted_before_the_report_is_reported_with_the_log_read_while_it_ran():
+    # A Job past its activeDeadlineSeconds: its pod is deleted before the Job is marked Failed.
+    job = client.V1Job(metadata=client.V1ObjectMeta(name="db-migrations"), status=client.V1JobStatus(
+        failed=1, conditions=[client.V1JobCondition(type="Failed", status="True", reason="DeadlineExceeded",
+                                                    message="Job was active longer than specified deadline")]))
+    running = failed_pod("db-migrations-slow", 1, "")
+    running.status.phase = "Running"
+    watching = PodLogs(FakeCore([running], {"db-migrations-slow": "migration lock acquired\napplying 002_slow.sql\n"}),
+                       "ns-dev")
+    watching.read("db-migrations")
+
+    report = job_report.job_report(FakeBatch({"db-migrations": job}), FakeCore([]), "ns-dev", kept=watching.kept)
+
+    assert "condition Failed=True reason=DeadlineExceeded" in report
+    assert "--- attempt 1: pod db-migrations-slow, deleted before this report (by the Job controller) ---" in report
+    assert "  migration lock acquired\n  applying 002_slow.sql" in report
+    assert "no pods" not in report
 
 
 def test_a_failed_readiness_check_is_reported_with_its_own_pod_and_message():
