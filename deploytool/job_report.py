@@ -29,14 +29,14 @@ _APPLIED = re.compile(r"^applied (\S+\.sql) \(", re.MULTILINE)
 
 
 def job_report(batch, core, namespace: str, jobs: Iterable[str] = JOBS,
-               kept: Optional[dict[str, dict[str, str]]] = None) -> str:
-    """kept: {job: {pod: log}} read while the deploy ran (pod_logs.py), shown for pods that are
-    gone by now (a Job past its deadline has its pod deleted)."""
+               kept: Optional[dict[str, dict[str, tuple[Optional[str], str]]]] = None) -> str:
+    """kept: {job: {pod: (its Job's uid, log)}} read while the deploy ran (pod_logs.py), shown for
+    the pods of this Job that are gone by now (a Job past its deadline has its pod deleted)."""
     sections = [_one_job(batch, core, namespace, name, (kept or {}).get(name, {})) for name in jobs]
     return "\n".join(s for s in sections if s)
 
 
-def _one_job(batch, core, namespace: str, name: str, kept: Optional[dict[str, str]] = None) -> str:
+def _one_job(batch, core, namespace: str, name: str, kept: Optional[dict] = None) -> str:
     from kubernetes.client.exceptions import ApiException
 
     try:
@@ -57,7 +57,8 @@ def _one_job(batch, core, namespace: str, name: str, kept: Optional[dict[str, st
         lines.append(f"condition {condition.type}={condition.status} reason={condition.reason}: {condition.message}")
     pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}").items
     pods.sort(key=lambda p: p.metadata.creation_timestamp or "")
-    gone = {pod: log for pod, log in (kept or {}).items() if pod not in {p.metadata.name for p in pods}}
+    listed = {p.metadata.name for p in pods}
+    gone = {pod: log for pod, (owner, log) in (kept or {}).items() if owner == job.metadata.uid and pod not in listed}
     if not pods and not gone:
         lines.append("no pods (they are removed with the Job)")
     for attempt, pod in enumerate(pods, start=1):

@@ -9,17 +9,18 @@ are gone (job_report.py)."""
 from __future__ import annotations
 
 import threading
-from typing import Iterable
+from typing import Iterable, Optional
 
 from deploytool.job_report import JOBS, LOG_LINES, READ_ERRORS
 
 
 class PodLogs:
-    """Keeps {job: {pod: last log read}} while it runs (a `with` block around the deploy)."""
+    """Keeps {job name: {pod: (the Job's uid, last log read)}} while it runs (a `with` block
+    around the deploy)."""
 
     def __init__(self, core, namespace: str, jobs: Iterable[str] = JOBS, every: float = 2.0):
         self.core, self.namespace, self.jobs, self.every = core, namespace, tuple(jobs), every
-        self.kept: dict[str, dict[str, str]] = {job: {} for job in self.jobs}
+        self.kept: dict[str, dict[str, tuple[Optional[str], str]]] = {job: {} for job in self.jobs}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pod-logs", daemon=True)
 
@@ -50,4 +51,7 @@ class PodLogs:
             except READ_ERRORS:
                 continue
             if log:
-                self.kept[job][pod.metadata.name] = log
+                # The Job it belongs to: the deploy may replace the Job, and the earlier Job's
+                # pods (deleted with it) are no attempt of the one that failed.
+                owner = next((o.uid for o in pod.metadata.owner_references or [] if o.kind == "Job"), None)
+                self.kept[job][pod.metadata.name] = (owner, log)

@@ -237,12 +237,16 @@ def test_failed_up_prints_job_status_conditions_and_every_attempts_logs():
 
 def test_a_job_pod_deleted_before_the_report_is_reported_with_the_log_read_while_it_ran():
     # A Job past its activeDeadlineSeconds: its pod is deleted before the Job is marked Failed.
-    job = client.V1Job(metadata=client.V1ObjectMeta(name="db-migrations"), status=client.V1JobStatus(
+    job = client.V1Job(metadata=client.V1ObjectMeta(name="db-migrations", uid="new"), status=client.V1JobStatus(
         failed=1, conditions=[client.V1JobCondition(type="Failed", status="True", reason="DeadlineExceeded",
                                                     message="Job was active longer than specified deadline")]))
-    running = failed_pod("db-migrations-slow", 1, "")
+    earlier, running = failed_pod("db-migrations-earlier", 0, ""), failed_pod("db-migrations-slow", 1, "")
     running.status.phase = "Running"
-    watching = PodLogs(FakeCore([running], {"db-migrations-slow": "migration lock acquired\napplying 002_slow.sql\n"}),
+    for pod, uid in ((earlier, "replaced"), (running, "new")):
+        pod.metadata.owner_references = [client.V1OwnerReference(api_version="batch/v1", kind="Job",
+                                                                 name="db-migrations", uid=uid)]
+    watching = PodLogs(FakeCore([earlier, running], {"db-migrations-earlier": "applied 4 migrations\n",
+                                                     "db-migrations-slow": "migration lock acquired\napplying 002_slow.sql\n"}),
                        "ns-dev")
     watching.read("db-migrations")
 
@@ -252,6 +256,7 @@ def test_a_job_pod_deleted_before_the_report_is_reported_with_the_log_read_while
     assert "--- attempt 1: pod db-migrations-slow, deleted before this report (by the Job controller) ---" in report
     assert "  migration lock acquired\n  applying 002_slow.sql" in report
     assert "no pods" not in report
+    assert "db-migrations-earlier" not in report  # the replaced Job's pod is no attempt of this one
 
 
 def test_a_failed_readiness_check_is_reported_with_its_own_pod_and_message():
