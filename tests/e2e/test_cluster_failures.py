@@ -77,7 +77,8 @@ def test_postgres_down_stops_the_deploy_at_its_readiness_check_and_new_backend_p
         e2e.core.delete_namespaced_pod(old.metadata.name, e2e.namespace)
         waiting = wait_for(lambda: next(
             (p for p in e2e.pods("app=backend") if p.metadata.uid != old.metadata.uid and any(
-                s.name == "wait-for-postgres" and s.state.running for s in p.status.init_container_statuses or []))),
+                s.name == "wait-for-postgres" and s.state.running for s in p.status.init_container_statuses or [])),
+            None),
             90, "a new backend pod waiting for postgres")
         time.sleep(5)
         log = e2e.core.read_namespaced_pod_log(waiting.metadata.name, e2e.namespace, container="wait-for-postgres")
