@@ -557,6 +557,11 @@ def _migrations(s: _Section) -> Migrations:
     command = s.values.get("command")
     if command is not None:
         command = s.strings("command", example=["python", "-m", "runner"], allow_empty_list=False)
+        if image is None:
+            # Without an image, the Job runs the shipped runner through the launcher that checks it.
+            s.read.errors.append("migrations.command: is the command of a dedicated migrations.image, and no image "
+                                 "is set; remove it with `pulumi config rm --path migrations.command`, or set "
+                                 "`pulumi config set --path migrations.image <registry/migrations:tag>`")
     return Migrations(
         source=source,
         image_dirs=s.strings("imageDirs", re.compile(r"^/"), "an absolute path", ["/app/migrations"],

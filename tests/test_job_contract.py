@@ -2,8 +2,11 @@
 environment and volumes, on what the app's backend image has (Python with psycopg2 2.9.10
 only, no code of this project), against a real PostgreSQL."""
 
+import base64
+import io
 import shutil
 import subprocess
+import zipfile
 
 import pytest
 from psycopg2.extensions import parse_dsn
@@ -30,9 +33,11 @@ def image_python():
     return backend_image.python_bin_dir()
 
 
-def run_job(db, job_pod, image_python, tmp_path, image_dirs=None):
-    """The Job's container as the kubelet would start it, in the backend image."""
-    pod, runner = job_pod
+def run_job(db, job_pod, image_python, tmp_path, image_dirs=None, runner=None):
+    """The Job's container as the kubelet would start it, in the backend image; `runner`: the
+    runner ConfigMap as the namespace holds it, if not the one the program made."""
+    pod, made = job_pod
+    runner = runner or made
     container = pod["containers"][0]
     server = parse_dsn(db.dsn)
     app_config = {"data": {"POSTGRES_HOST": "postgres-ha-primary", "POSTGRES_PORT": server.get("port", "5432"),
@@ -99,3 +104,22 @@ def test_the_first_deploy_on_a_database_the_old_script_kept_applies_nothing_then
                            {**backend_image.IMAGE_DIRS, "/app/migrations": newer})
     assert code == 0, log
     assert "applied 20251202000000_add_sso_fields.sql" in log and "applied 1 migration;" in log
+
+
+def test_the_job_refuses_a_runner_whose_checksum_is_not_the_one_in_its_pod_template(db, job_pod, image_python,
+                                                                                    tmp_path):
+    # Someone who may update ConfigMaps in the namespace swaps the runner for their own code.
+    marker = tmp_path / "swapped-runner-ran"
+    payload = io.BytesIO()
+    with zipfile.ZipFile(payload, "w") as archive:
+        archive.writestr("__main__.py", f"open({str(marker)!r}, 'w').close()\n")
+    swapped = {"binaryData": {"runner.pyz": base64.b64encode(payload.getvalue()).decode()}}
+    before = db.dump()
+
+    code, log, termination = run_job(db, job_pod, image_python, tmp_path, runner=swapped)
+
+    assert code == 2, log
+    assert "refusing to run the migration runner /opt/db-migrations-runner/runner.pyz: its sha256 is" in log
+    assert "changed outside Pulumi" in termination
+    assert db.dump() == before
+    assert not marker.exists()
