@@ -95,7 +95,7 @@ def test_outputs_show_namespace_job_services_tags_and_what_carries_the_migration
     assert out["migrationsSource"] == "image" and out["migrations"] == []
     assert len(out["runnerChecksum"]) == 64
     assert (out["backendService"], out["frontendService"]) == ("backend", "frontend")
-    assert (out["backendImageTag"], out["frontendImageTag"]) == ("672425b", "672425b")
+    assert (out["backendImageTag"], out["frontendImageTag"]) == ("24f45fd", "24f45fd")
 
 
 @pytest.mark.parametrize("name", ["wait-for-postgres", "wait-for-redis"])

@@ -56,7 +56,7 @@ def test_job_labels_keep_the_old_selectors(job):
 
 def test_job_runs_the_shipped_runner_on_the_backend_images_own_python(job, deployment):
     backend = deployment.find("Deployment", "backend").inputs["spec"]["template"]["spec"]["containers"][0]
-    assert container(job)["image"] == backend["image"] == "ghcr.io/soumantrivedi/ideaforge-ai/backend:672425b"
+    assert container(job)["image"] == backend["image"] == "ghcr.io/soumantrivedi/ideaforge-ai/backend:24f45fd"
     command = container(job)["command"]
     assert command[:2] == ["python", "-c"] and command[3] == "/opt/db-migrations-runner/runner.pyz"
     assert {"name": "runner", "mountPath": "/opt/db-migrations-runner", "readOnly": True} in container(job)["volumeMounts"]
