@@ -8,6 +8,7 @@ server passes through `ConnectionTarget.redact`.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -133,7 +134,10 @@ def session_options(lock_timeout: str, statement_timeout: str, idle_in_transacti
     # Set at connection start, these become the session's reset values, so RESET ALL
     # between migrations restores them. A runner frozen inside a migration (SIGSTOP, a
     # stalled node) loses its session after the idle timeout, and with it its locks.
-    return (
+    # libpq's PGOPTIONS would be replaced by the options given here, so it goes first (deploy.py
+    # runs `status` with PGOPTIONS='-c default_transaction_read_only=on').
+    inherited = os.environ.get("PGOPTIONS", "").strip()
+    return (f"{inherited} " if inherited else "") + (
         f"-c lock_timeout={lock_timeout} -c statement_timeout={statement_timeout} "
         f"-c idle_in_transaction_session_timeout={idle_in_transaction_timeout}"
     )

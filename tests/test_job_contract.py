@@ -11,6 +11,7 @@ import zipfile
 import pytest
 from psycopg2.extensions import parse_dsn
 
+from deploytool import runner_job
 from tests import backend_image
 from tests.e2e import sandbox
 from tests.program import dev, run_program
@@ -123,3 +124,35 @@ def test_the_job_refuses_a_runner_whose_checksum_is_not_the_one_in_its_pod_templ
     assert "changed outside Pulumi" in termination
     assert db.dump() == before
     assert not marker.exists()
+
+
+def one_off(job_pod, args):
+    """deploy.py's one-off runner Job (status, the pre-flight), made from the migration Job."""
+    pod, runner = job_pod
+    manifest = runner_job.job_manifest({"spec": {"template": {"spec": pod}}}, "db-migrations-status-1", args, {})
+    return manifest["spec"]["template"]["spec"], runner
+
+
+def test_deploy_pys_status_job_reports_the_history_against_the_images_files_without_writing(db, job_pod, image_python,
+                                                                                            tmp_path):
+    db.execute(OLD_TABLE)  # the old script's table, one file recorded without `.sql`, the rest pending
+    db.execute("CREATE TABLE tenants (id int)")
+    db.execute("INSERT INTO schema_migrations (migration_name) VALUES ('20251121000001_create_tenants')")
+    before = db.dump()
+
+    code, log, _ = run_job(db, one_off(job_pod, ["status"]), image_python, tmp_path)
+
+    assert code == 0, log
+    assert "20251121000001_create_tenants.sql" in log and "20251126000001_product_scores.sql" in log
+    assert "pending" in log
+    assert db.dump() == before
+
+
+def test_deploy_pys_one_off_runner_jobs_cannot_write_whatever_they_run(db, job_pod, image_python, tmp_path):
+    before = db.dump()
+
+    code, log, _ = run_job(db, one_off(job_pod, ["apply"]), image_python, tmp_path)
+
+    assert code != 0, log
+    assert "read-only transaction" in log
+    assert db.dump() == before
