@@ -208,6 +208,7 @@ class Settings:
     namespace: str
     create_namespace: bool
     take_over: bool
+    read_secrets: bool  # read the app and pull Secrets at preview (their data then sits in the state)
     images: Images
     app: App
     database: Database
@@ -421,6 +422,7 @@ def load(source: ConfigSource, schema: Optional[dict[str, dict]] = None) -> Sett
         namespace=namespace,
         create_namespace=read.top("createNamespace"),
         take_over=read.top("takeOver"),
+        read_secrets=read.top("readSecrets"),
         images=images,
         app=app,
         database=database,

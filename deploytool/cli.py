@@ -42,6 +42,7 @@ class Tools:
     current_context: Callable[[], Optional[str]] = kube.current_context
     run_runner: Callable[..., runner_job.RunnerRun] = runner_job.run
     checks: list = field(default_factory=lambda: list(preflight.CHECKS))
+    up_checks: list = field(default_factory=lambda: list(preflight.UP_CHECKS))
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -170,6 +171,7 @@ def _preview(run: Run) -> int:
 
 def _up(run: Run) -> int:
     _refuse_old_flow_objects(run)
+    _check_before_update(run)
     _write(run, {**run.tags(), **run.new_context})
     job_before = _job_uid(run)
     outcome = pulumi_stack.run(run.stack, "up", run.args.refresh, run.stream)
@@ -238,6 +240,7 @@ def _migrate(run: Run) -> int:
     jobs = [r["urn"] for r in state if r.get("type") == "kubernetes:batch/v1:Job" and
             any(f"{component}$" in r["urn"] for component in MIGRATE_TARGETS[:2])]
     targets = [f"**{component}**" for component in MIGRATE_TARGETS]
+    _check_before_update(run)
     job_before = _job_uid(run)
     with stack_file.changed_copy(run.path, {**run.tags(), **run.new_context}) as copy:
         outcome = pulumi_stack.run(run.stack, "up", False, run.stream, config_file=copy, targets=targets,
@@ -349,6 +352,24 @@ def _refuse_old_flow_objects(run: Run) -> None:
         f"namespace {settings.namespace} holds {', '.join(map(str, outside))}, made outside this stack (by `make "
         f"eks-deploy`){'; the take-over stopped before them' if started else ''}. Take them over with "
         f"`python deploy.py take-over --stack {run.args.stack}` (README, \"Taking over from make eks-deploy\")")
+
+
+def _check_before_update(run: Run) -> None:
+    """The cluster reads every update needs first (the Secrets); a FAIL changes nothing."""
+    if not run.tools.up_checks:
+        return
+    values = stack_file.project_values(run.path)
+    if str(values.get("createNamespace", "")).lower() == "true":
+        return  # nothing can be in a namespace the stack creates
+
+    def no_runner(*args, **kw):
+        raise UsageError("these checks do not run the runner")
+
+    findings = preflight.run_checks(preflight.Context(run.cluster, run.settings(), no_runner), run.tools.up_checks)
+    failed = [f for f in findings if f.level == preflight.FAIL]
+    if failed:
+        raise UsageError("before the update: " + "; ".join(f"{f.check}: {f.message}" for f in failed)
+                         + ". Nothing was changed")
 
 
 def _preflight(run: Run, settings, template: Optional[dict]) -> list[preflight.Finding]:

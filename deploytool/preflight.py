@@ -2,7 +2,8 @@
 read before anything changes. Each check reads the cluster (and, through a one-off read-only
 runner Job, the live database) and returns findings; one `fail` stops the take-over.
 
-CHECKS is the list the take-over runs, in order. A check is a function of a Context; add one
+CHECKS is the list the take-over runs, in order; UP_CHECKS, the cluster reads every `up` and
+`migrate` runs first (the Secrets, which the program does not read with readSecrets false). A check is a function of a Context; add one
 by appending it. Checks that need the live database run the runner in the cluster with
 `context.run_runner(...)` (the migration Job's image, credentials and migrations).
 """
@@ -126,6 +127,17 @@ def app_secret(ctx: Context) -> list[Finding]:
     return [Finding(f"Secret {name}", OK, f"present, {len(keys)} keys")]
 
 
+def pull_secret(ctx: Context) -> list[Finding]:
+    """The image pull Secret exists (without it no new pod starts)."""
+    name = ctx.settings.images.pull_secret
+    if not name:
+        return []
+    if kube.read(ctx.cluster, Ref("Secret", name), ctx.namespace) is None:
+        return [Finding(f"Secret {name}", FAIL, f"not in {ctx.namespace}: no new pod could pull its image "
+                        "(`make eks-setup-ghcr-secret`), or set imagePullSecret")]
+    return [Finding(f"Secret {name}", OK, "present")]
+
+
 def ingresses(ctx: Context) -> list[Finding]:
     """The stack's Ingress against the live ones: two Ingresses serving the same host through
     two load balancers would both claim its DNS name."""
@@ -163,7 +175,9 @@ def ingresses(ctx: Context) -> list[Finding]:
     return findings
 
 
-CHECKS: list[Check] = [database_history, autoscalers, app_secret, ingresses]
+CHECKS: list[Check] = [database_history, autoscalers, app_secret, pull_secret, ingresses]
+# Before every update that deploy.py runs: what the program may not read itself (readSecrets false).
+UP_CHECKS: list[Check] = [app_secret, pull_secret]
 
 
 def run_checks(ctx: Context, checks: Optional[list[Check]] = None) -> list[Finding]:

@@ -236,7 +236,7 @@ class Harness:
         defaults = dict(project_dir=self.project, require_cli=lambda: None, open_stack=lambda name: stack,
                         require_reachable=lambda context: seen.__setitem__("reachable", context),
                         connect=lambda context: (seen.__setitem__("cluster", context), cluster)[1],
-                        current_context=lambda: "laptop", checks=[])
+                        current_context=lambda: "laptop", checks=[], up_checks=[])
         defaults.update(overrides)
         out, err = io.StringIO(), io.StringIO()
         code = cli.main(argv, tools=cli.Tools(**defaults), out=out, err=err)

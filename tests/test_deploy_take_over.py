@@ -323,6 +323,21 @@ def test_hand_back_refuses_a_state_that_would_delete_the_live_app(project):
     assert "these would be deleted, not kept: Service backend" in result.err and stack.calls == []
 
 
+def test_an_up_without_the_app_secret_is_refused_before_anything_changes(project):
+    result = project.run(["up", "--stack", "dev", "--backend-tag", "25a0b1c"], up_checks=list(preflight.UP_CHECKS),
+                         cluster=FakeCluster({("Secret", "ghcr-secret"): secret("ghcr-secret", [".dockerconfigjson"])}))
+    assert result.code == EXIT_USAGE
+    assert "before the update: Secret ideaforge-ai-secrets: not in ns-dev" in result.err
+    assert ups(result.stack) == [] and project.stack_text() == STACK_FILE
+
+
+def test_an_up_with_its_secrets_in_place_goes_ahead(project):
+    objects = {("Secret", "ghcr-secret"): secret("ghcr-secret", [".dockerconfigjson"]),
+               ("Secret", "ideaforge-ai-secrets"): secret("ideaforge-ai-secrets", ["POSTGRES_PASSWORD"])}
+    result = project.run(["up", "--stack", "dev"], up_checks=list(preflight.UP_CHECKS), cluster=FakeCluster(objects))
+    assert result.code == EXIT_OK, result.err
+
+
 def test_the_take_over_refs_follow_the_stacks_names(tmp_path):
     text = STACK_FILE + "  ideaforge-ai:ingress:\n    name: ideaforge-ai-ingress-nginx\n"
     refs = cli.take_over_refs(settings_of(text, tmp_path), with_config_map=True)
