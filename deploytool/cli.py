@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence, TextIO
 
+from kubernetes.client.exceptions import ApiException
+
 from deploytool import cluster as kube, job_report, preflight, runner_job, stack as pulumi_stack, stack_file
 from deploytool.cluster import Cluster, Ref
-from deploytool.errors import EXIT_OK, DeployError, UsageError
+from deploytool.errors import EXIT_OK, DeployError, TransientError, UsageError
 
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 ACTIONS = ("up", "preview", "take-over", "migrate", "status", "hand-back", "pin")
@@ -120,6 +122,30 @@ def main(argv: Optional[Sequence[str]] = None, tools: Optional[Tools] = None, ou
         if run.stack is not None and args.action in ("up", "take-over", "migrate") and not isinstance(exc, UsageError):
             print(_failure_report(run), file=err)
         return exc.exit_code
+    except ApiException as exc:  # one of deploy.py's own reads or writes, refused by the cluster
+        error = _api_error(exc, run.context)
+        print(f"ERROR: {error}", file=err)
+        return error.exit_code
+
+
+def _api_error(exc: ApiException, context: Optional[str]) -> DeployError:
+    what = f"the cluster{f' (context {context})' if context else ''} refused a request of deploy.py: " \
+           f"{exc.status} {exc.reason}: {_api_message(exc)}"
+    if exc.status in (401, 403):
+        return UsageError(what + "; the credential in use lacks that permission (README, \"Pull requests and CI\", "
+                          "says what each credential may do)")
+    if exc.status is None or exc.status >= 500 or exc.status == 429:
+        return TransientError(what + "; try again")
+    return DeployError(what)
+
+
+def _api_message(exc: ApiException) -> str:
+    import json
+
+    try:
+        return json.loads(exc.body).get("message") or ""
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.body or "").strip()[:300]
 
 
 def _open(run: Run) -> None:

@@ -65,16 +65,19 @@ def run(cluster: Cluster, namespace: str, template: dict, runner_args: list[str]
     name = f"db-migrations-{purpose}-{secrets.token_hex(3)}"
     config_map = f"{name}-runner" if runner_zipapp is not None else None
     manifest = job_manifest(template, name, runner_args, env or {}, config_map)
-    job = cluster.batch.create_namespaced_job(namespace, manifest)
+    if config_map:
+        cluster.core.create_namespaced_config_map(namespace, {
+            "metadata": {"name": config_map, "labels": manifest["metadata"]["labels"]},
+            "binaryData": {"runner.pyz": base64.b64encode(runner_zipapp).decode()}})
     try:
-        if config_map:
-            owner = {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job.metadata.uid}
-            cluster.core.create_namespaced_config_map(namespace, {
-                "metadata": {"name": config_map, "labels": manifest["metadata"]["labels"], "ownerReferences": [owner]},
-                "binaryData": {"runner.pyz": base64.b64encode(runner_zipapp).decode()}})
-        return _wait(cluster, namespace, name, sleep)
+        cluster.batch.create_namespaced_job(namespace, manifest)
+        try:
+            return _wait(cluster, namespace, name, sleep)
+        finally:
+            cluster.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
     finally:
-        cluster.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+        if config_map:
+            cluster.core.delete_namespaced_config_map(config_map, namespace)
 
 
 def _wait(cluster: Cluster, namespace: str, name: str, sleep: Callable[[float], None]) -> RunnerRun:

@@ -344,3 +344,16 @@ def test_the_take_over_refs_follow_the_stacks_names(tmp_path):
     assert cluster.Ref("Ingress", "ideaforge-ai-ingress-nginx") in refs
     assert cluster.Ref("ConfigMap", "ideaforge-ai-config") in refs
     assert yaml.safe_load(text)  # the stack file parses
+
+
+def test_a_read_the_credential_may_not_make_is_a_clear_refusal(project):
+    from kubernetes.client.exceptions import ApiException
+
+    class Forbidding(FakeCluster):
+        def read_namespaced_secret(self, name, namespace):
+            raise ApiException(status=403, reason="Forbidden")
+
+    result = project.run(["up", "--stack", "dev"], up_checks=list(preflight.UP_CHECKS), cluster=Forbidding())
+    assert result.code == EXIT_USAGE
+    assert "refused a request of deploy.py: 403 Forbidden" in result.err and "lacks that permission" in result.err
+    assert ups(result.stack) == []
