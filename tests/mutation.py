@@ -138,6 +138,37 @@ MUTATIONS = (
     Mutation("deploy-reads-are-not-changes", "deploytool/cli.py",
              'if op not in ("same", "read")', 'if op != "same"',
              ("tests/test_deploy_script.py",)),
+    Mutation("runner-launch-checksum", "components/runner_launch.py",
+             "if actual != expected:", "if False:",
+             ("tests/test_job_contract.py",)),
+    Mutation("retention-live-app", "components/retention.py",
+             "    if not retains_live_app(settings):\n        return", "    return",
+             ("tests/test_program_retention.py",)),
+    Mutation("one-off-jobs-read-only", "deploytool/runner_job.py",
+             '    wanted = {**env, "PGOPTIONS": READ_ONLY}', "    wanted = dict(env)",
+             ("tests/test_job_contract.py",)),
+    Mutation("preview-writes-the-stack-file", "deploytool/cli.py",
+             "    with stack_file.changed_copy(run.path, {**run.tags(), **run.new_context}) as copy:\n"
+             "        outcome = pulumi_stack.run(run.stack, \"preview\"",
+             "    _write(run, {**run.tags(), **run.new_context})\n"
+             "    with stack_file.changed_copy(run.path, {}) as copy:\n"
+             "        outcome = pulumi_stack.run(run.stack, \"preview\"",
+             ("tests/test_deploy_script.py",)),
+    Mutation("context-mismatch-accepted", "deploytool/cli.py",
+             "    if given and named and given != named:", "    if False:",
+             ("tests/test_deploy_script.py",)),
+    Mutation("take-over-not-re-entrant", "deploytool/cli.py",
+             "        if not outside:\n            run.say(f\"nothing left", "        if True:\n            run.say(f\"nothing left",
+             ("tests/test_deploy_take_over.py",)),
+    Mutation("pre-flight-ignored", "deploytool/cli.py",
+             "    if preflight.failed(findings):", "    if False:",
+             ("tests/test_deploy_take_over.py",)),
+    Mutation("hand-back-without-retain-check", "deploytool/cli.py",
+             "    if unsafe:\n        raise UsageError(\"these would be deleted", "    if False:\n        raise UsageError(\"these would be deleted",
+             ("tests/test_deploy_take_over.py",)),
+    Mutation("kubectl-fields-kept", "deploytool/cluster.py",
+             "    if not handed:\n        return None", "    if True:\n        return None",
+             ("tests/test_deploy_take_over.py",)),
 )
 
 
