@@ -221,7 +221,9 @@ def _take_over(run: Run) -> int:
     events: list = []
     with stack_file.changed_copy(run.path, {**changes, f"{stack_file.PROJECT}:takeOver": "true"}) as copy:
         pulumi_stack.run(run.stack, "preview", False, run.stream, config_file=copy, on_event=events.append)
-    template = pulumi_stack.job_template_from_events(events)
+    # An unchanged Job (a take-over run again) may have no event of its own: then the state's.
+    template = pulumi_stack.job_template_from_events(events) or \
+        runner_job.template_from_state(pulumi_stack.resources(run.stack))
 
     # 2. The pre-flight: nothing has changed yet, and nothing will if it fails.
     findings = _preflight(run, settings, template)

@@ -357,3 +357,20 @@ def test_a_read_the_credential_may_not_make_is_a_clear_refusal(project):
     assert result.code == EXIT_USAGE
     assert "refused a request of deploy.py: 403 Forbidden" in result.err and "lacks that permission" in result.err
     assert ups(result.stack) == []
+
+
+def test_the_take_over_finds_the_migration_job_among_the_previews_engine_events():
+    from pulumi.automation.events import EngineEvent
+
+    def pre(type_, name, op="create"):
+        return EngineEvent.from_json({"sequence": 1, "timestamp": 1, "resourcePreEvent": {"metadata": {
+            "op": op, "urn": f"urn:pulumi:dev::ideaforge-ai::{type_}::{name}", "type": type_, "provider": "",
+            "new": {"type": type_, "urn": f"urn:x::{name}", "custom": True, "id": "", "parent": "", "provider": "",
+                    "inputs": {"metadata": {"name": name}, "spec": {"template": {"spec": {"containers": []}}}},
+                    "outputs": {}}}}})
+
+    events = [pre("kubernetes:apps/v1:Deployment", "backend"), pre("kubernetes:batch/v1:Job", "wait-for-postgres"),
+              pre("kubernetes:batch/v1:Job", "db-migrations", op="replace")]
+    from deploytool import stack as pulumi_stack
+    assert pulumi_stack.job_template_from_events(events)["metadata"] == {"name": "db-migrations"}
+    assert pulumi_stack.job_template_from_events(events[:2]) is None
