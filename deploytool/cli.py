@@ -63,6 +63,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--backend-tag", help="backend image tag (backendImageTag in the stack file)")
     parser.add_argument("--frontend-tag", help="frontend image tag (frontendImageTag)")
     parser.add_argument("--refresh", action="store_true", help="refresh the stack's state from the cluster first")
+    parser.add_argument("--migrations", metavar="DIR[:DIR...]",
+                        help="take-over: the app's migration folders at the tag being deployed (a checkout), for the "
+                        "pre-flight's check of the objects each recorded migration creates")
     parser.add_argument("--context", help="kubeconfig context: must be the stack's kubernetes:context when it names "
                         "one; a stack that names none is bound to it by up and take-over")
     args = parser.parse_args(argv)
@@ -73,6 +76,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         parser.error("migrate needs --backend-tag: the image whose migrations run")
     if args.action in ("status", "hand-back") and (args.backend_tag or args.frontend_tag):
         parser.error(f"{args.action} takes no tags")
+    if args.migrations and args.action != "take-over":
+        parser.error("--migrations is for take-over (its pre-flight)")
     return args
 
 
@@ -403,17 +408,36 @@ def _check_before_update(run: Run) -> None:
 def _preflight(run: Run, settings, template: Optional[dict]) -> list[preflight.Finding]:
     from components import runner_bundle
 
-    def run_runner(*runner_args: str, env: Optional[dict] = None) -> runner_job.RunnerRun:
+    def run_runner(*runner_args: str, env: Optional[dict] = None, files: Optional[dict] = None) -> runner_job.RunnerRun:
         if template is None:
             raise UsageError("the preview computed no migration Job, so the database cannot be checked")
         ships_runner = any(v.get("name") == runner_job.RUNNER_VOLUME for v in
                            template["spec"]["template"]["spec"].get("volumes") or [])
         return run.tools.run_runner(run.cluster, settings.namespace, template, list(runner_args), env=env,
                                     runner_zipapp=runner_bundle.build().data if ships_runner else None,
-                                    purpose="preflight")
+                                    files=files, purpose="preflight")
 
-    context = preflight.Context(run.cluster, settings, run_runner)
+    context = preflight.Context(run.cluster, settings, run_runner, _expected_objects(run, settings))
     return preflight.run_checks(context, run.tools.checks)
+
+
+def _expected_objects(run: Run, settings) -> Optional[str]:
+    """The objects each migration creates, from --migrations, or from the checkout folders the
+    stack ships (migrations.source configmap); None without either."""
+    import json
+
+    from deploytool import expected_objects
+
+    if run.args.migrations:
+        folders = [Path(d) for d in run.args.migrations.split(":") if d]
+    elif settings.migrations.source == "configmap":
+        folders = [run.tools.project_dir / d for d in settings.migrations.dirs]
+    else:
+        return None
+    absent = [str(d) for d in folders if not d.is_dir()]
+    if absent:
+        raise UsageError(f"--migrations: not a directory: {', '.join(absent)}")
+    return json.dumps(expected_objects.expected(expected_objects.read_directories(folders)), sort_keys=True)
 
 
 def _write(run: Run, changes: dict) -> None:

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 from components.settings import Settings
 from deploytool import cluster as kube
 from deploytool.cluster import Cluster, Ref
-from deploytool.runner_job import RunnerRun
+from deploytool.runner_job import FILES_MOUNT, RunnerRun
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -36,8 +36,12 @@ class Finding:
 class Context:
     cluster: Cluster
     settings: Settings
-    # Runs the runner in the cluster with these arguments (and extra environment), read-only.
+    # Runs the runner in the cluster with these arguments (and extra environment, and files it
+    # finds at runner_job.FILES_MOUNT), read-only: run_runner(*args, env=..., files=...).
     run_runner: Callable[..., RunnerRun]
+    # What each migration creates (deploytool.expected_objects), from the migration folders of
+    # the tag being deployed, as JSON; None when deploy.py was not given them.
+    expected_objects: Optional[str] = None
     notes: dict = field(default_factory=dict)
 
     @property
@@ -74,6 +78,33 @@ def database_history(ctx: Context) -> list[Finding]:
                                ("missing", WARN, "recorded as applied but not in the image")):
         if states.get(state):
             findings.append(Finding("database", level, f"{len(states[state])} {what}: " + ", ".join(states[state])))
+    return findings
+
+
+def recorded_objects(ctx: Context) -> list[Finding]:
+    """The objects each recorded migration creates, looked up in the live database (`runner
+    verify`): the old flow recorded files of which nothing ran. Listed file by file; a warning,
+    as the take-over changes nothing of it (README, "The take-over check")."""
+    if ctx.expected_objects is None:
+        return [Finding("recorded objects", WARN, "not checked: give the app's migration folders at the tag being "
+                        "deployed, `deploy.py take-over --migrations ../ideaforge-ai/init-db/migrations:"
+                        "../ideaforge-ai/supabase/migrations`")]
+    run = ctx.run_runner("verify", f"{FILES_MOUNT}/expected.json", env={"MIGRATION_LOG_FORMAT": "json"},
+                         files={"expected.json": ctx.expected_objects})
+    events = _events(run.log)
+    missing = [e for e in events if e.get("event") == "objects_missing"]
+    if run.exit_code == 0:
+        summary = next((e.get("message") for e in events if e.get("event") == "summary"), "")
+        return [Finding("recorded objects", OK, summary or "every recorded migration's objects are in the database")]
+    if not missing:
+        failed = next((e.get("message") for e in events if e.get("event") == "failed"), None)
+        return [Finding("recorded objects", FAIL, f"`runner verify` in the cluster failed (Job {run.job}, exit "
+                        f"{run.exit_code}): {failed or run.problem or _tail(run.log)}")]
+    findings = [Finding("recorded objects", WARN, f"{e['migration']} is recorded, and {len(e['objects'])} of its "
+                        "objects are not in the database: " + ", ".join(map(str, e["objects"]))) for e in missing]
+    findings.append(Finding("recorded objects", WARN, "apply such a file again with `python -m runner reapply FILE` "
+                            "where the database is reachable (it runs in one transaction with its record), or restore "
+                            "the objects by hand (README, \"The take-over check\")"))
     return findings
 
 
@@ -175,7 +206,7 @@ def ingresses(ctx: Context) -> list[Finding]:
     return findings
 
 
-CHECKS: list[Check] = [database_history, autoscalers, app_secret, pull_secret, ingresses]
+CHECKS: list[Check] = [database_history, recorded_objects, autoscalers, app_secret, pull_secret, ingresses]
 # Before every update that deploy.py runs: what the program may not read itself (readSecrets false).
 UP_CHECKS: list[Check] = [app_secret, pull_secret]
 

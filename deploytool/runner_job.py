@@ -23,6 +23,8 @@ from deploytool.errors import DeployError
 READ_ONLY = "-c default_transaction_read_only=on"
 DEADLINE_SECONDS = 300
 RUNNER_VOLUME = "runner"
+FILES_VOLUME = "check-files"
+FILES_MOUNT = "/opt/db-migrations-check"  # files a check hands to the runner (`verify`'s list)
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class RunnerRun:
 
 
 def job_manifest(template: dict, name: str, runner_args: list[str], env: dict[str, str],
-                 runner_config_map: Optional[str] = None) -> dict:
+                 runner_config_map: Optional[str] = None, files_config_map: Optional[str] = None) -> dict:
     """The one-off Job: the migration Job's pod template with the runner's arguments appended,
     extra environment, a read-only session, and labels of its own (not `app=db-migration`)."""
     pod = copy.deepcopy(template["spec"]["template"]["spec"])
@@ -47,6 +49,10 @@ def job_manifest(template: dict, name: str, runner_args: list[str], env: dict[st
         for volume in pod.get("volumes") or []:
             if volume["name"] == RUNNER_VOLUME:
                 volume["configMap"]["name"] = runner_config_map
+    if files_config_map:
+        pod["volumes"] = [*(pod.get("volumes") or []), {"name": FILES_VOLUME, "configMap": {"name": files_config_map}}]
+        container["volumeMounts"] = [*(container.get("volumeMounts") or []),
+                                     {"name": FILES_VOLUME, "mountPath": FILES_MOUNT, "readOnly": True}]
     pod["restartPolicy"] = "Never"
     labels = {"app": "db-migration-check", "component": "database", "app.kubernetes.io/part-of": "ideaforge-ai"}
     return {
@@ -58,25 +64,34 @@ def job_manifest(template: dict, name: str, runner_args: list[str], env: dict[st
 
 
 def run(cluster: Cluster, namespace: str, template: dict, runner_args: list[str], env: Optional[dict] = None,
-        runner_zipapp: Optional[bytes] = None, purpose: str = "check",
+        runner_zipapp: Optional[bytes] = None, files: Optional[dict[str, str]] = None, purpose: str = "check",
         sleep: Callable[[float], None] = time.sleep) -> RunnerRun:
-    """Run it and wait; `runner_zipapp`: ship this runner in a ConfigMap of its own (before the
-    first deploy, when the stack's runner ConfigMap does not exist yet)."""
+    """Run it and wait. `runner_zipapp`: ship this runner in a ConfigMap of its own (before the
+    first deploy, when the stack's runner ConfigMap does not exist yet); `files`: text files for
+    the runner, at FILES_MOUNT."""
     name = f"db-migrations-{purpose}-{secrets.token_hex(3)}"
-    config_map = f"{name}-runner" if runner_zipapp is not None else None
-    manifest = job_manifest(template, name, runner_args, env or {}, config_map)
-    if config_map:
-        cluster.core.create_namespaced_config_map(namespace, {
-            "metadata": {"name": config_map, "labels": manifest["metadata"]["labels"]},
-            "binaryData": {"runner.pyz": base64.b64encode(runner_zipapp).decode()}})
+    runner_config_map = f"{name}-runner" if runner_zipapp is not None else None
+    files_config_map = f"{name}-files" if files else None
+    manifest = job_manifest(template, name, runner_args, env or {}, runner_config_map, files_config_map)
+    labels = manifest["metadata"]["labels"]
+    made = []
     try:
+        if runner_config_map:
+            cluster.core.create_namespaced_config_map(namespace, {
+                "metadata": {"name": runner_config_map, "labels": labels},
+                "binaryData": {"runner.pyz": base64.b64encode(runner_zipapp).decode()}})
+            made.append(runner_config_map)
+        if files_config_map:
+            cluster.core.create_namespaced_config_map(namespace, {
+                "metadata": {"name": files_config_map, "labels": labels}, "data": dict(files)})
+            made.append(files_config_map)
         cluster.batch.create_namespaced_job(namespace, manifest)
         try:
             return _wait(cluster, namespace, name, sleep)
         finally:
             cluster.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
     finally:
-        if config_map:
+        for config_map in made:
             cluster.core.delete_namespaced_config_map(config_map, namespace)
 
 

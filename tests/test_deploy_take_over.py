@@ -161,7 +161,7 @@ def settings_of(text=STACK_FILE, tmp_path=None):
 def context(tmp_path, objects, log="", exit_code=0, text=STACK_FILE):
     runs = []
 
-    def run_runner(*args, env=None):
+    def run_runner(*args, env=None, files=None):
         runs.append((args, env))
         return RunnerRun("db-migrations-preflight-1", exit_code, log)
 
@@ -374,3 +374,36 @@ def test_the_take_over_finds_the_migration_job_among_the_previews_engine_events(
     from deploytool import stack as pulumi_stack
     assert pulumi_stack.job_template_from_events(events)["metadata"] == {"name": "db-migrations"}
     assert pulumi_stack.job_template_from_events(events[:2]) is None
+
+
+def test_without_the_apps_folders_the_object_check_says_how_to_run_it(tmp_path):
+    ctx, runs = context(tmp_path, {})
+    (finding,) = preflight.recorded_objects(ctx)
+    assert finding.level == "warn" and "--migrations" in finding.message and runs == []
+
+
+def test_a_verify_that_cannot_run_fails_the_pre_flight(tmp_path):
+    ctx, _ = context(tmp_path, {}, json.dumps({"event": "failed", "message": "database unreachable"}), exit_code=75)
+    ctx.expected_objects = "{}"
+    (finding,) = preflight.recorded_objects(ctx)
+    assert finding.level == "FAIL" and "database unreachable" in finding.message
+
+
+def test_take_over_hands_the_objects_of_the_given_folders_to_the_pre_flight(project):
+    from tests import backend_image
+
+    seen = []
+    folders = f"{backend_image.IMAGE_DIRS['/app/migrations-local']}:{backend_image.IMAGE_DIRS['/app/migrations']}"
+    result = project.run(["take-over", "--stack", "dev", "--migrations", folders], cluster=FakeCluster(old_flow()),
+                         checks=[lambda ctx: seen.append(json.loads(ctx.expected_objects)) or []])
+    assert result.code == EXIT_OK, result.err
+    assert "20251121000002_create_products.sql" in seen[0]["files"]
+
+
+def test_the_files_a_check_hands_the_runner_are_mounted_for_it():
+    manifest = runner_job.job_manifest(job_state()["inputs"], "j", ["verify", "/opt/db-migrations-check/x.json"], {},
+                                       files_config_map="j-files")
+    pod = manifest["spec"]["template"]["spec"]
+    assert {"name": "check-files", "configMap": {"name": "j-files"}} in pod["volumes"]
+    assert {"name": "check-files", "mountPath": "/opt/db-migrations-check", "readOnly": True} in \
+        pod["containers"][0]["volumeMounts"]

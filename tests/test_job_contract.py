@@ -4,6 +4,7 @@ only, no code of this project), against a real PostgreSQL."""
 
 import base64
 import io
+import json
 import shutil
 import subprocess
 import zipfile
@@ -11,7 +12,7 @@ import zipfile
 import pytest
 from psycopg2.extensions import parse_dsn
 
-from deploytool import runner_job
+from deploytool import expected_objects, preflight, runner_job
 from tests import backend_image
 from tests.e2e import sandbox
 from tests.program import dev, run_program
@@ -34,9 +35,10 @@ def image_python():
     return backend_image.python_bin_dir()
 
 
-def run_job(db, job_pod, image_python, tmp_path, image_dirs=None, runner=None):
+def run_job(db, job_pod, image_python, tmp_path, image_dirs=None, runner=None, config_maps=None):
     """The Job's container as the kubelet would start it, in the backend image; `runner`: the
-    runner ConfigMap as the namespace holds it, if not the one the program made."""
+    runner ConfigMap as the namespace holds it, if not the one the program made; `config_maps`:
+    more ConfigMaps of the namespace."""
     pod, made = job_pod
     runner = runner or made
     container = pod["containers"][0]
@@ -45,7 +47,7 @@ def run_job(db, job_pod, image_python, tmp_path, image_dirs=None, runner=None):
                            "POSTGRES_USER": server.get("user", "postgres"), "POSTGRES_DB": server["dbname"],
                            "REDIS_URL": "redis://redis:6379/0"}}
     lookup = sandbox.config_map_lookup(
-        {"db-migrations-runner": runner, "ideaforge-ai-config": app_config},
+        {"db-migrations-runner": runner, "ideaforge-ai-config": app_config, **(config_maps or {})},
         {"ideaforge-ai-secrets": {"stringData": {"POSTGRES_PASSWORD": server.get("password", "")}}})
     env = dict(sandbox.standard_env("db-migrations-x"), **sandbox.resolve_env(container, lookup, {}))
     env["PATH"] = f"{image_python}:/usr/bin:/bin"
@@ -126,10 +128,11 @@ def test_the_job_refuses_a_runner_whose_checksum_is_not_the_one_in_its_pod_templ
     assert not marker.exists()
 
 
-def one_off(job_pod, args):
+def one_off(job_pod, args, env=None, files_config_map=None):
     """deploy.py's one-off runner Job (status, the pre-flight), made from the migration Job."""
     pod, runner = job_pod
-    manifest = runner_job.job_manifest({"spec": {"template": {"spec": pod}}}, "db-migrations-status-1", args, {})
+    manifest = runner_job.job_manifest({"spec": {"template": {"spec": pod}}}, "db-migrations-status-1", args,
+                                       env or {}, files_config_map=files_config_map)
     return manifest["spec"]["template"]["spec"], runner
 
 
@@ -155,4 +158,32 @@ def test_deploy_pys_one_off_runner_jobs_cannot_write_whatever_they_run(db, job_p
 
     assert code != 0, log
     assert "read-only transaction" in log
+    assert db.dump() == before
+
+
+def test_the_pre_flight_lists_recorded_migrations_whose_objects_are_missing_file_by_file(db, job_pod, image_python,
+                                                                                       tmp_path):
+    # The old script recorded both files; the second one's index never ran.
+    db.execute((backend_image.IMAGE_DIRS["/app/migrations"] / "20251121000001_create_tenants.sql").read_text())
+    db.execute("CREATE TABLE products (id bigserial PRIMARY KEY, tenant_id bigint NOT NULL, name text NOT NULL)")
+    db.execute(OLD_TABLE)
+    for name in ("20251121000001_create_tenants.sql", "20251121000002_create_products.sql"):
+        db.execute("INSERT INTO schema_migrations (migration_name) VALUES (%s)", (name,))
+    expected = json.dumps(expected_objects.expected(expected_objects.read_directories(
+        [backend_image.IMAGE_DIRS["/app/migrations-local"], backend_image.IMAGE_DIRS["/app/migrations"]])))
+    before = db.dump()
+    runs = []
+
+    def run_runner(*args, env=None, files=None):
+        pod = one_off(job_pod, list(args), env, files_config_map="check-files")
+        code, log, _ = run_job(db, pod, image_python, tmp_path, config_maps={"check-files": {"data": files}})
+        runs.append(log)
+        return runner_job.RunnerRun("db-migrations-preflight-1", code, log)
+
+    findings = preflight.recorded_objects(preflight.Context(None, None, run_runner, expected))
+
+    assert [f.level for f in findings] == ["warn", "warn"], runs
+    assert findings[0].message.startswith("20251121000002_create_products.sql is recorded, and 1 of its objects")
+    assert "products_tenant_idx" in findings[0].message
+    assert "runner reapply" in findings[1].message
     assert db.dump() == before
