@@ -59,11 +59,13 @@ def run(stack, action: str, refresh: bool, on_output: Callable[[str], None], con
     extra = {"config_file": str(config_file)} if config_file else {}
     try:
         previous = _plain(stack.outputs()) if action == "up" else {}
+        if action == "preview":
+            # `refresh` as part of the preview (`pulumi preview --refresh`): the state is not written.
+            result = stack.preview(on_output=on_output, color="never", diff=True, on_event=on_event,
+                                   **({"refresh": True} if refresh else {}), **extra)
+            return Outcome(changes=dict(result.change_summary or {}))
         if refresh:
             stack.refresh(on_output=on_output, color="never", **extra)
-        if action == "preview":
-            result = stack.preview(on_output=on_output, color="never", diff=True, on_event=on_event, **extra)
-            return Outcome(changes=dict(result.change_summary or {}))
         if targets:
             extra.update(target=targets, replace=replace or None)
         result = stack.up(on_output=on_output, color="never", show_secrets=False, **extra)

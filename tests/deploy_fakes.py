@@ -53,8 +53,8 @@ class FakeStack:
         self.calls.append(("refresh",))
         on_output("Refreshing (dev):\n")
 
-    def preview(self, on_output, color, diff, on_event=None, config_file=None):
-        self.calls.append(("preview", self._config_seen(config_file), config_file))
+    def preview(self, on_output, color, diff, on_event=None, config_file=None, refresh=False):
+        self.calls.append(("preview", self._config_seen(config_file), config_file, refresh))
         on_output("Previewing update (dev):\n")
         for event in self.events:
             if on_event:

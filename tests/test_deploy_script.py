@@ -67,6 +67,11 @@ def test_a_preview_with_a_tag_previews_it_and_changes_nothing(project):
     assert "previewed with backendImageTag=25a0b1c; Pulumi.dev.yaml is unchanged" in result.out
 
 
+def test_a_refreshing_preview_does_not_write_the_refreshed_state(project):
+    result = project.run(["preview", "--stack", "dev", "--refresh"])
+    assert [(c[0], c[-1]) for c in result.stack.calls] == [("preview", True)]  # no `refresh` of its own
+
+
 def test_a_preview_without_tags_runs_on_the_stack_file(project):
     result = project.run(["preview", "--stack", "dev"])
     assert [c[0] for c in result.stack.calls] == ["preview"] and result.stack.calls[0][2] is None
