@@ -80,10 +80,10 @@ def state_resources(e2e) -> list[dict]:
 
 
 def refuse_ingress_writes(e2e, namespace: str) -> str:
-    """An admission policy of the cluster that rejects every write to Ingresses in the namespace
-    but dry runs, as a change freeze would: the take-over's preview passes, and its update stops
-    at the Ingress, the last object it updates."""
-    name = f"no-ingress-writes-{namespace}"
+    """An admission policy of the cluster that refuses any Ingress of the namespace carrying
+    Pulumi's take-over annotation (dry runs pass): the take-over's preview and hand-over pass,
+    and its update stops at the Ingress, the last object it updates."""
+    name = f"no-ingress-take-over-{namespace}"
     admission = client.AdmissionregistrationV1Api(e2e.kube)
     admission.create_validating_admission_policy({
         "metadata": {"name": name},
@@ -92,20 +92,24 @@ def refuse_ingress_writes(e2e, namespace: str) -> str:
                                                          "operations": ["CREATE", "UPDATE"],
                                                          "resources": ["ingresses"]}]},
                  "matchConditions": [{"name": "this-namespace", "expression": f"request.namespace == '{namespace}'"}],
-                 "validations": [{"expression": "request.dryRun == true",
-                                  "message": "Ingress changes are frozen in this namespace"}]}})
+                 "validations": [{
+                     "expression": "request.dryRun == true || !has(object.metadata.annotations) || "
+                                   "!('pulumi.com/patchForce' in object.metadata.annotations)",
+                     "message": "Ingress changes are frozen in this namespace"}]}})
     admission.create_validating_admission_policy_binding({
         "metadata": {"name": name}, "spec": {"policyName": name, "validationActions": ["Deny"]}})
     deadline = time.monotonic() + 30  # the policy takes effect once the API server has loaded it
     networking = client.NetworkingV1Api(e2e.kube)
+    probe = {"metadata": {"name": "freeze-probe", "annotations": {"pulumi.com/patchForce": "true"}},
+             "spec": {"defaultBackend": {"service": {"name": "frontend", "port": {"number": 3000}}}}}
     while True:
         try:
-            networking.patch_namespaced_ingress("ideaforge-ai-ingress", namespace,
-                                                {"metadata": {"annotations": {"freeze-probe": str(time.time())}}})
+            networking.create_namespaced_ingress(namespace, probe)
         except client.exceptions.ApiException as exc:
             if "frozen" in str(exc.body):
                 return name
             raise
+        networking.delete_namespaced_ingress("freeze-probe", namespace)
         assert time.monotonic() < deadline, "the admission policy did not take effect"
         time.sleep(0.5)
 
