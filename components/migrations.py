@@ -7,9 +7,10 @@ Which migrations (config `migrations.source`):
 
 The runner itself travels as a zipapp in a ConfigMap (components.runner_bundle) unless
 a dedicated `migrations.image` has it; the Job runs it only if its sha256 is the one in the
-Job's own pod template (components/runner_launch.py). The Job runs exactly when needed: its pod template
-carries the image, the runner's checksum and (configmap source) the migrations' checksum,
-so any change replaces the Job (see components.jobs), and an unchanged stack leaves it alone.
+Job's own pod template (components/runner_launch.py). The Job runs exactly when needed: its
+pod template carries the image, the runner's checksum and (configmap source) the migrations'
+checksum, so any change replaces the Job (see components.jobs), and an unchanged stack leaves
+it alone.
 """
 
 from __future__ import annotations
