@@ -192,6 +192,10 @@ class Ingress:
     backend_host: Optional[str]
     tls_secret: Optional[str]
 
+    @property
+    def hosts(self) -> list[str]:
+        return [host for host in (self.frontend_host, self.backend_host) if host]
+
 
 @dataclass(frozen=True)
 class Seed:

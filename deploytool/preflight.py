@@ -175,7 +175,7 @@ def ingresses(ctx: Context) -> list[Finding]:
     wanted = ctx.settings.ingress
     if not wanted.enabled:
         return []
-    hosts = {h for h in (wanted.frontend_host, wanted.backend_host) if h}
+    hosts = set(wanted.hosts)
     findings = []
     for live in ctx.cluster.networking.list_namespaced_ingress(ctx.namespace).items:
         name = live.metadata.name
