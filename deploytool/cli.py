@@ -303,7 +303,8 @@ def _hand_back(run: Run) -> int:
     state = pulumi_stack.resources(run.stack)
     if not state:
         raise UsageError(f"stack {run.args.stack} manages nothing; there is nothing to hand back")
-    live = [r for r in state if r.get("type") in LIVE_APP_TYPES and _is_app_object(r, run)]
+    # Objects the stack only reads (`external`: the app ConfigMap and Secrets it checks) are never deleted.
+    live = [r for r in state if r.get("type") in LIVE_APP_TYPES and not r.get("external") and _is_app_object(r, run)]
     unsafe = [r for r in live if not r.get("retainOnDelete")]
     if unsafe:
         raise UsageError("these would be deleted, not kept: " + ", ".join(_describe(r) for r in unsafe) +

@@ -309,7 +309,9 @@ def test_migrate_needs_a_tag_and_a_deployed_stack(project):
 
 
 def test_hand_back_lets_go_of_the_namespace_keeping_what_serves_the_app(project):
-    stack = FakeStack(project.project, state=state_of(*EVERYTHING) + [job_state()])
+    read = {"type": "kubernetes:core/v1:ConfigMap", "id": "ns-dev/ideaforge-ai-config", "external": True,
+            "urn": "urn:pulumi:dev::ideaforge-ai::x$kubernetes:core/v1:ConfigMap::existing-configmap"}
+    stack = FakeStack(project.project, state=state_of(*EVERYTHING) + [job_state(), read])
     result = project.run(["hand-back", "--stack", "dev"], stack=stack)
     assert result.code == EXIT_OK, result.err
     assert stack.calls == [("destroy",)]

@@ -170,15 +170,15 @@ def test_pods_roll_once_during_a_take_over(e2e):
 
 def test_the_take_over_pre_flight_stops_on_a_database_it_cannot_read_and_changes_nothing(e2e):
     namespace = filled_by_make_eks_deploy(e2e, "preflight")
-    secrets = e2e.core
-    secrets.patch_namespaced_secret("ideaforge-ai-secrets", namespace, {"stringData": {"POSTGRES_PASSWORD": "wrong"}})
+    config = {"data": {"POSTGRES_DB": "no_such_database"}}  # the app ConfigMap names a database that is not there
+    e2e.core.patch_namespaced_config_map("ideaforge-ai-config", namespace, config)
     before = e2e.query("SELECT migration_name FROM schema_migrations ORDER BY 1")
 
     stopped = e2e.deploy("take-over")
 
     assert stopped.returncode == 2, output_of(stopped)[-6000:]
     assert "[FAIL] database: `runner status` in the cluster failed" in stopped.stdout
-    assert "refused the connection" in stopped.stdout and "wrong" not in output_of(stopped)
+    assert "no_such_database" in stopped.stdout
     assert "[ok] Secret ideaforge-ai-secrets" in stopped.stdout
     assert "nothing was changed" in stopped.stderr
     assert state_resources(e2e) == []
@@ -186,7 +186,7 @@ def test_the_take_over_pre_flight_stops_on_a_database_it_cannot_read_and_changes
     assert [j.metadata.name for j in e2e.batch.list_namespaced_job(namespace).items] == ["db-migrations"]  # the old one
     assert "pulumi" not in json.dumps(e2e.apps.read_namespaced_deployment("backend", namespace).metadata.labels)
 
-    secrets.patch_namespaced_secret("ideaforge-ai-secrets", namespace, {"stringData": {"POSTGRES_PASSWORD": PASSWORD}})
+    e2e.core.patch_namespaced_config_map("ideaforge-ai-config", namespace, {"data": {"POSTGRES_DB": e2e.database_name}})
     taken = e2e.deploy("take-over")
     assert taken.returncode == 0, output_of(taken)[-6000:]
     assert "[ok] database: 4 migrations recorded as applied" in taken.stdout
