@@ -42,6 +42,14 @@ MARKER = "-- runner:snapshot"
 # pg_dump (17.6, 16.10, 15.14 and later) guards its output with these psql commands; they
 # only keep psql from running commands a hostile server planted, and carry no SQL.
 _RESTRICT = re.compile(r"^\\(un)?restrict\s+\S+\s*$")
+# pg_dump writes for psql, which goes on past a failed statement; a snapshot loads in one
+# transaction, so the two statements of pg_dump's that fail where nothing would be lost are
+# left out when they would fail: disabling a timeout this server does not have (pg_dump 17+
+# writes `SET transaction_timeout = 0` for servers of any version, and the live server may
+# be older than the pg_dump), and an extension's comment when another role (a managed
+# server's admin) installed the extension, which then has its comment already.
+_DISABLED_TIMEOUT = re.compile(r"^SET\s+([a-z_]+_timeout)\s*(?:=|TO)\s*0\s*;?\s*$", re.I)
+_EXTENSION_COMMENT = re.compile(r'^COMMENT\s+ON\s+EXTENSION\s+("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\s+IS\s', re.I)
 _PG_DUMP_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 _LIBPQ_ENV = {"password": "PGPASSWORD", "passfile": "PGPASSFILE"}
 
@@ -142,6 +150,11 @@ def load_into_empty(connection, path: str, reporter: Reporter) -> Optional[Loade
         cursor.execute("BEGIN")
         try:
             for part in parts:
+                reason = _left_out(cursor, part)
+                if reason:
+                    reporter.event("note", text=f"snapshot {Path(path).name}:{part.line}: {part.text.strip()} left out: "
+                                                f"{reason}")
+                    continue
                 try:
                     cursor.execute(part.text)
                 except psycopg2.Error as exc:
@@ -167,6 +180,25 @@ def load_into_empty(connection, path: str, reporter: Reporter) -> Optional[Loade
     return loaded
 
 
+def _left_out(cursor, part: statements.SplitStatement) -> Optional[str]:
+    """Why this server does without one of pg_dump's statements, or None to run it."""
+    text = part.text.strip()
+    timeout = _DISABLED_TIMEOUT.match(text)
+    if timeout:
+        cursor.execute("SELECT 1 FROM pg_settings WHERE name = lower(%s)", (timeout.group(1),))
+        if cursor.fetchone() is None:
+            return "this server has no such setting (pg_dump 17 and later write it for servers of any version)"
+        return None
+    comment = _EXTENSION_COMMENT.match(text)
+    if comment:
+        name = comment.group(1)
+        name = name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
+        cursor.execute("SELECT 1 FROM pg_extension WHERE extname = %s AND NOT pg_has_role(extowner, 'USAGE')", (name,))
+        if cursor.fetchone() is not None:
+            return "another role installed that extension here (it has its comment), and only its owner may change it"
+    return None
+
+
 def _failed(path: str, part: statements.SplitStatement, exc: psycopg2.Error, total: int) -> MigrationFailed:
     diag = exc.diag
     failure = MigrationFailed(
@@ -175,7 +207,7 @@ def _failed(path: str, part: statements.SplitStatement, exc: psycopg2.Error, tot
         detail=diag.message_detail, hint=diag.message_hint, context=diag.context, statement=part.text,
     )
     failure.outcome = "the snapshot was rolled back; the database is still empty"
-    if exc.pgcode == "42704":  # undefined_object: a role the snapshot's policies or grants name
+    if exc.pgcode == "42704" and "role" in (diag.message_primary or ""):  # a role its policies or grants name
         failure.server_hint = ("roles are not part of a snapshot (they belong to the server): create the roles it "
                                "names first, e.g. from `pg_dumpall --roles-only` of the live server")
     elif exc.pgcode in {"58P01", "0A000"}:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
 from runner import snapshot
-from tests.pg import write
+from runner.scratch import _binaries
+from tests.pg import Server, write
 
 HISTORY = {
     "1_accounts.sql": "CREATE TABLE accounts (id int PRIMARY KEY, email text NOT NULL);",
@@ -135,3 +137,66 @@ def test_snapshot_holds_the_history_rows_and_no_psql_commands(taken):
     assert "'1_accounts.sql'" in text and "'2_seed_admin.sql'" in text
     assert not [line for line in text.splitlines() if line.startswith("\\")]
     assert os.path.getsize(path) < 100_000
+
+
+# The app's live server is pgvector:pg15; the pg_dump at hand is often newer (the wheel's is 18).
+PG15 = Path("/usr/lib/postgresql/15/bin")
+
+
+@pytest.fixture(scope="module")
+def pg15_server():
+    if not (PG15 / "postgres").exists():
+        pytest.skip("needs Debian's PostgreSQL 15 server (postgresql-15; .ci/run installs it)")
+    server = Server(binaries=PG15)
+    yield server
+    server.close()
+
+
+def test_a_snapshot_by_a_newer_pg_dump_loads_into_the_server_version_it_came_from(pg15_server, tmp_path):
+    live = pg15_server.create_database()
+    migrations = write(tmp_path / "migrations", HISTORY)
+    assert live.run("apply", "--dir", str(migrations)).code == 0
+    path = tmp_path / "snapshot.sql"
+    taken = live.run("snapshot", str(path), "--pg-dump", str(_binaries() / "pg_dump"))
+    assert taken.code == 0, taken.output
+    assert "SET transaction_timeout = 0;" in path.read_text()  # pg_dump 17+ writes it for every server
+    fresh = pg15_server.create_database()
+
+    result = fresh.run("apply", "--dir", str(migrations), "--snapshot", str(path))
+
+    assert result.code == 0, result.output
+    assert "transaction_timeout" in result.out and "this server has no such setting" in result.out
+    assert fresh.applied() == ["1_accounts.sql", "2_seed_admin.sql"] and "accounts" in fresh.tables()
+
+
+def test_a_snapshot_loads_as_the_database_owner_beside_an_extension_the_server_admin_installed(taken):
+    path, migrations, fresh = taken
+    text = path.read_text()
+    path.write_text(text.replace("CREATE TABLE public.accounts", "CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA "
+                                 "public;\nCOMMENT ON EXTENSION vector IS 'vector data type and ivfflat and hnsw "
+                                 "access methods';\nCREATE TABLE public.accounts"))  # as pg_dump writes them
+    owner = f"{fresh.name}_app"
+    fresh.execute(f'CREATE ROLE "{owner}" LOGIN')
+    fresh.execute(f'ALTER DATABASE "{fresh.name}" OWNER TO "{owner}"')
+    fresh.execute("CREATE EXTENSION vector")  # a managed server's admin, not the app's role, installs extensions
+    try:
+        result = fresh.run("apply", "--dir", str(migrations), "--snapshot", str(path),
+                           env={"DATABASE_URL": fresh.dsn.replace("postgres@", f"{owner}@")})
+
+        assert result.code == 0, result.output
+        assert fresh.applied() == ["1_accounts.sql", "2_seed_admin.sql"]
+    finally:
+        fresh.execute(f'REASSIGN OWNED BY "{owner}" TO CURRENT_USER')
+        fresh.execute(f'ALTER DATABASE "{fresh.name}" OWNER TO CURRENT_USER')
+        fresh.execute(f'DROP ROLE "{owner}"')
+
+
+def test_an_unknown_setting_is_not_blamed_on_missing_roles(taken):
+    path, migrations, fresh = taken
+    path.write_text(path.read_text().replace("CREATE TABLE public.accounts", "SET no_such.thing TO DEFAULT;\n"
+                                             "SET enable_no_such_planner = on;\nCREATE TABLE public.accounts"))
+    result = fresh.run("apply", "--dir", str(migrations), "--snapshot", str(path))
+    assert result.code == 1
+    assert 'unrecognized configuration parameter "enable_no_such_planner"' in result.err
+    assert "roles are not part of a snapshot" not in result.err
+    assert fresh.tables() == set()
