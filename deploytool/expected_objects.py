@@ -23,7 +23,7 @@ from typing import Optional
 
 from pglast import parse_sql
 from pglast.enums import AlterTableType, ObjectType
-from pglast.parser import ParseError
+from pglast.parser import ParseError, parse_plpgsql_json
 
 FORMAT = 1
 _VERSION = re.compile(r"^(\d+)")
@@ -162,6 +162,7 @@ class _Objects:
     def __init__(self) -> None:
         self.owner: dict[Key, str] = {}
         self.index_tables: dict[Key, tuple[Optional[str], str]] = {}
+        self.in_do_block: set[Key] = set()  # made by a statement inside a DO block, perhaps under a condition
 
     def on_table(self, schema: Optional[str], table: str) -> list[Key]:
         """Its columns, triggers, policies and indexes."""
@@ -169,37 +170,115 @@ class _Objects:
         parts += [k for k, (s, t) in self.index_tables.items() if t == table and _same_schema(s, schema)]
         return parts
 
+    def _remove(self, key: Key) -> None:
+        self.owner.pop(key, None)
+        self.index_tables.pop(key, None)
+        self.in_do_block.discard(key)
+
+    def _move(self, key: Key, to: Key) -> None:
+        self.owner[to] = self.owner.pop(key)
+        if key in self.index_tables:
+            self.index_tables[to] = self.index_tables.pop(key)
+        if key in self.in_do_block:
+            self.in_do_block.discard(key)
+            self.in_do_block.add(to)
+
     def forget(self, key: Key) -> None:
         for known in [k for k in self.owner if _same(k, key)]:
-            del self.owner[known]
-            self.index_tables.pop(known, None)
+            self._remove(known)
             if known[0] == "table":  # what is on it goes with it
                 for part in self.on_table(known[1], known[3]):
-                    self.owner.pop(part, None)
-                    self.index_tables.pop(part, None)
+                    self._remove(part)
 
     def forget_schema(self, schema: str) -> None:
         for key in [k for k in self.owner if k[1] == schema or self.index_tables.get(k, (None,))[0] == schema]:
-            del self.owner[key]
-            self.index_tables.pop(key, None)
+            self._remove(key)
 
     def rename(self, old: Key, new: Key) -> None:
         for known in [k for k in self.owner if _same(k, old)]:
-            moved = (new[0], known[1], new[2], new[3])
-            self.owner[moved] = self.owner.pop(known)
-            if known in self.index_tables:
-                self.index_tables[moved] = self.index_tables.pop(known)
+            self._move(known, (new[0], known[1], new[2], new[3]))
             if known[0] == "table":  # what is on it stays on it, under its new name
                 for part in self.on_table(known[1], known[3]):
                     if part[2] == known[3]:
-                        self.owner[(part[0], part[1], new[3], part[3])] = self.owner.pop(part)
-                    if part in self.index_tables:
+                        self._move(part, (part[0], part[1], new[3], part[3]))
+                    elif part in self.index_tables:
                         self.index_tables[part] = (self.index_tables[part][0], new[3])
 
-    def add(self, key: Key, name: str, table: Optional[tuple[Optional[str], str]]) -> None:
-        self.owner[key] = name
-        if table is not None:
-            self.index_tables[key] = table
+    def apply(self, effects: _Effects, name: str, in_do_block: bool) -> None:
+        for schema in effects.schemas_dropped:
+            self.forget_schema(schema)
+        for key in effects.dropped:
+            self.forget(key)
+        for old, new in effects.renamed:
+            self.rename(old, new)
+        for key in effects.created:
+            self._remove(key)
+            self.owner[key] = name
+            if key in effects.index_tables:
+                self.index_tables[key] = effects.index_tables[key]
+            if in_do_block:
+                self.in_do_block.add(key)
+
+
+# PL/pgSQL statements whose body runs only under a condition, or as often as a query says.
+_CONDITIONAL = {"PLpgSQL_stmt_if", "PLpgSQL_stmt_case", "PLpgSQL_stmt_loop", "PLpgSQL_stmt_while",
+                "PLpgSQL_stmt_fori", "PLpgSQL_stmt_fors", "PLpgSQL_stmt_forc", "PLpgSQL_stmt_foreach_a",
+                "PLpgSQL_stmt_dynfors"}
+
+
+def _do_block(statement) -> tuple[list, list[str]]:
+    """The statements a DO block always runs, as written (parsed), and what in it cannot be
+    checked: statements under a condition (the app's `IF NOT EXISTS (column) THEN ADD COLUMN;
+    CREATE INDEX` skips the index when the column came from elsewhere), statements built at
+    run time (EXECUTE), a body in another language or one the parser cannot read. A block's
+    exception handler does not make its statements conditional: one that swallows errors is
+    what the take-over check is for."""
+    options = {d.defname: d.arg.sval for d in statement.args or ()}
+    language = options.get("language", "plpgsql")
+    if language != "plpgsql":
+        return [], [f"a DO block in {language}"]
+    body = options.get("as", "")
+    tag = "$pglast_do$"
+    while tag in body:
+        tag = tag[:-1] + "_$"
+    try:
+        tree = json.loads(parse_plpgsql_json(f"CREATE FUNCTION pg_temp.do_block() RETURNS void LANGUAGE plpgsql "
+                                             f"AS {tag}{body}{tag}"))
+    except ParseError as exc:
+        return [], [f"a DO block PL/pgSQL's parser cannot read ({exc})"]
+    always: list[str] = []
+    conditional = dynamic = 0
+
+    def walk(node, under_condition: bool) -> None:
+        nonlocal conditional, dynamic
+        if isinstance(node, list):
+            for item in node:
+                walk(item, under_condition)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key == "PLpgSQL_stmt_execsql":
+                    if under_condition:
+                        conditional += 1
+                    else:
+                        always.append(value["sqlstmt"]["PLpgSQL_expr"]["query"])
+                elif key in ("PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors"):
+                    dynamic += 1
+                walk(value, under_condition or key in _CONDITIONAL)
+
+    walk(tree, False)
+    parsed, unchecked = [], []
+    for query in always:
+        try:
+            parsed.extend(raw.stmt for raw in parse_sql(query))
+        except ParseError as exc:
+            unchecked.append(f"a statement in a DO block the parser cannot read ({exc})")
+    if conditional:
+        unchecked.append(f"{conditional} statement{'s' if conditional > 1 else ''} under a condition (IF, CASE or "
+                         "a loop) in a DO block")
+    if dynamic:
+        unchecked.append(f"{dynamic} statement{'s' if dynamic > 1 else ''} run with EXECUTE in a DO block "
+                         "(its objects cannot be named)")
+    return parsed, unchecked
 
 
 def expected(files: dict[str, str]) -> dict:
@@ -208,7 +287,8 @@ def expected(files: dict[str, str]) -> dict:
     result: dict[str, dict] = {}
     for name in sorted(files, key=_order):
         text = files[name]
-        entry = {"sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "objects": [], "unparsed": None}
+        entry = {"sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "objects": [], "unparsed": None,
+                 "unchecked": []}
         result[name] = entry
         try:
             statements = parse_sql(text)
@@ -216,18 +296,19 @@ def expected(files: dict[str, str]) -> dict:
             entry["unparsed"] = str(exc)
             continue
         for raw in statements:
-            effects = _effects(raw.stmt)
-            for schema in effects.schemas_dropped:
-                objects.forget_schema(schema)
-            for key in effects.dropped:
-                objects.forget(key)
-            for old, new in effects.renamed:
-                objects.rename(old, new)
-            for key in effects.created:
-                objects.add(key, name, effects.index_tables.get(key))
+            if type(raw.stmt).__name__ == "DoStmt":
+                inner, unchecked = _do_block(raw.stmt)
+                entry["unchecked"].extend(unchecked)
+                for statement in inner:
+                    objects.apply(_effects(statement), name, in_do_block=True)
+            else:
+                objects.apply(_effects(raw.stmt), name, in_do_block=False)
     for key, name in objects.owner.items():
         kind, schema, table, object_name = key
-        result[name]["objects"].append({"kind": kind, "schema": schema, "table": table, "name": object_name})
+        found = {"kind": kind, "schema": schema, "table": table, "name": object_name}
+        if key in objects.in_do_block:
+            found["in_do_block"] = True
+        result[name]["objects"].append(found)
     return {"format": FORMAT, "files": result}
 
 
