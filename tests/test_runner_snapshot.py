@@ -200,3 +200,15 @@ def test_an_unknown_setting_is_not_blamed_on_missing_roles(taken):
     assert 'unrecognized configuration parameter "enable_no_such_planner"' in result.err
     assert "roles are not part of a snapshot" not in result.err
     assert fresh.tables() == set()
+
+
+def test_two_runners_on_one_empty_database_load_the_snapshot_once(taken):
+    path, migrations, fresh = taken
+    write(migrations, LATER)
+    runs = [fresh.spawn("apply", "--dir", str(migrations), "--snapshot", str(path)) for _ in range(2)]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    texts = [out for out, _ in outputs]
+    assert sum("loaded snapshot snapshot.sql into the empty database" in t for t in texts) == 1, texts
+    assert sum("not used: the database has a migration history" in t for t in texts) == 1, texts
+    assert fresh.applied() == ["1_accounts.sql", "2_seed_admin.sql", "3_accounts_name.sql"]
