@@ -29,13 +29,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import psycopg2
 import psycopg2.extensions
 
 from runner import history, statements
-from runner.errors import MigrationFailed, MigrationFileError, UsageError
+from runner.errors import MigrationFailed, MigrationFileError, RunnerError, UsageError
 from runner.output import Reporter, plural
 
 MARKER = "-- runner:snapshot"
@@ -127,11 +127,13 @@ def user_objects(cursor) -> list[str]:
     return [f"{kind} {name}" for kind, name in cursor.fetchall()]
 
 
-def load_into_empty(connection, path: str, reporter: Reporter) -> Optional[Loaded]:
+def load_into_empty(connection, path: str, reporter: Reporter,
+                    check: Optional[Callable[[object], None]] = None) -> Optional[Loaded]:
     """Load the snapshot if the database is empty; None when it has a history already.
 
     Runs under the migration lock, before the history is read. The schema, the history and
-    the session reset commit together or not at all."""
+    the session reset commit together or not at all. `check(cursor)` raises when the loaded
+    history cannot be built on (files changed or renamed since): then nothing is committed."""
     _, parts = read(path)
     with connection.cursor() as cursor:
         if history.Tracking.find(cursor) is not None:
@@ -168,6 +170,13 @@ def load_into_empty(connection, path: str, reporter: Reporter) -> Optional[Loade
                     "would leave every migration pending on a schema that has them; nothing was changed",
                     hint="take the snapshot with `python -m runner snapshot`, which dumps the schema with its history",
                 )
+            if check is not None:
+                try:
+                    check(cursor)
+                except RunnerError:
+                    reporter.event("note", text=f"snapshot {Path(path).name} not loaded: its history does not fit "
+                                                "the migration files; the database is still empty")
+                    raise
             cursor.execute("COMMIT")
         except BaseException:
             if not connection.closed:

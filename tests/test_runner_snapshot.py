@@ -212,3 +212,13 @@ def test_two_runners_on_one_empty_database_load_the_snapshot_once(taken):
     assert sum("loaded snapshot snapshot.sql into the empty database" in t for t in texts) == 1, texts
     assert sum("not used: the database has a migration history" in t for t in texts) == 1, texts
     assert fresh.applied() == ["1_accounts.sql", "2_seed_admin.sql", "3_accounts_name.sql"]
+
+
+def test_a_snapshot_whose_history_does_not_fit_the_files_is_not_loaded(taken):
+    path, migrations, fresh = taken
+    (migrations / "1_accounts.sql").write_text("CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL);")
+    result = fresh.run("apply", "--dir", str(migrations), "--snapshot", str(path))
+    assert result.code == 3
+    assert "applied migrations changed since they ran: 1_accounts.sql; nothing was applied" in result.err
+    assert "snapshot snapshot.sql not loaded" in result.out
+    assert fresh.tables() == set()  # as it was: the next run, with the files fixed, loads it
