@@ -77,7 +77,7 @@ SELECT kind, name FROM (
             OR (t.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c')))
 ) o
 WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = o.classid AND d.objid = o.objid AND d.deptype = 'e')
-ORDER BY kind, name
+ORDER BY kind = 'schema', kind, name
 LIMIT 6
 """
 
@@ -140,6 +140,16 @@ def load_into_empty(connection, path: str, reporter: Reporter,
             reporter.event("note", text=f"snapshot {Path(path).name} not used: the database has a migration history")
             return None
         found = user_objects(cursor)
+        if found and all(f.startswith("schema ") for f in found):
+            # Schemas come last, so nothing else is there: a leftover or a schema made for the app.
+            names = [f[len("schema "):] for f in found]
+            raise UsageError(
+                f"the database holds no table, view, function or type, only empty schemas ({', '.join(names[:5])}"
+                f"{', ...' if len(names) > 5 else ''}), so snapshot {Path(path).name} was not loaded and nothing "
+                "was changed; a snapshot builds a new database only",
+                hint=f"if they are leftovers, drop them (DROP SCHEMA {', '.join(names[:5])}) and run again: the "
+                "snapshot creates the schemas it needs",
+            )
         if found:
             raise UsageError(
                 f"the database is not empty ({', '.join(found[:5])}{', ...' if len(found) > 5 else ''}) and has no "

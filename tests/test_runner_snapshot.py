@@ -222,3 +222,14 @@ def test_a_snapshot_whose_history_does_not_fit_the_files_is_not_loaded(taken):
     assert "applied migrations changed since they ran: 1_accounts.sql; nothing was applied" in result.err
     assert "snapshot snapshot.sql not loaded" in result.out
     assert fresh.tables() == set()  # as it was: the next run, with the files fixed, loads it
+
+
+def test_a_database_with_only_an_empty_schema_is_refused_with_the_way_out(taken):
+    path, migrations, fresh = taken
+    fresh.execute("CREATE SCHEMA leftover")
+    result = fresh.run("apply", "--dir", str(migrations), "--snapshot", str(path))
+    assert result.code == 2
+    assert "holds no table, view, function or type, only empty schemas (leftover)" in result.err
+    assert "DROP SCHEMA leftover" in result.err
+    assert "baseline" not in result.err  # recording the history on an empty schema would skip every migration
+    assert fresh.tables() == set()
