@@ -50,6 +50,7 @@ _RESTRICT = re.compile(r"^\\(un)?restrict\s+\S+\s*$")
 # server's admin) installed the extension, which then has its comment already.
 _DISABLED_TIMEOUT = re.compile(r"^SET\s+([a-z_]+_timeout)\s*(?:=|TO)\s*0\s*;?\s*$", re.I)
 _EXTENSION_COMMENT = re.compile(r'^COMMENT\s+ON\s+EXTENSION\s+("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\s+IS\s', re.I)
+_USER_MAPPING = re.compile(r"^CREATE USER MAPPING ", re.M)
 _PG_DUMP_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 _LIBPQ_ENV = {"password": "PGPASSWORD", "passfile": "PGPASSFILE"}
 
@@ -302,7 +303,13 @@ def take(connection, dsn: str, redact, out: str, pg_dump: Optional[str], reporte
     env = dict(os.environ, **secrets)
     table = f'"{tracking.schema}"."{history.TABLE}"'
     common = ["--no-owner", "--no-privileges", "--dbname", conninfo]
-    schema = _dump(binary, ["--schema-only", *common], env, redact)
+    # Subscriptions are left out: their CONNECTION holds the publisher's password, and a new
+    # environment must not subscribe to the live one's publisher.
+    schema = _dump(binary, ["--schema-only", "--no-subscriptions", *common], env, redact)
+    if _USER_MAPPING.search(schema):
+        reporter.event("warning", category="snapshot", text=(
+            "the snapshot holds user mappings (CREATE USER MAPPING), whose options may hold passwords of the foreign "
+            f"servers: read {out} before committing it or shipping it in a ConfigMap, and take out what is secret"))
     rows_sql = _dump(binary, ["--data-only", "--inserts", "--table", table, *common], env, redact)
     names = sorted(rows)
     header = [

@@ -233,3 +233,29 @@ def test_a_database_with_only_an_empty_schema_is_refused_with_the_way_out(taken)
     assert "DROP SCHEMA leftover" in result.err
     assert "baseline" not in result.err  # recording the history on an empty schema would skip every migration
     assert fresh.tables() == set()
+
+
+def test_a_snapshot_leaves_out_subscriptions_and_the_passwords_in_their_connection(db, tmp_path):
+    write(tmp_path / "m", HISTORY)
+    assert db.run("apply", "--dir", str(tmp_path / "m")).code == 0
+    db.execute("CREATE SUBSCRIPTION live_copy CONNECTION 'host=db.example user=repl password=Repl1cat10n' "
+               "PUBLICATION p WITH (connect = false, slot_name = NONE)")
+    try:
+        result = db.run("snapshot", str(tmp_path / "s.sql"))
+    finally:
+        db.execute("DROP SUBSCRIPTION live_copy")
+    assert result.code == 0, result.output
+    text = (tmp_path / "s.sql").read_text()
+    assert "Repl1cat10n" not in text and "SUBSCRIPTION" not in text  # it is committed and shipped in a ConfigMap
+
+
+def test_taking_a_snapshot_with_user_mappings_warns_that_their_options_are_in_it(db, tmp_path):
+    write(tmp_path / "m", HISTORY)
+    assert db.run("apply", "--dir", str(tmp_path / "m")).code == 0
+    db.execute("CREATE EXTENSION postgres_fdw; CREATE SERVER live FOREIGN DATA WRAPPER postgres_fdw "
+               "OPTIONS (host 'db.example'); CREATE USER MAPPING FOR CURRENT_USER SERVER live "
+               "OPTIONS (user 'reader', password 'F0reignPass')")
+    result = db.run("snapshot", str(tmp_path / "s.sql"))
+    assert result.code == 0, result.output
+    assert "WARNING: the snapshot holds user mappings (CREATE USER MAPPING), whose options may hold passwords" \
+        in result.out
