@@ -28,7 +28,7 @@ from runner.waiting import BlockerWatch
 # A PostgreSQL duration as the runner sends it at connection start: digits and a unit, no
 # space (the server splits startup options at spaces), or 0. A bare number would be read
 # as milliseconds, so a unit is required.
-_DURATION = re.compile(r"^(?:0|(?P<number>\d+(?:\.\d+)?)(?P<unit>us|ms|s|min|h|d))$")
+_DURATION = re.compile(r"^(?:0|(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>us|ms|s|min|h|d))\Z")  # ASCII digits, as the server
 _MS_PER_UNIT = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 _MAX_MS = 2**31 - 1  # the settings are 32-bit integers of milliseconds
 
