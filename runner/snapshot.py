@@ -302,7 +302,8 @@ def take(connection, dsn: str, redact, out: str, pg_dump: Optional[str], reporte
     secrets, conninfo = pg_dump_env_and_dsn(dsn)
     env = dict(os.environ, **secrets)
     table = f'"{tracking.schema}"."{history.TABLE}"'
-    common = ["--no-owner", "--no-privileges", "--dbname", conninfo]
+    # UTF-8 whatever the database's encoding (the server converts), as the runner reads it.
+    common = ["--no-owner", "--no-privileges", "--encoding", "UTF8", "--dbname", conninfo]
     # Subscriptions are left out: their CONNECTION holds the publisher's password, and a new
     # environment must not subscribe to the live one's publisher.
     schema = _dump(binary, ["--schema-only", "--no-subscriptions", *common], env, redact)
@@ -331,11 +332,17 @@ def take(connection, dsn: str, redact, out: str, pg_dump: Optional[str], reporte
 
 
 def _dump(binary: str, args: list[str], env: Mapping[str, str], redact) -> str:
-    result = subprocess.run([binary, *args], capture_output=True, text=True, env=env)
+    result = subprocess.run([binary, *args], capture_output=True, env=env)
     if result.returncode != 0:
-        reason = redact(result.stderr.strip()) or f"exit {result.returncode}"
-        raise UsageError(f"pg_dump failed: {reason}", hint="check that the login role may read every object")
-    return result.stdout
+        reason = redact(result.stderr.decode("utf-8", "replace").strip()) or f"exit {result.returncode}"
+        if "invalid byte sequence" in reason:
+            # A SQL_ASCII database converts nothing, so it can hold text in another encoding.
+            hint = ("the database holds text that is not UTF-8, which a snapshot cannot carry: convert it to UTF-8 "
+                    "in the database (convert_from(convert_to(...)), or UPDATE from a client in its encoding)")
+        else:
+            hint = "check that the login role may read every object"
+        raise UsageError(f"pg_dump failed: {reason}", hint=hint)
+    return result.stdout.decode("utf-8", "replace")  # UTF-8: pg_dump ran with --encoding UTF8
 
 
 def _without_restrict(text: str) -> str:

@@ -259,3 +259,37 @@ def test_taking_a_snapshot_with_user_mappings_warns_that_their_options_are_in_it
     assert result.code == 0, result.output
     assert "WARNING: the snapshot holds user mappings (CREATE USER MAPPING), whose options may hold passwords" \
         in result.out
+
+
+def test_a_snapshot_of_a_latin1_database_is_written_in_utf8_and_loads_into_one(pg_server, tmp_path):
+    live, fresh = pg_server.create_database("LATIN1"), pg_server.create_database("LATIN1")
+    try:
+        migrations = write(tmp_path / "m", {"1_t.sql": "CREATE TABLE t (id int);\nCOMMENT ON TABLE t IS 'café';\n"})
+        assert live.run("apply", "--dir", str(migrations)).code == 0
+        taken = live.run("snapshot", str(tmp_path / "s.sql"))
+        assert taken.code == 0, taken.output
+        assert "COMMENT ON TABLE public.t IS 'café';" in (tmp_path / "s.sql").read_text(encoding="utf-8")
+
+        result = fresh.run("apply", "--dir", str(migrations), "--snapshot", str(tmp_path / "s.sql"))
+
+        assert result.code == 0, result.output
+        assert fresh.query("SELECT obj_description('t'::regclass)") == [("café",)]
+    finally:
+        pg_server.drop_database(live.name)
+        pg_server.drop_database(fresh.name)
+
+
+def test_a_sql_ascii_database_holding_latin1_bytes_is_refused_clearly(pg_server, tmp_path):
+    live = pg_server.create_database("SQL_ASCII")
+    try:
+        write(tmp_path / "m", {"1_t.sql": "CREATE TABLE t (id int);"})
+        assert live.run("apply", "--dir", str(tmp_path / "m")).code == 0
+        with live.connect() as connection, connection.cursor() as cursor:
+            cursor.execute(b"COMMENT ON TABLE t IS 'caf\xe9'")  # an old client's LATIN1, stored as it came
+        result = live.run("snapshot", str(tmp_path / "s.sql"))
+        assert result.code == 2, result.output
+        assert 'invalid byte sequence for encoding "UTF8": 0xe9' in result.err and "Traceback" not in result.err
+        assert "holds text that is not UTF-8, which a snapshot cannot carry" in result.err
+        assert not (tmp_path / "s.sql").exists()
+    finally:
+        pg_server.drop_database(live.name)
