@@ -35,7 +35,7 @@ _EXISTS = {
     "trigger": f"SELECT 1 FROM pg_trigger WHERE tgrelid = {_TABLE} AND tgname = %(name)s",
     "function": "SELECT 1 FROM pg_proc WHERE proname = %(name)s AND CASE WHEN %(schema)s::text IS NULL "
                 "THEN pronamespace = ANY (current_schemas(false)::regnamespace[]) "
-                "ELSE pronamespace = %(schema)s::text::regnamespace END",
+                "ELSE pronamespace = to_regnamespace(quote_ident(%(schema)s::text)) END",  # NULL: no such schema
 }
 
 

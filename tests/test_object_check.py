@@ -186,3 +186,18 @@ def test_what_verify_cannot_check_is_named_file_by_file(db, tmp_path):
         in result.out
     assert "2_typo.sql: not checked: PostgreSQL's parser cannot read it (syntax error at or near \"TABEL\"" in result.out
     assert "3 files could be checked only in part (above)" in result.out
+
+
+def test_objects_in_a_schema_that_is_not_there_are_reported_missing(db, tmp_path):
+    migrations = write(tmp_path / "migrations", {
+        "1_api.sql": "CREATE SCHEMA api; CREATE TABLE api.keys (id int); "
+                     "CREATE FUNCTION api.next_key() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$; "
+                     "CREATE POLICY own ON api.keys USING (true);",
+    })
+    assert db.run("baseline", "--through", "1", "--dir", str(migrations)).code == 0  # recorded, never ran
+
+    result = db.run("verify", expected_for(migrations), "--dir", str(migrations))
+
+    assert result.code == 3, result.output
+    assert "4 of the objects it creates are not in the database: table api.keys, column id on api.keys, " \
+           "function api.next_key, policy own on api.keys" in result.out
