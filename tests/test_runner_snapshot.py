@@ -293,3 +293,12 @@ def test_a_sql_ascii_database_holding_latin1_bytes_is_refused_clearly(pg_server,
         assert not (tmp_path / "s.sql").exists()
     finally:
         pg_server.drop_database(live.name)
+
+
+def test_pg_dumps_restrict_commands_in_a_snapshot_are_not_sql_and_do_not_stop_the_load(taken):
+    path, migrations, fresh = taken
+    # pg_dump 17.6, 16.10, 15.14 and later frame their output so; a snapshot edited or dumped by hand keeps them.
+    path.write_text("\\restrict Xq7pKd2\n" + path.read_text() + "\n\\unrestrict Xq7pKd2\n")
+    result = fresh.run("apply", "--dir", str(migrations), "--snapshot", str(path))
+    assert result.code == 0, result.output
+    assert fresh.applied() == ["1_accounts.sql", "2_seed_admin.sql"]
