@@ -98,6 +98,8 @@ RENAMED_AND_DROPPED = {
     "table renamed": ["CREATE TABLE t (id int, note text); CREATE POLICY p ON t USING (true); "
                       f"{FUNCTION} CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION touch();",
                       "ALTER TABLE t RENAME TO u;"],
+    "column dropped": ["CREATE TABLE t (id int, note text);", "ALTER TABLE t DROP COLUMN note;"],
+    "column renamed": ["CREATE TABLE t (id int, note text);", "ALTER TABLE t RENAME COLUMN note TO remark;"],
     "table dropped with its index": ["CREATE TABLE t (id int); CREATE INDEX t_id_idx ON t (id);", "DROP TABLE t;"],
     "index renamed": ["CREATE TABLE t (id int); CREATE INDEX t_id_idx ON t (id);", "ALTER INDEX t_id_idx RENAME TO t_id;"],
     "view renamed": ["CREATE VIEW v AS SELECT 1 AS one;", "ALTER VIEW v RENAME TO w;"],
