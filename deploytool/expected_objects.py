@@ -3,10 +3,12 @@
 For the take-over pre-flight: the old flow recorded files of which nothing ran, so a
 recorded migration proves nothing. This side (where deploy.py runs, with pglast) turns the
 files into a list of the objects each one leaves behind: tables, columns, indexes, views,
-functions, triggers and policies. The runner checks that list against the live database's
-catalog in the cluster (`python -m runner verify FILE`), where the database is reachable and
-only Python and psycopg2 are installed. An object a later file drops or renames is expected of
-no file (the files are read in the runner's order).
+functions, triggers and policies, also those a DO block always makes; what cannot be named
+(a file the parser cannot read, statements under a condition in a DO block, EXECUTE) is listed
+per file as unchecked. The runner checks that list against the live database's catalog in the
+cluster (`python -m runner verify FILE`), where the database is reachable and only Python and
+psycopg2 are installed. An object a later file drops is expected of no file, one it renames
+under its new name (the files are read in the runner's order).
 
 `python -m deploytool.expected_objects DIR[:DIR...] > expected.json` writes the list.
 """
