@@ -169,6 +169,28 @@ MUTATIONS = (
     Mutation("kubectl-fields-kept", "deploytool/cluster.py",
              "    if not handed:\n        return None", "    if True:\n        return None",
              ("tests/test_deploy_take_over.py",)),
+    Mutation("tag-deploy-runs-another-commit", ".github/workflows/deploy.yml",
+             "ref: ${{ needs.pin.outputs.sha || github.sha }}", "ref: ${{ github.sha }}",
+             ("tests/test_workflows.py",)),
+    Mutation("dev-stack-older-tag", "Pulumi.dev.yaml",
+             "ideaforge-ai:backendImageTag: 24f45fd", "ideaforge-ai:backendImageTag: 672425b",
+             ("tests/test_stack_files.py",)),
+    Mutation("preview-credential-writes", ".github/access/preview.yaml",
+             "- expression: request.dryRun == true", "- expression: \"true\"",
+             ("tests/test_access.py",)),
+    Mutation("migrate-writes-the-stack-file", "deploytool/cli.py",
+             "    with stack_file.changed_copy(run.path, {**run.tags(), **run.new_context}) as copy:\n"
+             "        outcome = pulumi_stack.run(run.stack, \"up\", False",
+             "    _write(run, {**run.tags(), **run.new_context})\n"
+             "    with stack_file.changed_copy(run.path, {}) as copy:\n"
+             "        outcome = pulumi_stack.run(run.stack, \"up\", False",
+             ("tests/test_deploy_take_over.py",)),
+    Mutation("migrate-updates-the-backend", "deploytool/cli.py",
+             "config_file=copy, targets=targets,", "config_file=copy, targets=None,",
+             ("tests/test_deploy_take_over.py",)),
+    Mutation("pre-flight-skips-the-object-check", "deploytool/preflight.py",
+             "CHECKS: list[Check] = [database_history, recorded_objects,", "CHECKS: list[Check] = [database_history,",
+             ("tests/test_deploy_take_over.py",)),
 )
 
 

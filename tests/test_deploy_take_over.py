@@ -409,3 +409,29 @@ def test_the_files_a_check_hands_the_runner_are_mounted_for_it():
     assert {"name": "check-files", "configMap": {"name": "j-files"}} in pod["volumes"]
     assert {"name": "check-files", "mountPath": "/opt/db-migrations-check", "readOnly": True} in \
         pod["containers"][0]["volumeMounts"]
+
+
+def test_the_take_over_pre_flight_lists_recorded_files_whose_objects_are_missing(project):
+    """The take-over's own pre-flight (not a test's list): the history, then the object check."""
+    from tests import backend_image
+
+    runs = []
+
+    def run_runner(cluster, namespace, template, args, env=None, runner_zipapp=None, files=None, purpose=""):
+        runs.append(args[0])
+        if args[0] == "status":
+            return RunnerRun("db-migrations-preflight-1", 0, state_events(applied=["20251121000002_create_products.sql"]))
+        missing = {"event": "objects_missing", "migration": "20251121000002_create_products.sql",
+                   "objects": ["table public.products"]}
+        assert "20251121000002_create_products.sql" in json.loads(files["expected.json"])["files"]
+        return RunnerRun("db-migrations-preflight-2", 1, json.dumps(missing))
+
+    folders = f"{backend_image.IMAGE_DIRS['/app/migrations-local']}:{backend_image.IMAGE_DIRS['/app/migrations']}"
+    objects = old_flow({("Secret", "ghcr-secret"): secret("ghcr-secret", [".dockerconfigjson"])})
+    result = project.run(["take-over", "--stack", "dev", "--migrations", folders], cluster=FakeCluster(objects),
+                         stack=FakeStack(project.project, state=[job_state()]), checks=list(preflight.CHECKS),
+                         run_runner=run_runner)
+    assert result.code == EXIT_OK, result.err
+    assert runs == ["status", "verify"]
+    assert "[warn] recorded objects: 20251121000002_create_products.sql is recorded, and 1 of its objects are not " \
+           "in the database: table public.products" in result.out
