@@ -180,13 +180,24 @@ def _finish_outstanding_rpcs() -> None:
     loop.close()
 
 
+def live_app_secret(config: dict[str, Any], resource_version: str = "1") -> dict[str, dict]:
+    """The app Secret as the live namespace has it (its keys from the app's files, made-up
+    values), keyed by namespace/name as `.get` reads it."""
+    from tests import app_files
+
+    name = (config.get("app") or {}).get("secret", "ideaforge-ai-secrets")
+    data = {key: "bWFkZS11cA==" for key in app_files.secret_keys()}
+    return {f"{config.get('namespace')}/{name}": {"metadata": {"name": name, "resourceVersion": resource_version},
+                                                   "type": "Opaque", "data": data}}
+
+
 def run_program(config: dict[str, Any], secrets: Optional[dict[str, str]] = None, stack: str = "dev",
                 preview: bool = False, missing: frozenset = frozenset(),
                 existing: Optional[dict[str, dict]] = None) -> Deployment:
     """Run __main__.py with this stack config; returns what it registered (or the error).
     `missing`: namespace/name of existing objects the cluster does not have; `existing`: the
-    state of those it has (data of the app ConfigMap, say)."""
-    deployment = Deployment(missing=set(missing), existing=dict(existing or {}))
+    state of those it has (by default the app Secret as the live namespace has it)."""
+    deployment = Deployment(missing=set(missing), existing={**live_app_secret(config), **(existing or {})})
 
     def run() -> None:
         asyncio.set_event_loop(asyncio.new_event_loop())
