@@ -35,10 +35,11 @@ runner = runner_bundle.build() if migrations_config.image is None else None
 namespace = namespace_for(settings)
 prerequisites = Prerequisites("prerequisites", PrerequisitesArgs(settings))
 credentials = DatabaseCredentials("credentials", CredentialsArgs(namespace, settings))
-app_config = AppConfig("app-config", AppConfigArgs(namespace, settings)) if settings.app.config_map else None
+app_config = AppConfig("app-config", AppConfigArgs(namespace, settings, depends_on=prerequisites.checked)) \
+    if settings.app.config_map else None
 local = LocalServices("local-services", LocalServicesArgs(namespace, settings, credentials)) if settings.local.enabled else None
 # The readiness Jobs read the database's address from the app ConfigMap.
-after_local = [prerequisites, *([app_config.config_map] if app_config else []), *([local] if local else [])]
+after_local = [*prerequisites.checked, *([app_config.config_map] if app_config else []), *([local] if local else [])]
 
 postgres = postgres_probe(settings, credentials)
 redis = redis_probe(settings, credentials)
@@ -73,7 +74,7 @@ backend = WebApp("backend", WebAppArgs(
     template_annotations=backend_env.template_annotations,
     init_containers=[wait_container(probes[wait.service], wait) for wait in settings.backend.init_waits],
     take_over=settings.take_over,
-    depends_on=[*before_backend, prerequisites],
+    depends_on=[*before_backend, *prerequisites.checked],
 ))
 
 frontend_env = environment(settings.frontend, settings, overrides, prerequisites.app_secret_version())
@@ -85,7 +86,7 @@ frontend = WebApp("frontend", WebAppArgs(
     env=frontend_env.env,
     template_annotations=frontend_env.template_annotations,
     take_over=settings.take_over,
-    depends_on=[backend.deployment, backend.service, prerequisites],
+    depends_on=[backend.deployment, backend.service, *prerequisites.checked],
 ))
 
 ingress = AppIngress("ingress", IngressArgs(namespace, settings, depends_on=[backend.service, frontend.service])) \

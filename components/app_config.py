@@ -10,6 +10,7 @@ those. On the take-over `up` the existing object is adopted like the others (pat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import pulumi
 from pulumi_kubernetes.core.v1 import ConfigMap
@@ -23,6 +24,7 @@ from components.settings import Settings
 class AppConfigArgs:
     namespace: pulumi.Input[str]
     settings: Settings
+    depends_on: Sequence[pulumi.Input[pulumi.Resource]] = ()
 
 
 class AppConfig(pulumi.ComponentResource):
@@ -37,6 +39,6 @@ class AppConfig(pulumi.ComponentResource):
                                     labels=labels("ideaforge-ai", "config"),
                                     annotations=take_over_annotations(args.settings.take_over) or None),
             data=dict(app.config_data),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         self.register_outputs({"name": self.config_map.metadata.name})

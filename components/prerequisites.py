@@ -44,9 +44,12 @@ class Prerequisites(pulumi.ComponentResource):
                 self.read.append(found)
                 if secret == settings.app.secret:
                     self.app_secret = found
-            if self.app_secret is not None:
-                wanted = secret_keys_read(settings)
-                self.app_secret.data.apply(lambda data: _check_keys(settings, data, wanted))
+        # What the rest waits for: the reads, and the check of the app Secret's keys (a failed
+        # check registers nothing after it).
+        self.checked: list[pulumi.Input[pulumi.Resource]] = [self]
+        if self.app_secret is not None:
+            wanted, secret = secret_keys_read(settings), self.app_secret
+            self.checked.append(secret.data.apply(lambda data: _check_keys(settings, data, wanted) or secret))
         self.register_outputs({})
 
     def app_secret_version(self) -> Optional[pulumi.Output[str]]:
