@@ -14,7 +14,7 @@ from components.app_env import environment, jobs_triggers
 from components.credentials import CredentialsArgs, DatabaseCredentials
 from components.ingress import AppIngress, IngressArgs
 from components.local_services import LocalServices, LocalServicesArgs
-from components.migrations import MigrationArgs, MigrationJob
+from components.migrations import MigrationArgs, MigrationJob, read_snapshot
 from components.namespace import namespace_for
 from components.prerequisites import Prerequisites, PrerequisitesArgs
 from components.readiness import ReadinessArgs, ReadinessCheck, postgres_probe, redis_probe, wait_container
@@ -56,7 +56,7 @@ redis_ready = ReadinessCheck("redis-ready", ReadinessArgs(namespace, redis, trig
 
 migrations = MigrationJob("migrations", MigrationArgs(
     namespace, settings, credentials, bundle, runner, wait_for=[postgres_ready.job, redis_ready.job],
-    triggers=jobs_config))
+    triggers=jobs_config, snapshot=read_snapshot(PROJECT_DIR, migrations_config.snapshot)))
 before_backend = [migrations.job]
 if settings.seed.enabled:
     seed = SeedJob("seed", SeedArgs(namespace, settings, credentials, PROJECT_DIR, depends_on=[migrations.job]))
