@@ -24,11 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 class Server:
     """Where test databases are created: our own scratch server unless TEST_DATABASE_URL is set."""
 
-    def __init__(self) -> None:
-        self.external_url = os.environ.get("TEST_DATABASE_URL")
+    def __init__(self, binaries: Optional[Path] = None) -> None:
+        """binaries: a scratch server of another installation (an older major version)."""
+        self.external_url = None if binaries else os.environ.get("TEST_DATABASE_URL")
         self.scratch: Optional[ScratchPostgres] = None
         if not self.external_url:
-            self.scratch = ScratchPostgres().start()
+            self.scratch = ScratchPostgres(binaries=binaries).start()
 
     @property
     def controllable(self) -> bool:
@@ -45,10 +46,12 @@ class Server:
         connection.autocommit = True
         return connection
 
-    def create_database(self) -> "Database":
+    def create_database(self, encoding: Optional[str] = None) -> "Database":
+        """A new database; in another encoding than the server's (SQL_ASCII, LATIN1) when asked."""
         name = "t_" + uuid.uuid4().hex[:12]
+        options = f" TEMPLATE template0 ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C'" if encoding else ""
         with contextlib.closing(self.admin()) as connection, connection.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
+            cursor.execute(f'CREATE DATABASE "{name}"{options}')
         return Database(self, name)
 
     def drop_database(self, name: str) -> None:
