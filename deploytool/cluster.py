@@ -8,11 +8,12 @@ from typing import Optional
 from deploytool.errors import TransientError, UsageError
 
 
-# What `make eks-deploy` leaves in a namespace, with the names this program gives them.
+# What `make eks-deploy` leaves in a namespace that this program manages under the same names
+# (its ALB Ingresses, ideaforge-ai-ingress and ideaforge-ai-ingress-alb, are not among them).
 OLD_FLOW_OBJECTS = (
     ("Deployment", "backend"), ("Deployment", "frontend"), ("Service", "backend"), ("Service", "frontend"),
     ("HorizontalPodAutoscaler", "backend-hpa"), ("HorizontalPodAutoscaler", "frontend-hpa"),
-    ("Ingress", "ideaforge-ai-ingress"), ("Job", "db-migrations"),
+    ("Ingress", "ideaforge-ai-ingress-nginx"), ("ConfigMap", "ideaforge-ai-config"), ("Job", "db-migrations"),
 )
 MIGRATION_JOB = "db-migrations"
 
@@ -69,6 +70,7 @@ def unmanaged_objects(namespace: str, context: Optional[str] = None) -> list[str
     readers = {
         "Deployment": client.AppsV1Api().read_namespaced_deployment,
         "Service": client.CoreV1Api().read_namespaced_service,
+        "ConfigMap": client.CoreV1Api().read_namespaced_config_map,
         "HorizontalPodAutoscaler": client.AutoscalingV2Api().read_namespaced_horizontal_pod_autoscaler,
         "Ingress": client.NetworkingV1Api().read_namespaced_ingress,
         "Job": client.BatchV1Api().read_namespaced_job,
