@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 from pulumi_kubernetes.batch.v1 import Job, JobSpecArgs
@@ -67,6 +67,8 @@ class MigrationArgs:
     bundle: Optional[Bundle]  # the shipped files (configmap source), else None
     runner: Optional[RunnerBundle]  # the zipapp, unless a dedicated image has the runner
     wait_for: Sequence[pulumi.Resource] = ()
+    # More of what runs the Job again when it changes (the database it reads from the app ConfigMap).
+    triggers: Mapping[str, str] = field(default_factory=dict)
     snapshot: Optional[str] = None  # the text of migrations.snapshot (read_snapshot)
 
 
@@ -132,7 +134,8 @@ class MigrationJob(pulumi.ComponentResource):
         m = settings.migrations
         # A new backend tag runs the Job again even with a dedicated migrations image: what the
         # backend expects of the schema may have changed with it.
-        trigger = {"ideaforge.ai/image": settings.migration_image, "ideaforge.ai/backend-image": settings.images.backend}
+        trigger = {"ideaforge.ai/image": settings.migration_image, "ideaforge.ai/backend-image": settings.images.backend,
+                   **args.triggers}
         if args.runner is not None:
             trigger["ideaforge.ai/runner-sha256"] = args.runner.checksum
         if args.bundle is not None:

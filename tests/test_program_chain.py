@@ -16,7 +16,7 @@ def deployment():
 
 def test_every_manifest_of_the_dev_stack_passes_strict_kubernetes_validation(deployment):
     kinds = sorted(m["kind"] for m in deployment.manifests())
-    assert kinds == ["ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler", "HorizontalPodAutoscaler",
+    assert kinds == ["ConfigMap", "ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler", "HorizontalPodAutoscaler",
                      "Ingress", "Job", "Job", "Job", "Service", "Service"]
     assert deployment.invalid == []
 
@@ -132,7 +132,6 @@ def test_existing_objects_the_stack_uses_are_read_at_preview():
     assert sorted(run_program(dev(readSecrets="true")).reads) == sorted([
         ("kubernetes:core/v1:Secret", f"{NS}/ideaforge-ai-secrets"),
         ("kubernetes:core/v1:Secret", f"{NS}/ghcr-secret"),
-        ("kubernetes:core/v1:ConfigMap", f"{NS}/ideaforge-ai-config"),
     ])
 
 
@@ -146,15 +145,3 @@ def test_a_missing_app_secret_stops_the_deploy_before_anything_is_created():
     assert f"{NS}/ideaforge-ai-secrets" in str(result.error)
     assert [r for r in result.resources if r.kind in ("Job", "Deployment")] == []
 
-
-def test_an_app_configmap_without_the_database_keys_stops_the_preview():
-    existing = {f"{NS}/ideaforge-ai-config": {"data": {"POSTGRES_HOST": "postgres-ha-primary", "REDIS_URL": "x"}}}
-    result = run_program(dev(), existing=existing)
-    assert "ConfigMap 20890-ideaforge-ai-dev-58a50/ideaforge-ai-config has no POSTGRES_PORT, POSTGRES_USER, " \
-           "POSTGRES_DB" in str(result.error)
-
-
-def test_nothing_is_read_in_a_namespace_the_stack_creates():
-    result = run_program(dev(createNamespace="true"))
-    assert result.error is None, result.error
-    assert result.reads == []

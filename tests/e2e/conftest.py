@@ -222,15 +222,15 @@ class E2E:
         return [r[0] for r in self.query("SELECT migration_name FROM schema_migrations ORDER BY migration_name")]
 
     def prepare_namespace(self) -> None:
-        """What the app team's tooling keeps in the namespace: its ConfigMap and Secret, the pull secret."""
+        """What the app team's tooling keeps in the namespace (its Secret, the pull secret), and
+        the test servers' addresses in the stack's app settings (the app ConfigMap's data)."""
         namespace = self.namespace
+        self.set_app_config(POSTGRES_PORT=str(self.postgres.port), POSTGRES_DB=self.database_name,
+                            REDIS_URL=f"redis://redis:{self.redis_port}/0")
         self.core.create_namespace({"metadata": {"name": namespace}})
-        self.core.create_namespaced_config_map(namespace, {"metadata": {"name": "ideaforge-ai-config"}, "data": {
-            "POSTGRES_HOST": "postgres-ha-primary", "POSTGRES_PORT": str(self.postgres.port),
-            "POSTGRES_USER": "agentic_pm", "POSTGRES_DB": self.database_name,
-            "REDIS_URL": f"redis://redis:{self.redis_port}/0", "BACKEND_PORT": "8000", "LOG_LEVEL": "info"}})
-        self.core.create_namespaced_secret(namespace, {"metadata": {"name": "ideaforge-ai-secrets"},
-                                                       "stringData": {"POSTGRES_PASSWORD": PASSWORD}})
+        self.core.create_namespaced_secret(namespace, {"metadata": {"name": "ideaforge-ai-secrets"}, "stringData": {
+            "POSTGRES_PASSWORD": PASSWORD, "SESSION_SECRET": "e2e-session-secret",
+            "API_KEY_ENCRYPTION_KEY": "e2e-api-key-encryption-key"}})
         self.core.create_namespaced_secret(namespace, {"metadata": {"name": "ghcr-secret"},
                                                        "type": "kubernetes.io/dockerconfigjson",
                                                        "stringData": {".dockerconfigjson": '{"auths": {}}'}})
@@ -238,6 +238,21 @@ class E2E:
         while not self.core.list_namespaced_service_account(namespace).items:
             assert time.monotonic() < deadline, "no default ServiceAccount in the namespace"
             time.sleep(0.2)
+
+    def stack_file(self) -> Path:
+        return self.project / f"Pulumi.{self.stack}.yaml"
+
+    def set_app_config(self, **values: str) -> None:
+        """Values of the app ConfigMap, written into the stack file as `pulumi config set --path
+        app.configData.KEY` would (also before `pulumi stack init`)."""
+        document = yaml.safe_load(self.stack_file().read_text())
+        app = document["config"].setdefault("ideaforge-ai:app", {})
+        app.setdefault("configData", {}).update(values)
+        self.stack_file().write_text(yaml.safe_dump(document, sort_keys=False))
+
+    def app_config(self) -> dict:
+        """The stack's app settings (app.configData), as the program writes them to the ConfigMap."""
+        return yaml.safe_load(self.stack_file().read_text())["config"]["ideaforge-ai:app"]["configData"]
 
     def pods_of_job(self, job: str) -> list:
         return self.core.list_namespaced_pod(self.namespace, label_selector=f"job-name={job}").items

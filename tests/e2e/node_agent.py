@@ -189,9 +189,15 @@ class NodeAgent:
         return self.pod_ips[uid]
 
     def _ingresses(self) -> None:
-        """Stands in for the ingress controller: gives every Ingress an address."""
+        """Stands in for an nginx ingress controller: gives every Ingress of class nginx an
+        address, and none to others (an ALB Ingress here has no controller, as in a cluster
+        without the AWS load balancer controller)."""
         while not self.stopping.wait(1):
             for ingress in self.networking.list_ingress_for_all_namespaces().items:
+                cls = ingress.spec.ingress_class_name or (ingress.metadata.annotations or {}).get(
+                    "kubernetes.io/ingress.class")
+                if cls != "nginx":
+                    continue
                 if not (ingress.status and ingress.status.load_balancer and ingress.status.load_balancer.ingress):
                     self.networking.patch_namespaced_ingress_status(
                         ingress.metadata.name, ingress.metadata.namespace,

@@ -80,6 +80,20 @@ def fill_like_make_eks_deploy(e2e) -> None:
                 "service": {"name": "frontend", "port": {"number": 3000}}}}]}},
             {"host": "api.ideaforge.e2e.test", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
                 "service": {"name": "backend", "port": {"number": 8000}}}}]}}]}})
+    # The Ingress traffic goes through (k8s/eks/ingress-nginx.yaml), and the app ConfigMap
+    # (k8s/eks/configmap.yaml), with the values the stack holds.
+    kubectl_apply(networking.create_namespaced_ingress, NAMESPACE, {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "ideaforge-ai-ingress-nginx", "annotations": {
+            "nginx.ingress.kubernetes.io/proxy-read-timeout": "600"}},
+        "spec": {"ingressClassName": "nginx", "rules": [
+            {"host": "ideaforge.e2e.test", "http": {"paths": [
+                {"path": "/api", "pathType": "Prefix", "backend": {"service": {"name": "backend", "port": {"number": 8000}}}},
+                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "frontend", "port": {"number": 3000}}}}]}},
+            {"host": "api.ideaforge.e2e.test", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
+                "service": {"name": "backend", "port": {"number": 8000}}}}]}}]}})
+    kubectl_apply(core.create_namespaced_config_map, NAMESPACE, {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ideaforge-ai-config"}, "data": e2e.app_config()})
     union = {p.name: p.read_text() for p in backend_image.IMAGE_DIRS["/app/migrations-local"].glob("*.sql")}
     union.update({p.name: p.read_text() for p in backend_image.IMAGE_DIRS["/app/migrations"].glob("*.sql")})
     kubectl_apply(core.create_namespaced_config_map, NAMESPACE, {
@@ -165,6 +179,14 @@ def test_8_take_over_of_a_namespace_filled_by_make_eks_deploy(e2e):
                      "ORDER BY 1") == schema_before
     backend = e2e.apps.read_namespaced_deployment("backend", NAMESPACE)
     assert backend.metadata.labels["app.kubernetes.io/managed-by"] == "pulumi"
+    config_map = e2e.core.read_namespaced_config_map("ideaforge-ai-config", NAMESPACE)
+    assert config_map.metadata.labels["app.kubernetes.io/managed-by"] == "pulumi"
+    assert config_map.data == e2e.app_config()
+    networking = client.NetworkingV1Api(e2e.kube)
+    assert networking.read_namespaced_ingress("ideaforge-ai-ingress-nginx", NAMESPACE).metadata.labels[
+        "app.kubernetes.io/managed-by"] == "pulumi"
+    assert "app.kubernetes.io/managed-by" not in (networking.read_namespaced_ingress(
+        "ideaforge-ai-ingress", NAMESPACE).metadata.labels or {})  # the dead ALB one is left alone
     # The autoscaler's counts, never dropped to the default of 1 along the way.
     assert scaled_to == {"backend": [5], "frontend": [3]}
     assert "takeOver" not in (e2e.project / "Pulumi.takeover.yaml").read_text()
