@@ -241,10 +241,6 @@ class Ingress:
     def hosts(self) -> list[str]:
         return [rule.host for rule in self.rules if rule.host]
 
-    @property
-    def hosts(self) -> list[str]:
-        return [host for host in (self.frontend_host, self.backend_host) if host]
-
 
 @dataclass(frozen=True)
 class Seed:

@@ -24,7 +24,9 @@ config:
   ideaforge-ai:namespace: ns-dev
   ideaforge-ai:backendImageTag: 24f45fd
   ideaforge-ai:frontendImageTag: 24f45fd
-"""
+""" + textwrap.indent(yaml.safe_dump(  # the app settings the program writes to its ConfigMap, as dev has them
+    {"ideaforge-ai:app": yaml.safe_load((Path(__file__).resolve().parent.parent / "Pulumi.dev.yaml").read_text())
+     ["config"]["ideaforge-ai:app"]}, sort_keys=False), "  ")
 
 
 class FakeStack:
@@ -198,7 +200,7 @@ def old_flow(extra=None) -> dict:
         ("Service", "backend"): service("backend"), ("Service", "frontend"): service("frontend"),
         ("HorizontalPodAutoscaler", "backend-hpa"): hpa("backend", 5, 20),
         ("HorizontalPodAutoscaler", "frontend-hpa"): hpa("frontend", 3, 10),
-        ("Ingress", "ideaforge-ai-ingress"): ingress("ideaforge-ai-ingress", [], "alb"),
+        ("Ingress", "ideaforge-ai-ingress-nginx"): ingress("ideaforge-ai-ingress-nginx", [], "nginx"),
         ("Secret", "ideaforge-ai-secrets"): secret("ideaforge-ai-secrets", ["POSTGRES_PASSWORD", "API_KEY"]),
     }
     objects.update(extra or {})

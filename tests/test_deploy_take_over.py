@@ -19,7 +19,7 @@ from tests.deploy_fakes import (STACK_FILE, FakeCluster, FakeStack, Harness, dep
 
 EVERYTHING = (("Deployment", "backend"), ("Deployment", "frontend"), ("Service", "backend"), ("Service", "frontend"),
               ("HorizontalPodAutoscaler", "backend-hpa"), ("HorizontalPodAutoscaler", "frontend-hpa"),
-              ("Ingress", "ideaforge-ai-ingress"))
+              ("Ingress", "ideaforge-ai-ingress-nginx"))
 
 
 @pytest.fixture
@@ -34,6 +34,10 @@ def failing_up(project, on_up=1):
 
 def ups(stack):
     return [c for c in stack.calls if c[0] == "up"]
+
+
+APP_HOST = ("  ideaforge-ai:ingress:\n    rules:\n      - host: app.example.com\n        paths:\n"
+            "          - {path: /, pathType: Prefix, service: frontend}\n")
 
 
 # -- the take-over ------------------------------------------------------------------------------
@@ -92,7 +96,7 @@ def test_a_take_over_that_stopped_halfway_continues_when_run_again(project):
     halfway = FakeStack(project.project, state=state_of(*EVERYTHING[:6]))
     again = project.run(["take-over", "--stack", "dev"], stack=halfway, cluster=cluster_)
     assert again.code == EXIT_OK, again.err
-    assert "continuing the take-over (Ingress ideaforge-ai-ingress still outside it)" in again.out
+    assert "continuing the take-over (Ingress ideaforge-ai-ingress-nginx still outside it)" in again.out
     assert [c[0] for c in halfway.calls] == ["preview", "up", "up"]
 
 
@@ -224,15 +228,15 @@ def test_a_missing_app_secret_fails(tmp_path):
 
 
 def test_another_ingress_serving_the_stacks_hosts_through_a_load_balancer_fails(tmp_path):
-    text = STACK_FILE + "  ideaforge-ai:ingress:\n    frontendHost: app.example.com\n"
-    live = ingress("ideaforge-ai-ingress-nginx", ["app.example.com"], "nginx", address="lb.example.net")
-    ctx, _ = context(tmp_path, {("Ingress", "ideaforge-ai-ingress-nginx"): live}, text=text)
+    text = STACK_FILE + APP_HOST
+    live = ingress("ideaforge-ai-ingress", ["app.example.com"], "alb", address="lb.example.net")
+    ctx, _ = context(tmp_path, {("Ingress", "ideaforge-ai-ingress"): live}, text=text)
     (finding,) = preflight.ingresses(ctx)
     assert finding.level == "FAIL" and "serves app.example.com at lb.example.net" in finding.message
 
 
 def test_another_ingress_without_an_address_is_a_warning(tmp_path):
-    text = STACK_FILE + "  ideaforge-ai:ingress:\n    frontendHost: app.example.com\n"
+    text = STACK_FILE + APP_HOST
     live = ingress("old-alb", ["app.example.com"], "alb")
     ctx, _ = context(tmp_path, {("Ingress", "old-alb"): live}, text=text)
     assert [f.level for f in preflight.ingresses(ctx)] == ["warn"]

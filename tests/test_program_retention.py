@@ -8,7 +8,7 @@ from tests.program import LOCAL_CONFIG, dev, run_program
 
 LIVE_APP = (("Deployment", "backend"), ("Deployment", "frontend"), ("Service", "backend"), ("Service", "frontend"),
             ("HorizontalPodAutoscaler", "backend-hpa"), ("HorizontalPodAutoscaler", "frontend-hpa"),
-            ("Ingress", "ideaforge-ai-ingress"))
+            ("Ingress", "ideaforge-ai-ingress-nginx"))
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +21,12 @@ def deployment():
 def test_the_dev_stack_keeps_its_workloads_services_autoscalers_and_ingress_on_delete(deployment):
     assert {(kind, name): deployment.find(kind, name).retain_on_delete for kind, name in LIVE_APP} == \
         {ref: True for ref in LIVE_APP}
+    assert deployment.find("ConfigMap", "ideaforge-ai-config").retain_on_delete  # the app's, written by the stack
 
 
 def test_the_dev_stack_deletes_what_is_its_own_jobs_and_the_runner(deployment):
-    owned = [r for r in deployment.resources if r.custom and r.kind in ("Job", "ConfigMap")]
+    owned = [r for r in deployment.resources if r.custom and r.kind in ("Job", "ConfigMap")
+             and r.object_name != "ideaforge-ai-config"]
     assert {r.object_name for r in owned} >= {"db-migrations", "wait-for-postgres", "db-migrations-runner"}
     assert [r.object_name for r in owned if r.retain_on_delete] == []
 

@@ -135,14 +135,14 @@ def test_a_take_over_that_stops_at_the_ingress_converges_when_run_again(e2e):
     assert "takeOver" not in (e2e.project / "Pulumi.halfway.yaml").read_text()
     refused = e2e.deploy("up")
     assert refused.returncode == 2, output_of(refused)
-    assert "Ingress ideaforge-ai-ingress" in refused.stderr and "the take-over stopped before them" in refused.stderr
+    assert "Ingress ideaforge-ai-ingress-nginx" in refused.stderr and "the take-over stopped before them" in refused.stderr
     assert "Deployment backend" not in refused.stderr  # already the stack's
 
     allow_ingress_writes(e2e, policy)
     again = e2e.deploy("take-over")
 
     assert again.returncode == 0, output_of(again)[-6000:]
-    assert "continuing the take-over (Ingress ideaforge-ai-ingress still outside it)" in again.stdout
+    assert "continuing the take-over (Ingress ideaforge-ai-ingress-nginx still outside it)" in again.stdout
     settled(e2e, namespace)
     unchanged = e2e.deploy("up")
     assert unchanged.returncode == 0, output_of(unchanged)
@@ -208,7 +208,7 @@ def test_hand_back_leaves_the_app_running_for_the_old_flow_which_can_deploy_agai
     assert {app: pod_uids(e2e, namespace, app) for app in ("backend", "frontend")} == running
     for read, name in ((e2e.core.read_namespaced_service, "backend"),
                        (client.AutoscalingV2Api(e2e.kube).read_namespaced_horizontal_pod_autoscaler, "backend-hpa"),
-                       (client.NetworkingV1Api(e2e.kube).read_namespaced_ingress, "ideaforge-ai-ingress")):
+                       (client.NetworkingV1Api(e2e.kube).read_namespaced_ingress, "ideaforge-ai-ingress-nginx")):
         assert read(name, namespace).metadata.name == name
     assert e2e.job("db-migrations") is None  # the stack's own Job went; the old flow makes its own
 
