@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from components.settings import Settings
+from components.settings import Settings, secret_keys_read
 from deploytool import cluster as kube
 from deploytool.cluster import Cluster, Ref
 from deploytool.runner_job import FILES_MOUNT, RunnerRun
@@ -142,7 +142,9 @@ def autoscalers(ctx: Context) -> list[Finding]:
 
 
 def app_secret(ctx: Context) -> list[Finding]:
-    """The app Secret exists, with the password key when the password comes from it."""
+    """The app Secret exists and holds every key a workload or a Job cannot start without
+    (settings.secret_keys_read, the list the program checks itself when it reads Secrets). Only
+    key names are compared or printed."""
     name = ctx.settings.app.secret
     if not name:
         return []
@@ -151,10 +153,13 @@ def app_secret(ctx: Context) -> list[Finding]:
         return [Finding(f"Secret {name}", FAIL, f"not in {ctx.namespace}; load it first (`make eks-load-secrets`), "
                         "or set app.secret")]
     keys = set(live.data or {})
-    key = ctx.settings.database.password_key
-    if ctx.settings.database.password_secret == name and key not in keys:
-        return [Finding(f"Secret {name}", FAIL, f"has no key {key} (database.passwordKey), which the migration Job "
-                        f"and the backend read; it has {len(keys)} other keys")]
+    missing = {key: readers for key, readers in secret_keys_read(ctx.settings).items() if key not in keys}
+    if missing:
+        named = ", ".join(f"{key} ({' and '.join(dict.fromkeys(readers))})" for key, readers in missing.items())
+        return [Finding(f"Secret {name}", FAIL, f"has no key {named}, which the pods cannot start without; add them "
+                        "to the Secret (`make eks-load-secrets` from env.eks), or make the variable optional "
+                        f"(`pulumi config set --path backend.env.NAME \"secret optional\"`); it has {len(keys)} "
+                        "other keys")]
     return [Finding(f"Secret {name}", OK, f"present, {len(keys)} keys")]
 
 

@@ -191,6 +191,13 @@ def secret(name, keys):
     return client.V1Secret(metadata=client.V1ObjectMeta(name=name), data={k: "eA==" for k in keys})
 
 
+def app_secret(without: tuple[str, ...] = ()):
+    """The app Secret with the keys `make eks-load-secrets` puts in it (from the app's files)."""
+    from tests import app_files
+
+    return secret("ideaforge-ai-secrets", [k for k in app_files.secret_keys() if k not in without])
+
+
 def old_flow(extra=None) -> dict:
     """The namespace as `make eks-deploy` leaves it (names of the dev stack's defaults)."""
     kubectl = (("kubectl-client-side-apply", "Update", {"f:spec": {"f:replicas": {}}}),)
@@ -201,7 +208,7 @@ def old_flow(extra=None) -> dict:
         ("HorizontalPodAutoscaler", "backend-hpa"): hpa("backend", 5, 20),
         ("HorizontalPodAutoscaler", "frontend-hpa"): hpa("frontend", 3, 10),
         ("Ingress", "ideaforge-ai-ingress-nginx"): ingress("ideaforge-ai-ingress-nginx", [], "nginx"),
-        ("Secret", "ideaforge-ai-secrets"): secret("ideaforge-ai-secrets", ["POSTGRES_PASSWORD", "API_KEY"]),
+        ("Secret", "ideaforge-ai-secrets"): app_secret(),
     }
     objects.update(extra or {})
     return objects

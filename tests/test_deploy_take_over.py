@@ -14,7 +14,7 @@ from components.security import TAKE_OVER_MANAGER
 from deploytool import cli, cluster, preflight, runner_job
 from deploytool.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from deploytool.runner_job import RunnerRun
-from tests.deploy_fakes import (STACK_FILE, FakeCluster, FakeStack, Harness, deployment, hpa, ingress, job_state,
+from tests.deploy_fakes import (STACK_FILE, app_secret, FakeCluster, FakeStack, Harness, deployment, hpa, ingress, job_state,
                                 old_flow, secret, state_of)
 
 EVERYTHING = (("Deployment", "backend"), ("Deployment", "frontend"), ("Service", "backend"), ("Service", "frontend"),
@@ -217,9 +217,23 @@ def test_a_live_autoscaler_with_autoscaling_off_in_the_stack_fails(tmp_path):
 
 
 def test_an_app_secret_without_the_password_key_fails(tmp_path):
-    ctx, _ = context(tmp_path, {("Secret", "ideaforge-ai-secrets"): secret("ideaforge-ai-secrets", ["API_KEY"])})
+    ctx, _ = context(tmp_path, {("Secret", "ideaforge-ai-secrets"): app_secret(without=("POSTGRES_PASSWORD",))})
     (finding,) = preflight.app_secret(ctx)
-    assert finding.level == "FAIL" and "has no key POSTGRES_PASSWORD" in finding.message
+    assert finding.level == "FAIL" and "has no key POSTGRES_PASSWORD (backend and the Jobs)" in finding.message
+
+
+def test_an_app_secret_without_a_key_the_backend_cannot_start_without_fails_naming_only_the_key(tmp_path):
+    # dev reads no Secret at preview (readSecrets false): this check before each update is what
+    # stops a deploy whose pods would fall back to a public default session secret.
+    ctx, _ = context(tmp_path, {("Secret", "ideaforge-ai-secrets"): app_secret(without=("SESSION_SECRET",))})
+    (finding,) = preflight.app_secret(ctx)
+    assert finding.level == "FAIL" and "has no key SESSION_SECRET (backend)" in finding.message
+    assert "eA==" not in finding.message
+
+
+def test_an_app_secret_without_an_optional_key_passes(tmp_path):
+    ctx, _ = context(tmp_path, {("Secret", "ideaforge-ai-secrets"): app_secret(without=("GITHUB_TOKEN",))})
+    assert [f.level for f in preflight.app_secret(ctx)] == ["ok"]
 
 
 def test_a_missing_app_secret_fails(tmp_path):
@@ -339,9 +353,18 @@ def test_an_up_without_the_app_secret_is_refused_before_anything_changes(project
 
 def test_an_up_with_its_secrets_in_place_goes_ahead(project):
     objects = {("Secret", "ghcr-secret"): secret("ghcr-secret", [".dockerconfigjson"]),
-               ("Secret", "ideaforge-ai-secrets"): secret("ideaforge-ai-secrets", ["POSTGRES_PASSWORD"])}
+               ("Secret", "ideaforge-ai-secrets"): app_secret()}
     result = project.run(["up", "--stack", "dev"], up_checks=list(preflight.UP_CHECKS), cluster=FakeCluster(objects))
     assert result.code == EXIT_OK, result.err
+
+
+def test_an_up_whose_secret_lacks_a_required_key_is_refused_before_anything_changes(project):
+    objects = {("Secret", "ghcr-secret"): secret("ghcr-secret", [".dockerconfigjson"]),
+               ("Secret", "ideaforge-ai-secrets"): app_secret(without=("API_KEY_ENCRYPTION_KEY",))}
+    result = project.run(["up", "--stack", "dev"], up_checks=list(preflight.UP_CHECKS), cluster=FakeCluster(objects))
+    assert result.code == EXIT_USAGE
+    assert "has no key API_KEY_ENCRYPTION_KEY (backend)" in result.err
+    assert ups(result.stack) == []
 
 
 def test_the_take_over_refs_follow_the_stacks_names(tmp_path):
