@@ -18,12 +18,14 @@ from components.migrations import MigrationArgs, MigrationJob, read_snapshot
 from components.namespace import namespace_for
 from components.prerequisites import Prerequisites, PrerequisitesArgs
 from components.readiness import ReadinessArgs, ReadinessCheck, postgres_probe, redis_probe, wait_container
+from components.retention import keep_live_app
 from components.seed import SeedArgs, SeedJob
 from components.web_app import WebApp, WebAppArgs
 
 PROJECT_DIR = Path(__file__).resolve().parent
 
 settings = stack_settings.from_stack()
+keep_live_app(settings)  # what serves the app outlives the stack's hold on it (components/retention.py)
 migrations_config = settings.migrations
 bundle = None
 if migrations_config.source == "configmap":

@@ -6,9 +6,11 @@ Which migrations (config `migrations.source`):
 - `configmap`: files of this checkout (`migrations.dirs`), shipped in ConfigMaps.
 
 The runner itself travels as a zipapp in a ConfigMap (components.runner_bundle) unless
-a dedicated `migrations.image` has it. The Job runs exactly when needed: its pod template
-carries the image, the runner's checksum and (configmap source) the migrations' checksum,
-so any change replaces the Job (see components.jobs), and an unchanged stack leaves it alone.
+a dedicated `migrations.image` has it; the Job runs it only if its sha256 is the one in the
+Job's own pod template (components/runner_launch.py). The Job runs exactly when needed: its
+pod template carries the image, the runner's checksum and (configmap source) the migrations'
+checksum, so any change replaces the Job (see components.jobs), and an unchanged stack leaves
+it alone.
 """
 
 from __future__ import annotations
@@ -205,7 +207,8 @@ class MigrationJob(pulumi.ComponentResource):
             # Loaded only when the database is empty: a database with a history ignores it.
             env.append(EnvVarArgs(name="MIGRATION_SNAPSHOT", value=f"{SNAPSHOT_MOUNT}/{SNAPSHOT_FILE}"))
         if args.runner is not None:
-            command = list(m.command or ("python", args.runner.path))
+            # The launcher checks the zipapp against the checksum written here, in the pod template.
+            command = args.runner.command()
         else:
             command = list(m.command or DEFAULT_IMAGE_COMMAND)
         return ContainerArgs(

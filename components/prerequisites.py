@@ -4,8 +4,9 @@ Each is read from the cluster (`.get`), so a missing one stops `pulumi preview` 
 namespace and name, instead of leaving pods in CreateContainerConfigError until Pulumi's
 await timeout halfway through `up`. The app Secret must hold every key a workload or a Job
 cannot start without (settings.secret_keys_read); only key names are ever compared or
-printed. pulumi-kubernetes keeps a read Secret's data as a Pulumi secret. Nothing is read
-when this stack creates the namespace (nothing can be in it yet).
+printed. pulumi-kubernetes keeps a read Secret's data as a Pulumi secret, in the state: with
+`readSecrets` false no Secret is read (deploy.py checks them instead). Nothing is read when
+this stack creates the namespace (nothing can be in it yet).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ class Prerequisites(pulumi.ComponentResource):
         if not settings.create_namespace:
             namespace = settings.namespace
             child = pulumi.ResourceOptions(parent=self)
-            for secret in sorted({settings.app.secret, settings.images.pull_secret} - {"", CREATED_SECRET}):
+            # Not with readSecrets false: what is read stays in the state (deploy.py checks them instead).
+            secrets = {settings.app.secret, settings.images.pull_secret} if settings.read_secrets else set()
+            for secret in sorted(secrets - {"", CREATED_SECRET}):
                 found = Secret.get(f"existing-secret-{secret}", f"{namespace}/{secret}", opts=child)
                 self.read.append(found)
                 if secret == settings.app.secret:

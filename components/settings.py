@@ -262,6 +262,7 @@ class Settings:
     namespace: str
     create_namespace: bool
     take_over: bool
+    read_secrets: bool  # read the app and pull Secrets at preview (their data then sits in the state)
     images: Images
     app: App
     database: Database
@@ -482,6 +483,7 @@ def load(source: ConfigSource, schema: Optional[dict[str, dict]] = None) -> Sett
         namespace=namespace,
         create_namespace=read.top("createNamespace"),
         take_over=read.top("takeOver"),
+        read_secrets=read.top("readSecrets"),
         images=images,
         app=app,
         database=database,
@@ -685,6 +687,11 @@ def _migrations(s: _Section) -> Migrations:
     command = s.values.get("command")
     if command is not None:
         command = s.strings("command", example=["python", "-m", "runner"], allow_empty_list=False)
+        if image is None:
+            # Without an image, the Job runs the shipped runner through the launcher that checks it.
+            s.read.errors.append("migrations.command: is the command of a dedicated migrations.image, and no image "
+                                 "is set; remove it with `pulumi config rm --path migrations.command`, or set "
+                                 "`pulumi config set --path migrations.image <registry/migrations:tag>`")
     return Migrations(
         source=source,
         image_dirs=s.strings("imageDirs", re.compile(r"^/"), "an absolute path", ["/app/migrations"],

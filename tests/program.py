@@ -34,7 +34,7 @@ KUBERNETES_VERSION = "1.33.0"
 def stack_config(stack: str) -> dict[str, Any]:
     """The plain config of a checked-in stack file, keys without the project prefix."""
     data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
-    return {key.split(":", 1)[1]: value for key, value in data["config"].items()}
+    return {key.split(":", 1)[1]: value for key, value in data["config"].items() if key.startswith(f"{PROJECT}:")}
 
 
 DEV_CONFIG = stack_config("dev")
@@ -53,6 +53,7 @@ class Registered:
     delete_before_replace: bool
     replace_on_changes: list[str]
     custom_timeouts: dict
+    retain_on_delete: bool = False
 
     @property
     def kind(self) -> str:
@@ -157,6 +158,7 @@ class _Recorder(MockMonitor):
                 delete_before_replace=request.deleteBeforeReplace,
                 replace_on_changes=list(request.replaceOnChanges),
                 custom_timeouts=timeouts,
+                retain_on_delete=request.retainOnDelete,
             ))
         return response
 

@@ -10,9 +10,22 @@ NS = "20890-ideaforge-ai-dev-58a50"
 SECRET = f"{NS}/ideaforge-ai-secrets"
 
 
+def reading(**overrides):
+    """The dev stack with readSecrets on: the program reads the live Secret at preview (dev as
+    shipped does not; deploy.py checks the keys there: tests/test_deploy_preflight.py)."""
+    return dev(readSecrets="true", **overrides)
+
+
 @pytest.fixture(scope="module")
 def deployment():
     result = run_program(dev())
+    assert result.error is None, result.error
+    return result
+
+
+@pytest.fixture(scope="module")
+def reading_deployment():
+    result = run_program(reading())
     assert result.error is None, result.error
     return result
 
@@ -26,7 +39,7 @@ def env_of(result, name):
 
 
 def secret_without(*keys, version="1"):
-    state = live_app_secret(dev(), version)
+    state = live_app_secret(reading(), version)
     for key in keys:
         del state[SECRET]["data"][key]
     return state
@@ -43,7 +56,7 @@ def test_no_workload_takes_the_whole_configmap_or_secret(deployment, name):
 
 
 def test_a_required_key_missing_from_the_live_secret_stops_the_preview():
-    result = run_program(dev(), existing=secret_without("SESSION_SECRET"))
+    result = run_program(reading(), existing=secret_without("SESSION_SECRET"))
     assert f"Secret {SECRET} has no SESSION_SECRET (backend)" in str(result.error)
     # Nothing that reads the Secret or the app's settings is registered after a failed check.
     assert [(r.kind, r.object_name) for r in result.resources if r.kind in ("Job", "Deployment", "Ingress")
@@ -51,14 +64,14 @@ def test_a_required_key_missing_from_the_live_secret_stops_the_preview():
 
 
 def test_an_optional_key_missing_from_the_live_secret_does_not_stop_the_preview():
-    result = run_program(dev(), existing=secret_without("GITHUB_TOKEN", "VITE_OKTA_ISSUER"))
+    result = run_program(reading(), existing=secret_without("GITHUB_TOKEN", "VITE_OKTA_ISSUER"))
     assert result.error is None, result.error
 
 
 def test_the_secret_check_names_keys_and_never_their_values():
     existing = secret_without("API_KEY_ENCRYPTION_KEY")
     existing[SECRET]["data"]["SESSION_SECRET"] = "c2Vzc2lvbi1zZWNyZXQtdmFsdWU="  # session-secret-value
-    text = str(run_program(dev(), existing=existing).error)
+    text = str(run_program(reading(), existing=existing).error)
     assert "API_KEY_ENCRYPTION_KEY" in text
     assert "c2Vzc2lvbi1zZWNyZXQtdmFsdWU=" not in text and "session-secret-value" not in text
 
@@ -95,7 +108,7 @@ def test_a_non_default_password_key_is_what_the_migration_job_reads():
 
 
 def test_a_non_default_password_key_must_be_in_the_live_secret():
-    result = run_program(dev(**{"database.passwordKey": "DB_PASSWORD"}))
+    result = run_program(reading(**{"database.passwordKey": "DB_PASSWORD"}))
     assert "has no DB_PASSWORD (backend and the Jobs)" in str(result.error)
 
 
@@ -104,15 +117,17 @@ def test_a_database_value_set_in_the_stack_reaches_the_backend_in_place_of_the_c
     assert env_of(result, "backend")["POSTGRES_HOST"] == {"name": "POSTGRES_HOST", "value": "db.internal"}
 
 
-def test_a_change_of_the_live_secret_rolls_the_workloads_that_read_it_at_the_next_up(deployment):
-    changed = run_program(dev(), existing=live_app_secret(dev(), resource_version="2"))
+def test_a_change_of_the_live_secret_rolls_the_workloads_that_read_it_at_the_next_up(reading_deployment):
+    deployment = reading_deployment
+    changed = run_program(reading(), existing=live_app_secret(reading(), resource_version="2"))
     for name in ("backend", "frontend"):
         before = deployment.find("Deployment", name).inputs["spec"]["template"]["metadata"]["annotations"]
         after = changed.find("Deployment", name).inputs["spec"]["template"]["metadata"]["annotations"]
         assert (before["ideaforge.ai/secret-version"], after["ideaforge.ai/secret-version"]) == ("1", "2")
 
 
-def test_a_change_of_the_live_secret_does_not_run_the_jobs_again(deployment):
-    changed = run_program(dev(), existing=live_app_secret(dev(), resource_version="2"))
+def test_a_change_of_the_live_secret_does_not_run_the_jobs_again(reading_deployment):
+    deployment = reading_deployment
+    changed = run_program(reading(), existing=live_app_secret(reading(), resource_version="2"))
     for name in ("db-migrations", "wait-for-postgres", "wait-for-redis"):
         assert changed.find("Job", name).inputs == deployment.find("Job", name).inputs

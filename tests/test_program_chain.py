@@ -95,7 +95,7 @@ def test_outputs_show_namespace_job_services_tags_and_what_carries_the_migration
     assert out["migrationsSource"] == "image" and out["migrations"] == []
     assert len(out["runnerChecksum"]) == 64
     assert (out["backendService"], out["frontendService"]) == ("backend", "frontend")
-    assert (out["backendImageTag"], out["frontendImageTag"]) == ("672425b", "672425b")
+    assert (out["backendImageTag"], out["frontendImageTag"]) == ("24f45fd", "24f45fd")
 
 
 @pytest.mark.parametrize("name", ["wait-for-postgres", "wait-for-redis"])
@@ -128,15 +128,20 @@ def test_readiness_is_checked_again_when_a_shipped_migration_file_changes(tmp_pa
     assert readiness_inputs(shipped) != before
 
 
-def test_existing_objects_the_stack_uses_are_read_at_preview(deployment):
-    assert sorted(deployment.reads) == sorted([
+def test_existing_objects_the_stack_uses_are_read_at_preview():
+    assert sorted(run_program(dev(readSecrets="true")).reads) == sorted([
         ("kubernetes:core/v1:Secret", f"{NS}/ideaforge-ai-secrets"),
         ("kubernetes:core/v1:Secret", f"{NS}/ghcr-secret"),
     ])
 
 
+def test_the_dev_stack_reads_no_secret_so_its_state_holds_none(deployment):
+    # readSecrets false: the pull-request preview reads the state; deploy.py checks the Secrets.
+    assert [r for r in deployment.reads if r[0] == "kubernetes:core/v1:Secret"] == []
+
+
 def test_a_missing_app_secret_stops_the_deploy_before_anything_is_created():
-    result = run_program(dev(), missing={f"{NS}/ideaforge-ai-secrets"})
+    result = run_program(dev(readSecrets="true"), missing={f"{NS}/ideaforge-ai-secrets"})
     assert f"{NS}/ideaforge-ai-secrets" in str(result.error)
     assert [r for r in result.resources if r.kind in ("Job", "Deployment")] == []
 

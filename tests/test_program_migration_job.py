@@ -1,6 +1,7 @@
 """The migration Job: its fields, what it runs, and exactly which changes make it run again."""
 
 import base64
+import hashlib
 import io
 import zipfile
 
@@ -55,9 +56,22 @@ def test_job_labels_keep_the_old_selectors(job):
 
 def test_job_runs_the_shipped_runner_on_the_backend_images_own_python(job, deployment):
     backend = deployment.find("Deployment", "backend").inputs["spec"]["template"]["spec"]["containers"][0]
-    assert container(job)["image"] == backend["image"] == "ghcr.io/soumantrivedi/ideaforge-ai/backend:672425b"
-    assert container(job)["command"] == ["python", "/opt/db-migrations-runner/runner.pyz"]
+    assert container(job)["image"] == backend["image"] == "ghcr.io/soumantrivedi/ideaforge-ai/backend:24f45fd"
+    command = container(job)["command"]
+    assert command[:2] == ["python", "-c"] and command[3] == "/opt/db-migrations-runner/runner.pyz"
     assert {"name": "runner", "mountPath": "/opt/db-migrations-runner", "readOnly": True} in container(job)["volumeMounts"]
+
+
+def test_the_jobs_command_carries_the_checksum_of_the_zipapp_it_ships(job, deployment):
+    data = base64.b64decode(deployment.find("ConfigMap", "db-migrations-runner").inputs["binaryData"]["runner.pyz"])
+    checksum = hashlib.sha256(data).hexdigest()
+    assert container(job)["command"][4] == checksum
+    assert job.inputs["spec"]["template"]["metadata"]["annotations"]["ideaforge.ai/runner-sha256"] == checksum
+
+
+def test_a_command_without_a_dedicated_image_fails_the_preview():
+    result = run_program(dev(**{"migrations.command": ["python", "/opt/db-migrations-runner/runner.pyz"]}))
+    assert "migrations.command: is the command of a dedicated migrations.image" in str(result.error)
 
 
 def test_the_runner_configmap_holds_a_zipapp_of_the_runner_and_nothing_else(deployment):

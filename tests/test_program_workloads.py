@@ -104,7 +104,7 @@ def test_backend_capacity_and_probes_match_the_apps_manifest(deployment):
 
 def test_frontend_capacity_and_probes_match_the_apps_manifest(deployment):
     c = main_container(deployment, "frontend")
-    assert c["image"] == "ghcr.io/soumantrivedi/ideaforge-ai/frontend:672425b"
+    assert c["image"] == "ghcr.io/soumantrivedi/ideaforge-ai/frontend:24f45fd"
     assert c["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
     assert (c["readinessProbe"]["periodSeconds"], c["readinessProbe"]["timeoutSeconds"]) == (5, 3)
     assert (c["livenessProbe"]["initialDelaySeconds"], c["livenessProbe"]["timeoutSeconds"]) == (30, 5)

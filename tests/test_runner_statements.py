@@ -177,8 +177,9 @@ _any_identifier = st.one_of(_identifiers, _keywords_as_names)
 _comments = st.one_of(
     st.just(" "), st.just("\n"),
     _junk.map(lambda s: "-- " + s.replace("\n", " ") + "\n"),
-    st.tuples(_junk, _junk).map(lambda p: "/* " + p[0].replace("*/", "").replace("/*", "")
-                                + " /* " + p[1].replace("*/", "").replace("/*", "") + " */ ; */"),
+    # No `*` in the junk: removing "/*" and "*/" could join the rest into a new one ("//**").
+    st.tuples(_junk, _junk).map(lambda p: "/* " + p[0].replace("*", "") + " /* " + p[1].replace("*", "")
+                                + " */ ; */"),
 )
 
 
