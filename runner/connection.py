@@ -139,32 +139,52 @@ def session_options(lock_timeout: str, statement_timeout: str, idle_in_transacti
     )
 
 
+def lock_session_options(options: str) -> str:
+    """The runner's own session (the migration lock and the history): only pg_catalog on its
+    search_path, whatever the role or database set, so its statements mean what they say."""
+    return f"{options} -c search_path=pg_catalog,pg_temp"
+
+
+# The lock session idles while migrations run: a role's idle_session_timeout must not end it;
+# and if the runner's node vanishes, TCP keepalives let the server end it, and free the lock,
+# within about a minute instead of the kernel's two hours.
+LOCK_SESSION_OPTIONAL = ("idle_session_timeout=0", "tcp_keepalives_idle=30", "tcp_keepalives_interval=10",
+                         "tcp_keepalives_count=3")
+
+
 def connect(
     target: ConnectionTarget,
     *,
     options: str,
     wait_seconds: float,
     stop: StopSignal,
-    watch: BlockerWatch,
+    watch: Optional[BlockerWatch],
     on_retry=None,
+    optional: tuple[str, ...] = (),
 ) -> psycopg2.extensions.connection:
-    """Connect, retrying with backoff until `wait_seconds` have passed; refusals fail at once."""
+    """Connect, retrying with backoff until `wait_seconds` have passed; refusals fail at once.
+
+    `optional` settings are dropped, one by one, by a server that does not know them. `watch`
+    (the blocker watch) is given the connection whose statements may wait on locks."""
     # Green mode: queries wait in Python's select(), so SIGTERM is handled mid-statement.
-    watch.install()
+    if watch is not None:
+        watch.install()
     deadline = time.monotonic() + wait_seconds
     delay = 0.25
     attempt = 0
     # PostgreSQL 14+ notices a vanished client (SIGKILL, lost node) during a long statement
     # within a second, rolls back and frees the migration lock; older servers reject the name.
-    check_client = f"{options} -c {_CLIENT_CHECK}"
+    settings = [_CLIENT_CHECK, *optional]
     while True:
         attempt += 1
         stop.check()
         try:
-            connection = psycopg2.connect(target.dsn, options=check_client, connect_timeout=10)
+            connection = psycopg2.connect(target.dsn, options=" ".join([options, *(f"-c {s}" for s in settings)]),
+                                          connect_timeout=10)
         except psycopg2.OperationalError as exc:
-            if check_client != options and _CLIENT_CHECK.split("=")[0] in str(exc):
-                check_client = options
+            unknown = next((s for s in settings if s.split("=")[0] in str(exc)), None)
+            if unknown:
+                settings.remove(unknown)
                 continue
             reason = target.redact(_first_line(str(exc)))
             if _REFUSED.search(reason):
@@ -188,7 +208,8 @@ def connect(
             continue
         connection.autocommit = True  # the runner issues BEGIN/COMMIT itself
         stop.connection = connection
-        watch.watch(connection, lambda: _side_connection(target))
+        if watch is not None:
+            watch.watch(connection, lambda: _side_connection(target))
         return connection
 
 

@@ -1,14 +1,27 @@
 """Apply one migration: in one transaction with its tracking row, or statement by statement.
 
-A transactional migration is sent as its own text, in one query when it is small (BEGIN,
-the file, the tracking row and COMMIT in one round trip) and in segments of whole
-statements when it is large, so PostgreSQL's parser splits it, exactly as psql would
-have. Its statements and its schema_migrations row commit together or not at all.
+Two sessions take part. The migration session runs migrations. The lock session (opened by
+runner.run) holds the migration lock, where no migration can release it (`DISCARD ALL` and
+`pg_advisory_unlock_all()` release only their own session's locks), and writes the history
+of no-transaction migrations, never inside a transaction block of theirs.
 
-When a statement fails, PostgreSQL names the position for parse errors; for errors that
-carry no position (a unique violation, a missing table), the migration is rolled back
-and run again one statement at a time, inside a transaction that is rolled back too,
-to name the statement and its line.
+A transactional migration is sent as its own statements, in one query when it is small and in
+segments of whole statements when it is large: BEGIN, the statements, the tracking row and a
+read-back of that row and of the lock. PostgreSQL's parser splits the text, exactly as psql
+would. Only when the row reads back as written and the lock session still holds the lock is
+COMMIT sent, so statements and row commit together or not at all, and never without the lock.
+
+Between statements the query carries a marker, `pg_advisory_lock(MARK_CLASS, n)`: a session-
+level advisory lock is not released by ROLLBACK, so after a failure the runner reads which
+statement completed last. Every statement runs at most once per attempt, and an error with
+no position (a constraint, a timeout, an error raised in a function) still names its
+statement and line. The markers are released with the session reset after every migration.
+
+A no-transaction migration runs statement by statement. A `BEGIN ... COMMIT` block in it runs
+as psql runs it: progress is recorded only between blocks, a failure rolls the whole block
+back, and a lock timeout inside it retries the block from its BEGIN. A failed concurrent index
+build leaves an INVALID index behind: the runner drops what the failed statement left before
+retrying or reporting, and an index that `IF NOT EXISTS` skipped is checked to be valid.
 
 A lock timeout (55P03), a deadlock (40P01) or a serialization failure (40001) rolls the
 migration back and retries it with backoff.
@@ -17,27 +30,66 @@ migration back and retries it with backoff.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
 import psycopg2
 import psycopg2.errorcodes as codes
+import psycopg2.extensions as ext
 
-from runner import history
+from runner import history, lock
 from runner.errors import (
     ConnectionLost,
     Interrupted,
+    InvalidIndex,
+    LockLost,
     LockTimeoutsExhausted,
     MigrationFailed,
+    MigrationFileError,
     TrackingFailed,
 )
 from runner.interrupts import StopSignal
 from runner.migration import Migration
-from runner.statements import Script, Segment, Statement
+from runner.statements import Script, Segment, Statement, index_if_not_exists
 from runner.waiting import BlockerWatch
 
 Event = Callable[..., None]
 RETRIED = {codes.LOCK_NOT_AVAILABLE, codes.DEADLOCK_DETECTED, codes.SERIALIZATION_FAILURE}
+
+# The statement markers: two-int advisory keys (pg_locks.objsubid 2) in a class of their own,
+# apart from the bigint migration lock (objsubid 1).
+MARK_CLASS = 0x72756E  # "run"
+
+# What DISCARD ALL resets, in its order, but allowed after COMMIT in the same query (DISCARD
+# ALL itself refuses to run in a multi-statement query): a migration starts as the login role
+# with the session's defaults, and no temporary table, prepared statement, LISTEN, cursor
+# WITH HOLD, advisory lock or cached currval of a previous one. The migration lock is not on
+# this session, so releasing every advisory lock here is safe.
+RESET_SESSION = (
+    "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *; "
+    "SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES"
+)
+_LAST_MARK = (
+    "SELECT pg_catalog.max(objid::pg_catalog.int8) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
+    f"AND pid = pg_catalog.pg_backend_pid() AND classid = {MARK_CLASS} AND objsubid = 2 AND granted"
+)
+# Indexes left INVALID, not being built right now by another session.
+_INVALID_INDEXES = (
+    "SELECT i.indexrelid::pg_catalog.int8, pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' "
+    "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_index i "
+    "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    "WHERE NOT i.indisvalid AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_progress_create_index p "
+    "WHERE p.index_relid OPERATOR(pg_catalog.=) i.indexrelid AND p.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid())"
+)
+_INDEX_OF_TABLE = (
+    "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) "
+    "pg_catalog.quote_ident(c.relname), i.indisvalid, (SELECT p.pid FROM pg_catalog.pg_stat_progress_create_index p "
+    "WHERE p.index_relid OPERATOR(pg_catalog.=) c.oid LIMIT 1) FROM pg_catalog.pg_index i "
+    "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    "WHERE i.indrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%s) AND c.relname OPERATOR(pg_catalog.=) %s"
+)
 
 
 @dataclass(frozen=True)
@@ -60,17 +112,20 @@ class _Retry(Exception):
 
 
 @dataclass
-class _Failed:
-    exc: psycopg2.Error
-    segment: Segment
-    index: int  # which segment of the script
-    shift: int  # characters sent before the segment's text in the same query
+class _Undone:
+    """What a failed attempt of a no-transaction statement undid and left behind."""
+
+    block_start: Optional[Statement] = None  # the BEGIN of the transaction block rolled back
+    left_behind: list[str] = field(default_factory=list)
+    all_dropped: bool = True
 
 
 class Executor:
-    def __init__(self, connection, tracking: history.Tracking, stop: StopSignal, retry: RetryPolicy,
+    def __init__(self, connection, control, tracking: history.Tracking, stop: StopSignal, retry: RetryPolicy,
                  event: Event, watch: Optional[BlockerWatch] = None):
-        self.connection = connection
+        self.connection = connection  # the migration session
+        self.control = control  # the lock session: holds the migration lock, writes progress
+        self.lock_pid = control.get_backend_pid()
         self.tracking = tracking
         self.stop = stop
         self.retry = retry
@@ -95,130 +150,163 @@ class Executor:
                 if attempt > self.retry.lock_retries:
                     raise self._exhausted(retry.failure, attempt, started) from None
                 self.event("lock_timeout_retry", migration=migration.name, attempt=attempt, retry_in_s=delay,
-                           sqlstate=retry.failure.sqlstate, blockers=self._blockers())
+                           sqlstate=retry.failure.sqlstate, blockers=self._blockers(),
+                           statement=retry.failure.statement_number or None, rolled_back="migration",
+                           block_start=None, left_behind=[])
                 self.stop.sleep(delay)
                 delay *= 2
 
     # -- transactional ---------------------------------------------------------------
 
     def _apply_in_transaction(self, migration: Migration, script: Script) -> None:
-        begin = _terminated(script.opener or "BEGIN")
-        failed: Optional[_Failed] = None
+        begin = _terminated(script.opener or "BEGIN") + "\n"
         with self.connection.cursor() as cursor:
             try:
                 for index, segment, last in _with_last(script.segments()):
                     self.stop.check()
-                    prefix = begin + "\n" if index == 0 else ""
-                    suffix = ""
-                    if last:
-                        record = self.tracking.record_sql(cursor, migration.name, migration.checksum, script.count)
-                        suffix = f"\n;\n{record}; COMMIT; {history.RESET_SESSION}"
+                    prefix = begin if index == 0 else ""
+                    tail = self._tail(cursor, migration, script) if last else ""
                     try:
-                        cursor.execute(prefix + segment.text + suffix)
+                        cursor.execute(prefix + _marked(segment) + tail)
                     except psycopg2.Error as exc:
-                        failed = _Failed(exc, segment, index, len(prefix))
-                        break
+                        completed = self._rollback(cursor)
+                        raise self._transactional_failure(exc, migration, script, segment, len(prefix), completed)
+                self._commit(cursor, migration, script)
             except BaseException:
-                self._rollback(cursor)
+                if self._in_block():
+                    self._rollback(cursor)
                 raise
-            if failed is None:
-                return
-            self._rollback(cursor)
-            exc = failed.exc
-            self._raise_unless_sql(exc, migration, script)
-            position = _position(exc)
-            body = position - 1 - failed.shift
-            if position and 0 <= body < len(failed.segment.text):
-                failure = self._failure(migration, script, failed.segment, failed.segment.statement_at(body), exc, body)
-            elif exc.pgcode in RETRIED:
-                # Retried as a whole; which statement waited matters less than who blocked it.
-                failure = self._failure(migration, script, failed.segment, None, exc, None)
-            else:
-                failure = self._locate(cursor, migration, script, begin, failed)
-            if exc.pgcode in RETRIED:
-                raise _Retry(failure)
-            raise failure
 
-    def _locate(self, cursor, migration: Migration, script: Script, begin: str, failed: _Failed) -> MigrationFailed:
-        """Run the migration again one statement at a time, rolled back whatever happens,
-        to name the statement that fails. Only on the failure path."""
-        self.event("locating", migration=migration.name)
+    def _tail(self, cursor, migration: Migration, script: Script) -> str:
+        """The tracking row, then one row: (did it land as written, does the lock session still hold the lock)."""
+        record = self.tracking.record_sql(cursor, migration.name, migration.checksum, script.count)
+        landed = self.tracking.landed_sql(cursor, migration.name, migration.checksum)
+        return f"\n{record};\nSELECT ({landed}), ({lock.held_by_sql(self.lock_pid)})"
+
+    def _commit(self, cursor, migration: Migration, script: Script) -> None:
+        landed, locked = cursor.fetchone()
+        if not locked:
+            raise LockLost(
+                f"lost the migration lock while applying {migration.name}: the session holding it ended (someone "
+                f"ended it, or its connection broke); {migration.name} was rolled back and nothing more was applied",
+                hint="run again (the Job does so by itself); another run may have started meanwhile, and the lock "
+                "makes the two take turns",
+            )
+        if not landed:
+            raise history.tracking_not_landed(
+                self.tracking, f"migration {migration.name} ran, but its row", "the migration was rolled back")
         try:
-            cursor.execute(begin)
-            for index, segment in enumerate(script.segments()):
-                statements = [(s, s.text(segment)) for s in segment.statements] if index >= failed.index \
-                    else [(None, segment.text)]
-                for statement, text in statements:
-                    self.stop.check()
-                    try:
-                        cursor.execute(text)
-                    except psycopg2.Error as exc:
-                        self._rollback(cursor)
-                        self._raise_unless_sql(exc, migration, script)
-                        where = statement or segment.statement_at(max(0, _position(exc) - 1))
-                        offset = where.offset + _position(exc) - 1 if statement and _position(exc) else None
-                        return self._failure(migration, script, segment, where, exc, offset)
-                if index >= failed.index:
-                    break
-            try:
-                cursor.execute(self.tracking.record_sql(cursor, migration.name, migration.checksum, script.count))
-            except psycopg2.Error as exc:
-                self._rollback(cursor)
-                self._raise_unless_sql(exc, migration, script)
-                raise TrackingFailed(
-                    f"migration {migration.name} ran, but its row in {self.tracking.schema}.schema_migrations "
-                    f"could not be written: SQLSTATE {exc.pgcode}: {_first_line(exc)}; it was rolled back",
-                    hint="the role the runner logs in as must be able to write schema_migrations",
-                ) from None
-        except BaseException:
+            cursor.execute("COMMIT; " + RESET_SESSION)
+        except psycopg2.Error as exc:
             self._rollback(cursor)
-            raise
-        self._rollback(cursor)
-        # It did not fail again (a deadlock, or a lock that is gone): say what we know.
-        return self._failure(migration, script, failed.segment, None, failed.exc, None)
+            self._raise_unless_sql(exc, migration, script)
+            failure = self._failure(migration, script, None, None, exc, None, at_commit=True)
+            if exc.pgcode in RETRIED:
+                raise _Retry(failure) from None
+            raise failure from None
+
+    def _transactional_failure(self, exc: psycopg2.Error, migration: Migration, script: Script, segment: Segment,
+                               shift: int, completed: Optional[int]) -> Exception:
+        """The failure to raise (after the rollback): which statement failed, from the error's
+        position when it has one, else from the last statement marker that completed."""
+        self._raise_unless_sql(exc, migration, script)
+        at = _position(exc) - 1 - shift if _position(exc) else None
+        offset = _unmarked_offset(segment, at) if at is not None and at >= 0 else None
+        if offset is not None:
+            statement: Optional[Statement] = segment.statement_at(offset)
+        elif at is not None and at < 0:
+            statement = None  # in the file's own BEGIN
+        elif completed is not None and completed >= script.count and exc.pgcode not in RETRIED:
+            return TrackingFailed(
+                f"migration {migration.name} ran, but its row in {self.tracking.schema}.schema_migrations "
+                f"could not be written: SQLSTATE {exc.pgcode}: {_first_line(exc)}; it was rolled back",
+                hint="the role the runner logs in as must be able to write schema_migrations",
+            )
+        else:
+            number = (completed or 0) + 1
+            statement = next((s for s in segment.statements if s.number == number), None)
+        failure = self._failure(migration, script, segment, statement, exc, offset)
+        return _Retry(failure) if exc.pgcode in RETRIED else failure
 
     # -- no transaction ------------------------------------------------------------------
 
     def _apply_without_transaction(self, migration: Migration, script: Script) -> None:
         started = time.monotonic()
-        done = 0
+        self._record(lambda c: self.tracking.start_incomplete(c, migration.name, migration.checksum), migration,
+                     "nothing of it ran")
+        done = 0  # statements that ran and committed, as the history says
+        block: list[tuple[Segment, Statement]] = []  # the open transaction block, its BEGIN first
         with self.connection.cursor() as cursor:
-            self.tracking.start_incomplete(cursor, migration.name, migration.checksum)
-            for segment in script.segments():
-                for statement in segment.statements:
-                    try:
-                        self.stop.check()
-                        self._run_one(cursor, migration, script, segment, statement)
-                    except Interrupted as stopped:
-                        self._note_progress(cursor, migration, done)
-                        raise Interrupted(
-                            stopped.signum,
-                            f"{stopped.message.split(';')[0]} during no-transaction migration {migration.name}, "
-                            f"after {done} of {script.count} statements; it is recorded as incomplete",
-                            hint=f"see `python -m runner status`, then `python -m runner resolve {migration.name} ...`",
-                        ) from None
-                    except BaseException:
-                        self._note_progress(cursor, migration, done)
-                        raise
-                    done += 1
-                    self.tracking.mark_progress(cursor, migration.name, done)
-            self.tracking.mark_applied(cursor, migration.name, migration.checksum, _elapsed_ms(started), done)
-            cursor.execute(history.RESET_SESSION)
+            try:
+                for segment in script.segments():
+                    for statement in segment.statements:
+                        if block:
+                            block.append((segment, statement))
+                        self._run_one(cursor, migration, script, segment, statement, block, done)
+                        if self._in_block():
+                            block = block or [(segment, statement)]
+                            continue
+                        block = []
+                        self._record(lambda c: self.tracking.mark_progress(c, migration.name, statement.number),
+                                     migration, f"statement {statement.number} ran, and the row still counts {done}")
+                        done = statement.number
+                if self._in_block():
+                    opened = block[0][1]
+                    raise MigrationFileError(
+                        f"{migration.name}:{opened.line}: the transaction block begun at statement {opened.number} "
+                        f"was still open at the end of the file; it was rolled back (as psql does when it exits), "
+                        f"and the {done} statements before it stay applied",
+                        hint=f"end the block with COMMIT; then `python -m runner resolve {migration.name} --pending`",
+                    )
+            except Interrupted as stopped:
+                self._abandon(cursor, migration, done)
+                raise Interrupted(
+                    stopped.signum,
+                    f"{stopped.message.split(';')[0]} during no-transaction migration {migration.name}, "
+                    f"after {done} of {script.count} statements; it is recorded as incomplete",
+                    hint=f"see `python -m runner status`, then `python -m runner resolve {migration.name} ...`",
+                ) from None
+            except BaseException:
+                self._abandon(cursor, migration, done)
+                raise
+            self._record(lambda c: self.tracking.mark_applied(
+                c, migration.name, migration.checksum, _elapsed_ms(started), done), migration,
+                f"all {done} statement{'' if done == 1 else 's'} ran, and the row still says incomplete "
+                f"(once the table is fixed: `python -m runner resolve {migration.name} --applied`)")
+            cursor.execute(RESET_SESSION)
 
-    def _run_one(self, cursor, migration: Migration, script: Script, segment: Segment, statement: Statement) -> None:
-        """One statement, retried on its own when it hits a lock timeout (those before it stay applied)."""
+    def _run_one(self, cursor, migration: Migration, script: Script, segment: Segment, statement: Statement,
+                 block: list, done: int) -> None:
+        """One statement; a lock timeout retries it on its own, or, inside a transaction block,
+        the block from its BEGIN (what ran before stays applied)."""
         delay = self.retry.first_delay
         attempt = 0
+        watch_indexes = not block and statement.words[:1] in (("CREATE",), ("REINDEX",))
         while True:
             attempt += 1
+            replay = block if block and attempt > 1 else [(segment, statement)]
+            before = self._invalid_indexes(cursor) if watch_indexes else None
+            current = replay[0]
             try:
-                cursor.execute(statement.text(segment))
+                for current in replay:
+                    self.stop.check()
+                    cursor.execute(current[1].text(current[0]))
+                if watch_indexes:
+                    self._check_skipped_index(cursor, migration, script, segment, statement, done)
                 return
             except psycopg2.Error as exc:
-                self._raise_unless_sql(exc, migration, script, rolled_back=False, statement=statement)
-                offset = statement.offset + _position(exc) - 1 if _position(exc) else None
-                failure = self._failure(migration, script, segment, statement, exc, offset, rolled_back=False)
-                if exc.pgcode not in RETRIED:
+                undone = _Undone(block[0][1] if block else None)
+                if block:
+                    self._rollback(cursor)
+                self._raise_unless_sql(exc, migration, script, rolled_back=False, statement=current[1])
+                if before is not None:
+                    self._drop_leftovers(cursor, before, undone)
+                failed_segment, failed = current
+                offset = failed.offset + _position(exc) - 1 if _position(exc) else None
+                failure = self._failure(migration, script, failed_segment, failed, exc, offset, rolled_back=False,
+                                        outcome=_no_transaction_outcome(migration, script, done, undone),
+                                        left_behind=tuple(undone.left_behind))
+                if exc.pgcode not in RETRIED or not undone.all_dropped:
                     raise failure from None
                 if attempt > self.retry.lock_retries:
                     raise LockTimeoutsExhausted(
@@ -226,15 +314,91 @@ class Executor:
                         hint="the statements before it are applied; see `python -m runner status`",
                     ) from None
                 self.event("lock_timeout_retry", migration=migration.name, attempt=attempt, retry_in_s=delay,
-                           sqlstate=exc.pgcode, blockers=self._blockers())
+                           sqlstate=exc.pgcode, blockers=self._blockers(), statement=failed.number,
+                           rolled_back="block" if block else "nothing",
+                           block_start=block[0][1].number if block else None, left_behind=undone.left_behind)
                 self.stop.sleep(delay)
                 delay *= 2
 
-    def _note_progress(self, cursor, migration: Migration, done: int) -> None:
+    def _in_block(self) -> bool:
+        """Is a transaction open on the migration session (libpq knows; no round trip)?"""
+        return not self.connection.closed and \
+            self.connection.get_transaction_status() != ext.TRANSACTION_STATUS_IDLE
+
+    def _invalid_indexes(self, cursor) -> set[int]:
+        cursor.execute(_INVALID_INDEXES)
+        return {oid for oid, _ in cursor.fetchall()}
+
+    def _drop_leftovers(self, cursor, before: set[int], undone: _Undone) -> None:
+        """Drop the INVALID indexes the failed statement left (a failed CREATE INDEX or REINDEX
+        CONCURRENTLY), as a transaction would have undone them; name what could not be dropped."""
         try:
-            self.tracking.mark_progress(cursor, migration.name, done)
+            cursor.execute(_INVALID_INDEXES)
+            left = [name for oid, name in cursor.fetchall() if oid not in before]
         except psycopg2.Error:
-            pass  # the connection is gone; the row already says `incomplete`
+            return
+        for name in left:
+            try:
+                cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                undone.left_behind.append(f"INVALID index {name}, which was dropped")
+            except psycopg2.Error as exc:
+                undone.all_dropped = False
+                undone.left_behind.append(
+                    f"INVALID index {name}, which could not be dropped ({_first_line(exc)}): drop it with "
+                    f"DROP INDEX CONCURRENTLY {name}")
+
+    def _check_skipped_index(self, cursor, migration: Migration, script: Script, segment: Segment,
+                             statement: Statement, done: int) -> None:
+        """CREATE INDEX ... IF NOT EXISTS skips an index of that name even when it is INVALID (an
+        earlier build failed): then nothing was built, and it must not be recorded as applied."""
+        target = index_if_not_exists(statement.text(segment))
+        if target is None:
+            return
+        index, table = target
+        name = index[1:-1].replace('""', '"') if index.startswith('"') else index.lower()
+        cursor.execute(_INDEX_OF_TABLE, (table, name))
+        found = cursor.fetchone()
+        if found is None or found[1]:
+            return
+        qualified, _, builder = found
+        why = (f"another session (pid {builder}) is building it right now" if builder
+               else "an earlier concurrent build of it failed")
+        raise InvalidIndex(
+            f"migration {migration.name}, statement {statement.number} of {script.count} "
+            f"({migration.name}:{statement.line}): index {qualified} exists but is INVALID ({why}), so IF NOT EXISTS "
+            f"skipped it and nothing was built; this no-transaction migration is recorded as incomplete after "
+            f"{done} statement{'' if done == 1 else 's'}",
+            hint=(f"wait for pid {builder} to finish, then " if builder else "")
+            + f"drop it: DROP INDEX CONCURRENTLY {qualified}; then `python -m runner resolve {migration.name} "
+            "--pending` and run again",
+        )
+
+    def _record(self, write: Callable, migration: Migration, ran: str = "") -> None:
+        """A history write on the lock session (`ran`: what had run, for the message when the row
+        does not land); its failure to answer means the lock is gone."""
+        try:
+            with self.control.cursor() as cursor:
+                write(cursor)
+        except TrackingFailed as exc:
+            raise TrackingFailed(f"{exc.message}; {ran}" if ran else exc.message, exc.hint) from None
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            if not self.control.closed and exc.pgcode and not _connection_lost(exc, self.control):
+                raise
+            raise LockLost(
+                f"lost the migration lock while applying no-transaction migration {migration.name}: the session "
+                f"holding it ended ({_first_line(exc)}); the schema_migrations row may count fewer statements than ran",
+                hint="see `python -m runner status`; the row says incomplete, so the next run stops until "
+                f"`python -m runner resolve {migration.name} ...` settles it",
+            ) from None
+
+    def _abandon(self, cursor, migration: Migration, done: int) -> None:
+        """After a failure: roll back an open block, reset the session, and record the progress."""
+        if self._in_block():
+            self._rollback(cursor)
+        try:
+            self._record(lambda c: self.tracking.mark_progress(c, migration.name, done), migration)
+        except (psycopg2.Error, LockLost, TrackingFailed):
+            pass  # the row already says `incomplete`; the failure being raised says the rest
 
     # -- errors --------------------------------------------------------------------------
 
@@ -254,8 +418,10 @@ class Executor:
                 ),
             ) from None
 
-    def _failure(self, migration: Migration, script: Script, segment: Segment, statement: Optional[Statement],
-                 exc: psycopg2.Error, offset: Optional[int], rolled_back: bool = True) -> MigrationFailed:
+    def _failure(self, migration: Migration, script: Script, segment: Optional[Segment],
+                 statement: Optional[Statement], exc: psycopg2.Error, offset: Optional[int], rolled_back: bool = True,
+                 outcome: Optional[str] = None, at_commit: bool = False, left_behind: tuple[str, ...] = ()
+                 ) -> MigrationFailed:
         diag = exc.diag
         hint = diag.message_hint
         if exc.pgcode == codes.ACTIVE_SQL_TRANSACTION:
@@ -264,7 +430,7 @@ class Executor:
                 "the first line of the file (then its statements run one by one, uncommitted work "
                 "is not rolled back, and a failure needs `python -m runner resolve`)"
             )
-        if statement is None:
+        if statement is None or segment is None:
             line, number, text = None, 0, ""
         else:
             line = segment.line_at(offset) if offset is not None else statement.line
@@ -281,6 +447,9 @@ class Executor:
             context=diag.context,
             statement=text,
             rolled_back=rolled_back,
+            outcome=outcome,
+            at_commit=at_commit,
+            left_behind=left_behind,
         )
 
     def _exhausted(self, failure: MigrationFailed, attempts: int, started: float) -> LockTimeoutsExhausted:
@@ -300,13 +469,58 @@ class Executor:
             return "; the blocking session was not seen (it may have finished)"
         return "; blocked by " + "; ".join(blockers)
 
-    def _rollback(self, cursor) -> None:
+    def _rollback(self, cursor) -> Optional[int]:
+        """Roll back and reset the session; return how many statements the markers say completed."""
         if self.connection.closed:
-            return
+            return None
         try:
-            cursor.execute(f"ROLLBACK; {history.RESET_SESSION}")
+            cursor.execute(f"ROLLBACK; {_LAST_MARK}")
+            completed = cursor.fetchone()[0]
+            cursor.execute(RESET_SESSION)
+            return completed or 0
         except psycopg2.Error:
-            pass  # a dead connection has no transaction left to roll back
+            return None  # a dead connection has no transaction left to roll back
+
+
+def _marker(number: int) -> str:
+    """Statement `number` completed: hold mark `number`, release the one before (one at a time,
+    so a long file does not fill the server's lock table)."""
+    release = f", pg_catalog.pg_advisory_unlock({MARK_CLASS}, {number - 1})" if number > 1 else ""
+    return f"\nSELECT pg_catalog.pg_advisory_lock({MARK_CLASS}, {number}){release};\n"
+
+
+def _marked_pieces(segment: Segment) -> Iterator[tuple[bool, str, int]]:
+    """The segment's statements with a marker after each: (is it the file's text, the text, its
+    offset in the segment's text)."""
+    position = 0
+    text = segment.text
+    for number, end in enumerate(segment.ends, start=segment.first_number):
+        yield True, text[position:end], position
+        # Only the file's last statement may lack its `;` (a comment may end the line).
+        yield False, ("" if text[end - 1:end] == ";" else "\n;") + _marker(number), end
+        position = end
+
+
+def _marked(segment: Segment) -> str:
+    return "".join(piece for _, piece, _ in _marked_pieces(segment))
+
+
+def _unmarked_offset(segment: Segment, offset: int) -> Optional[int]:
+    """Where a character of `_marked(segment)` is in the segment's own text; None in a marker."""
+    for ours, piece, start in _marked_pieces(segment):
+        if offset < len(piece):
+            return start + offset if ours and offset >= 0 else None
+        offset -= len(piece)
+    return None
+
+
+def _no_transaction_outcome(migration: Migration, script: Script, done: int, undone: _Undone) -> Optional[str]:
+    if undone.block_start is None:
+        return None  # MigrationFailed's own sentence for a no-transaction file
+    opened = undone.block_start
+    return (f"the transaction block begun at statement {opened.number} ({migration.name}:{opened.line}) was rolled "
+            f"back; the {done} statement{'' if done == 1 else 's'} before it stay applied, and this no-transaction "
+            "migration is recorded as incomplete: see `python -m runner status`")
 
 
 def _with_last(segments: Iterator[Segment]) -> Iterator[tuple[int, Segment, bool]]:

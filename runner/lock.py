@@ -1,9 +1,15 @@
-"""One runner at a time per database: a session-level PostgreSQL advisory lock."""
+"""One runner at a time per database: a session-level PostgreSQL advisory lock.
+
+It is held by the runner's own session, never the one that runs migrations: a migration's
+`DISCARD ALL` or `pg_advisory_unlock_all()` releases its own session's locks only.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import time
+
+import psycopg2
 
 from runner.errors import LockNotAcquired
 from runner.interrupts import StopSignal
@@ -53,8 +59,18 @@ def acquire(connection, *, wait_seconds: float, stop: StopSignal, on_wait=None) 
 def release(connection) -> None:
     if connection.closed:
         return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+    except psycopg2.Error:
+        pass  # the session is gone, and its lock with it
+
+
+def held_by_sql(pid: int) -> str:
+    """A query: does session `pid` (the lock session) hold the migration lock?"""
+    high, low = _key_halves()
+    return (f"SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = {int(pid)} "
+            f"AND classid = {high} AND objid = {low} AND objsubid = 1)")
 
 
 def _key_halves() -> tuple[int, int]:

@@ -14,6 +14,7 @@ from runner.errors import (
     DriftError,
     IncompleteMigration,
     MigrationFileError,
+    OutOfOrderMigration,
     RenamedMigration,
     UsageError,
 )
@@ -40,6 +41,7 @@ class Options:
     wait_for_lock: float = 120.0
     sslmode: Optional[str] = None
     accept_changed: bool = False
+    allow_out_of_order: bool = False
 
     def validate(self) -> None:
         for flag, value in (("--lock-timeout", self.lock_timeout), ("--statement-timeout", self.statement_timeout),
@@ -68,7 +70,13 @@ class Result:
 
 
 class Session:
-    """A connection to the target database, with the environment it came from."""
+    """The runner's sessions with the target database.
+
+    `connection` is the runner's own: it holds the migration lock and reads and writes the
+    history. Migrations run on a second session, `migrations()`, opened only when something is
+    pending: a migration can then end its session's state however it likes (`DISCARD ALL`,
+    `pg_advisory_unlock_all()`) without releasing the lock under a second runner's nose.
+    """
 
     def __init__(self, options: Options, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal):
         options.validate()
@@ -78,26 +86,43 @@ class Session:
         self.target = db.target_from_env(environ, options.sslmode)
         self.watch = BlockerWatch()
         self.connection = None
+        self.migration_connection = None
 
-    def __enter__(self) -> "Session":
-        self.connection = db.connect(
+    def _connect(self, options: str, watch: Optional[BlockerWatch], optional: tuple[str, ...] = ()):
+        return db.connect(
             self.target,
-            options=db.session_options(self.options.lock_timeout, self.options.statement_timeout,
-                                       self.options.idle_in_transaction_timeout),
+            options=options,
             wait_seconds=self.options.wait_for_db,
             stop=self.stop,
-            watch=self.watch,
+            watch=watch,
+            optional=optional,
             on_retry=lambda attempt, reason, delay: self.reporter.event(
                 "connect_retry", database=self.target.display, reason=reason, attempt=attempt, retry_in_s=delay
             ),
         )
+
+    def _session_options(self) -> str:
+        return db.session_options(self.options.lock_timeout, self.options.statement_timeout,
+                                  self.options.idle_in_transaction_timeout)
+
+    def __enter__(self) -> "Session":
+        self.watch.install()
+        self.connection = self._connect(db.lock_session_options(self._session_options()), None,
+                                        db.LOCK_SESSION_OPTIONAL)
         self.reporter.event("connected", database=self.target.display)
         return self
 
+    def migrations(self):
+        """The session migrations run on (the blocker watch looks at its lock waits)."""
+        if self.migration_connection is None:
+            self.migration_connection = self._connect(self._session_options(), self.watch)
+        return self.migration_connection
+
     def __exit__(self, *exc_info) -> None:
         self.watch.close()
-        if self.connection is not None and not self.connection.closed:
-            self.connection.close()
+        for connection in (self.migration_connection, self.connection):
+            if connection is not None and not connection.closed:
+                connection.close()
         self.stop.connection = None
 
     def cursor(self):
@@ -123,8 +148,7 @@ class _Locked:
         return session
 
     def __exit__(self, *exc_info) -> None:
-        if not self.session.connection.closed:
-            lock.release(self.session.connection)
+        lock.release(self.session.connection)
 
 
 def load_migrations(options: Options, reporter: Reporter) -> tuple[str, list[Migration]]:
@@ -164,28 +188,30 @@ def apply(options: Options, environ: Mapping[str, str], reporter: Reporter, stop
         if dry_run:
             with session.cursor() as cursor:
                 comparison = compare(migrations, history.load_if_present(cursor))
-            return _dry_run(comparison, reporter)
+            return _dry_run(comparison, reporter, options.allow_out_of_order)
         with session.locked():
             result = _apply_locked(session, migrations, options, reporter, stop)
     result.duration_ms = _elapsed_ms(started)
     return result
 
 
-def _history(cursor, migrations: list[Migration], reporter: Reporter) -> tuple[history.Tracking, Comparison]:
+def _history(cursor, migrations: list[Migration], reporter: Reporter,
+             allow_out_of_order: Optional[bool]) -> tuple[history.Tracking, Comparison]:
     """The tracking table (made or adopted) and the files compared with it; stops on a history
-    that must not be built on (an incomplete or renamed migration)."""
+    that must not be built on (an incomplete or renamed migration; files out of order unless
+    allowed, or None: not applying them)."""
     tracking, added = history.Tracking.ensure(cursor)
     if added:
         reporter.event("table_adopted", columns=added)
     comparison = compare(migrations, tracking.load(cursor))
-    check_history(comparison)
+    check_history(comparison, allow_out_of_order)
     return tracking, comparison
 
 
 def _apply_locked(session: Session, migrations: list[Migration], options: Options,
                   reporter: Reporter, stop: StopSignal) -> Result:
     with session.cursor() as cursor:
-        tracking, comparison = _history(cursor, migrations, reporter)
+        tracking, comparison = _history(cursor, migrations, reporter, options.allow_out_of_order)
         if comparison.changed:
             if not options.accept_changed:
                 raise drift_error(comparison)
@@ -198,19 +224,21 @@ def _apply_locked(session: Session, migrations: list[Migration], options: Option
     for row in comparison.missing:
         reporter.event("missing", migration=row.name)
     for migration in comparison.out_of_order:
-        reporter.event("out_of_order", migration=migration.name)
+        reporter.event("out_of_order", migration=migration.name, newest_applied=comparison.newest_applied)
 
     scripts = plan_all(comparison.pending)
-    executor = Executor(session.connection, tracking, stop, RetryPolicy(options.lock_retries, options.retry_delay),
-                        reporter.event, session.watch)
     already = len(comparison.applied) + len(comparison.changed)
     outcomes = []
-    for migration in comparison.pending:
-        stop.check()
-        outcome = executor.apply(migration, scripts[migration.name])
-        outcomes.append(outcome)
-        reporter.event("applied", migration=outcome.name, statements=outcome.statements,
-                       duration_ms=outcome.duration_ms, attempts=outcome.attempts)
+    if comparison.pending:
+        executor = Executor(session.migrations(), session.connection, tracking, stop,
+                            RetryPolicy(options.lock_retries, options.retry_delay), reporter.event, session.watch)
+        stop.connection = session.migration_connection  # a signal cancels the migration's statement
+        for migration in comparison.pending:
+            stop.check()
+            outcome = executor.apply(migration, scripts[migration.name])
+            outcomes.append(outcome)
+            reporter.event("applied", migration=outcome.name, statements=outcome.statements,
+                           duration_ms=outcome.duration_ms, attempts=outcome.attempts)
     if outcomes:
         text = f"applied {plural(len(outcomes), 'migration')}; {already} already applied"
     else:
@@ -218,8 +246,8 @@ def _apply_locked(session: Session, migrations: list[Migration], options: Option
     return Result("apply", text, {"applied": len(outcomes), "already_applied": already}, applied=outcomes)
 
 
-def _dry_run(comparison: Comparison, reporter: Reporter) -> Result:
-    check_history(comparison)
+def _dry_run(comparison: Comparison, reporter: Reporter, allow_out_of_order: bool) -> Result:
+    check_history(comparison, allow_out_of_order)
     if comparison.changed:
         raise drift_error(comparison)
     scripts = plan_all(comparison.pending)
@@ -251,7 +279,7 @@ def validate(options: Options, reporter: Reporter) -> Result:
                   _elapsed_ms(started))
 
 
-def check_history(comparison: Comparison) -> None:
+def check_history(comparison: Comparison, allow_out_of_order: Optional[bool] = False) -> None:
     if comparison.incomplete:
         migration, row = comparison.incomplete[0]
         raise IncompleteMigration(
@@ -269,6 +297,25 @@ def check_history(comparison: Comparison) -> None:
             hint=f"if it is a rename, record it: `python -m runner rename {first_old} {first_new}`; if the "
             "content is meant to run again, change the new file",
         )
+    if comparison.out_of_order and allow_out_of_order is False:
+        raise out_of_order_error(comparison)
+
+
+def out_of_order_error(comparison: Comparison) -> OutOfOrderMigration:
+    names = ", ".join(m.name for m in comparison.out_of_order)
+    newest = comparison.newest_applied
+    older_release = newest not in comparison.files
+    return OutOfOrderMigration(
+        f"{names} {'is' if len(comparison.out_of_order) == 1 else 'are'} older than {newest}, which is already "
+        "applied; applying "
+        f"{'it' if len(comparison.out_of_order) == 1 else 'them'} now would run migrations in another order than "
+        "every database built from scratch, so nothing was applied"
+        + (f" ({newest} is not among these files: is this an older release than the one that last migrated the "
+           "database?)" if older_release else ""),
+        hint="give the file a version newer than every applied one (`python -m runner new NAME`, then move its SQL) "
+        "if no database applied it yet; or, once you have checked it does not conflict with what ran after it, "
+        "run once with `python -m runner apply --allow-out-of-order` (env MIGRATION_ALLOW_OUT_OF_ORDER=true)",
+    )
 
 
 def drift_error(comparison: Comparison) -> DriftError:
@@ -324,7 +371,7 @@ def baseline(options: Options, environ: Mapping[str, str], reporter: Reporter, s
         raise UsageError(f"--through {through!r} is not a version (the digits a file name starts with)")
     with Session(options, environ, reporter, stop) as session, session.locked():
         with session.cursor() as cursor:
-            tracking, comparison = _history(cursor, migrations, reporter)
+            tracking, comparison = _history(cursor, migrations, reporter, allow_out_of_order=None)
             chosen = [m for m in comparison.pending
                       if m.name in names or (through and int(m.version) <= int(through))]
             if not chosen:

@@ -233,6 +233,31 @@ def _statement(text: str, pos: int, length: int, final: bool) -> Optional[Span]:
     return Span(s.start, end, tuple(s.words), False, s.copy_stdio, s.backslash)
 
 
+def head_tokens(text: str, count: int) -> list[tuple[str, str]]:
+    """The first `count` tokens of a statement as (kind, text), comments and spaces skipped;
+    kind is word, ident (a quoted identifier), or other. For reading a statement's head."""
+    found: list[tuple[str, str]] = []
+    pos, length = 0, len(text)
+    while pos < length and len(found) < count:
+        m = _TOKEN.match(text, pos)
+        kind, end = m.lastgroup, m.end()
+        if kind == "block":
+            end = _block_comment_end(text, end, length)
+            if end < 0:
+                break
+        elif kind == "ident":
+            end = _literal_end(text, m, kind, length)
+            if end < 0:
+                break
+            found.append(("ident", text[m.start():end]))
+        elif kind == "word":
+            found.append(("word", m.group()))
+        elif kind not in ("space", "dash"):
+            found.append(("other", m.group()))
+        pos = end
+    return found
+
+
 def _open_at_end(s: _State, text: str, offset: int, what: str, length: int) -> Span:
     start = s.start if s.start >= 0 else offset
     return Span(start, length, tuple(s.words), False, s.copy_stdio, s.backslash, unterminated=(offset, what))

@@ -15,7 +15,8 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from array import array
+from typing import Iterator, Optional, Sequence
 
 from runner import scanner
 from runner.errors import MigrationFileError
@@ -48,7 +49,8 @@ class Segment:
     cut only if something needs them (an error to locate, a no-transaction file)."""
 
     def __init__(self, text: str, line: int, statements: Optional[tuple[Statement, ...]] = None,
-                 first_number: int = 1, start_byte: int = 0, name: str = "", count: Optional[int] = None):
+                 first_number: int = 1, start_byte: int = 0, name: str = "", count: Optional[int] = None,
+                 ends: Optional[Sequence[int]] = None):
         self.text = text
         self.line = line  # the file line where `text` starts
         self.first_number = first_number
@@ -56,6 +58,14 @@ class Segment:
         self.start_byte = start_byte  # where `text` starts in the file
         self._statements = statements
         self._name = name
+        self._ends = ends
+
+    @property
+    def ends(self) -> Sequence[int]:
+        """Where each statement ends in `text` (just past its `;`), without cutting it again."""
+        if self._ends is None:
+            return [s.end for s in self.statements]
+        return self._ends
 
     @property
     def statements(self) -> tuple[Statement, ...]:
@@ -85,6 +95,7 @@ class SegmentSpan:
     line: int
     first_number: int
     count: int
+    ends: Sequence[int] = ()  # where each statement ends, in characters from start_byte
 
 
 @dataclass(frozen=True)
@@ -110,7 +121,8 @@ class Script:
             for span in self.spans:
                 handle.seek(span.start_byte)
                 text = handle.read(span.end_byte - span.start_byte).decode("utf-8")
-                yield Segment(text, span.line, None, span.first_number, span.start_byte, self.name, span.count)
+                yield Segment(text, span.line, None, span.first_number, span.start_byte, self.name, span.count,
+                              span.ends)
 
 
 def line_at(text: str, offset: int) -> int:
@@ -140,7 +152,7 @@ def plan(name: str, path: Path, transactional: bool) -> Script:
     spans: list[SegmentSpan] = []
     for segment in read_segments(path, name):
         spans.append(SegmentSpan(segment.start_byte, segment.start_byte + len(segment.text.encode("utf-8")), segment.line,
-                          segment.first_number, segment.count))
+                                 segment.first_number, segment.count, array("L", segment.ends)))
         for statement in segment.statements:
             if first is None:
                 first = (statement, segment)
@@ -158,6 +170,7 @@ def plan(name: str, path: Path, transactional: bool) -> Script:
     cached = kept[0] if len(kept) == 1 else None
     spans_kept = () if cached else tuple(spans)
     if not transactional:
+        _check_blocks(name, control)
         return Script(path, name, count, None, False, cached, spans_kept)
     wraps = count >= 2 and _is_begin(first[0].words) and _is_commit(last.words)
     refused = [s for s in control if not (wraps and s.number in (1, count))]
@@ -174,12 +187,67 @@ def plan(name: str, path: Path, transactional: bool) -> Script:
     return Script(path, name, count - 2 if wraps else count, opener, wraps, cached, spans_kept)
 
 
+def _check_blocks(name: str, control: list[Statement]) -> None:
+    """A no-transaction file may hold transaction blocks (psql runs them as written); refused
+    are a block the file never closes (psql rolls it back when it exits: the work would be
+    lost silently) and PREPARE TRANSACTION (it would outlive the run, holding its locks)."""
+    problems = [f"{name}:{s.line}: PREPARE TRANSACTION leaves a prepared transaction holding its locks after the "
+                "run; the runner does not do two-phase commits" for s in control if s.words[:2] == ("PREPARE", "TRANSACTION")]
+    opened: Optional[Statement] = None
+    for statement in control:
+        if _is_begin(statement.words):
+            opened = opened or statement
+        elif statement.words[:2] != ("PREPARE", "TRANSACTION"):
+            opened = None
+    if opened is not None:
+        problems.append(f"{name}:{opened.line}: {opened.words[0]} opens a transaction block that the file never "
+                        "closes; psql would roll it back when it exits, so its work would be lost")
+    if problems:
+        raise MigrationFileError(
+            "; ".join(problems),
+            hint="end each BEGIN with COMMIT; (or ROLLBACK;) in the same file",
+        )
+
+
+def index_if_not_exists(text: str) -> Optional[tuple[str, str]]:
+    """(index, table) as written, for CREATE [UNIQUE] INDEX [CONCURRENTLY] IF NOT EXISTS name ON
+    [ONLY] table: the statement that skips an existing index of that name, valid or not."""
+    tokens = scanner.head_tokens(text, 16)
+    words = [value.upper() if kind == "word" else value for kind, value in tokens]
+    at = 1
+    if words[:1] != ["CREATE"]:
+        return None
+    if words[at:at + 1] == ["UNIQUE"]:
+        at += 1
+    if words[at:at + 1] != ["INDEX"]:
+        return None
+    at += 1
+    if words[at:at + 1] == ["CONCURRENTLY"]:
+        at += 1
+    if words[at:at + 3] != ["IF", "NOT", "EXISTS"] or len(tokens) < at + 5:
+        return None
+    index = tokens[at + 3][1]
+    at += 4
+    if words[at] != "ON":
+        return None
+    at += 1
+    if words[at:at + 1] == ["ONLY"]:
+        at += 1
+    if at >= len(tokens) or tokens[at][0] == "other":
+        return None
+    table = tokens[at][1]
+    while at + 2 < len(tokens) and tokens[at + 1][1] == "." and tokens[at + 2][0] != "other":
+        table += "." + tokens[at + 2][1]
+        at += 2
+    return index, table
+
+
 def _unwrapped(segment: Segment, total: int) -> Segment:
     """The segment without the file's own BEGIN (statement 1) and COMMIT (the last)."""
     if segment.first_number > 1 and segment.first_number + segment.count - 1 < total:
         # Neither the file's BEGIN nor its COMMIT: the same text, numbered one less.
         return Segment(segment.text, segment.line, None, segment.first_number - 1, segment.start_byte,
-                       segment._name, segment.count)
+                       segment._name, segment.count, segment._ends)
     kept = [s for s in segment.statements if s.number not in (1, total)]
     if not kept:
         return Segment("", segment.line, ())
