@@ -257,7 +257,7 @@ def _unwrapped(segment: Segment, total: int) -> Segment:
     renumbered = tuple(
         Statement(s.number - 1, s.offset - start, s.end - start, s.line, s.words) for s in kept
     )
-    return Segment(segment.text[start:end], line, renumbered)
+    return Segment(segment.text[start:end], line, renumbered, renumbered[0].number)
 
 
 def read_segments(path: Path, name: str) -> Iterator[Segment]:

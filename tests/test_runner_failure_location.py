@@ -54,19 +54,23 @@ def test_a_statement_timeout_is_located_without_running_the_migration_again(db, 
     assert "t" not in db.tables()
 
 
-def test_an_error_raised_inside_a_function_in_a_file_of_several_segments_names_its_statement(db, tmp_path, monkeypatch):
+@pytest.mark.parametrize("wrapped", [False, True])
+@pytest.mark.parametrize("failing_last", [False, True])
+def test_an_error_raised_inside_a_function_in_a_file_of_several_segments_names_its_statement(
+        db, tmp_path, monkeypatch, wrapped, failing_last):
     monkeypatch.setattr(statements, "SEGMENT_CHARS", 120)
+    monkeypatch.setattr(statements, "_READ_BYTES", 64)
     write(tmp_path, {"001_setup.sql": SETUP})
     assert db.run("--dir", str(tmp_path)).code == EXIT_OK
     body = "".join(f"INSERT INTO users VALUES ({n}); -- row {n}\n" for n in range(2, 30))
-    write(tmp_path, {"002_big.sql": (
-        "SELECT nextval('calls');\n" + body
-        + "DO $$ BEGIN\n  RAISE EXCEPTION 'stop here';\nEND $$;\n"
-        + "INSERT INTO users VALUES (100);\n"
-    )})
+    fail = "DO $$ BEGIN\n  RAISE EXCEPTION 'stop here';\nEND $$;\n"
+    after = "INSERT INTO users VALUES (100);\n"
+    text = "SELECT nextval('calls');\n" + body + (after + fail if failing_last else fail + after)
+    write(tmp_path, {"002_big.sql": "BEGIN;\n" + text + "COMMIT;\n" if wrapped else text})
     result = db.run("--dir", str(tmp_path))
     assert result.code == EXIT_MIGRATION_FAILED
-    assert "failed at statement 30 of 31 (002_big.sql:30)" in result.err
+    number, line = (31, 31) if failing_last else (30, 30)
+    assert f"failed at statement {number} of 31 (002_big.sql:{line + wrapped})" in result.err
     assert "P0001: stop here" in result.err
     assert calls(db) == 1
     assert db.query("SELECT count(*) FROM users") == [(0,)]

@@ -94,3 +94,21 @@ def test_the_tracking_row_ignores_functions_a_migration_put_on_the_search_path(d
     result = db.run("--dir", str(tmp_path))
     assert result.code == EXIT_OK, result.output
     assert db.query("SELECT duration_ms < 60000, applied_at > '2001-01-01' FROM public.schema_migrations") == [(True, True)]
+
+
+def test_the_runners_own_session_ignores_functions_a_database_search_path_puts_first(db, tmp_path):
+    write(tmp_path, {
+        "001_app.sql": (
+            "CREATE SCHEMA app;\n"
+            "CREATE FUNCTION app.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT '2000-01-01'::timestamptz $$;\n"
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET search_path = app, pg_catalog', current_database()); "
+            "END $$;\n"),
+    })
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    write(tmp_path, {"002_index.sql": "-- runner:no-transaction\nCREATE INDEX CONCURRENTLY i ON public.seed (v);\n",
+                     "001_app.sql": (tmp_path / "001_app.sql").read_text()})
+    db.execute("CREATE TABLE public.seed (v text)")
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_OK, result.output
+    assert db.query("SELECT applied_at > '2001-01-01' FROM public.schema_migrations "
+                    "WHERE migration_name = '002_index.sql'") == [(True,)]
