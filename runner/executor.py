@@ -482,6 +482,12 @@ class Executor:
             return None  # a dead connection has no transaction left to roll back
 
 
+def invalid_indexes(cursor) -> list[str]:
+    """The INVALID indexes of the database that no session is building: a failed concurrent build's."""
+    cursor.execute(_INVALID_INDEXES)
+    return sorted(name for _, name in cursor.fetchall())
+
+
 def _marker(number: int) -> str:
     """Statement `number` completed: hold mark `number`, release the one before (one at a time,
     so a long file does not fill the server's lock table)."""

@@ -18,7 +18,7 @@ from runner.errors import (
     RenamedMigration,
     UsageError,
 )
-from runner.executor import Executor, Outcome, RetryPolicy
+from runner.executor import Executor, Outcome, RetryPolicy, invalid_indexes
 from runner.interrupts import StopSignal
 from runner.migration import Migration
 from runner.output import Reporter, plural
@@ -204,7 +204,7 @@ def _history(cursor, migrations: list[Migration], reporter: Reporter,
     if added:
         reporter.event("table_adopted", columns=added)
     comparison = compare(migrations, tracking.load(cursor))
-    check_history(comparison, allow_out_of_order)
+    check_history(comparison, allow_out_of_order, invalid_indexes(cursor) if comparison.incomplete else ())
     return tracking, comparison
 
 
@@ -279,13 +279,17 @@ def validate(options: Options, reporter: Reporter) -> Result:
                   _elapsed_ms(started))
 
 
-def check_history(comparison: Comparison, allow_out_of_order: Optional[bool] = False) -> None:
+def check_history(comparison: Comparison, allow_out_of_order: Optional[bool] = False,
+                  invalid_indexes: Sequence[str] = ()) -> None:
     if comparison.incomplete:
         migration, row = comparison.incomplete[0]
+        leftovers = (f"; INVALID indexes in the database now (a concurrent index build that did not finish leaves "
+                     f"one): {', '.join(invalid_indexes)}" if invalid_indexes else "")
         raise IncompleteMigration(
             f"{row.name} is a no-transaction migration that stopped after {plural(row.statements or 0, 'statement')}; "
-            "running it again could repeat them, so nothing was applied",
-            hint=f"check the database by hand, then run `python -m runner resolve {row.name} --applied` "
+            f"running it again could repeat them, so nothing was applied{leftovers}",
+            hint=("drop the INVALID indexes it left (DROP INDEX CONCURRENTLY ...); " if invalid_indexes else "")
+            + f"check the database by hand, then run `python -m runner resolve {row.name} --applied` "
             f"if it is complete, or `python -m runner resolve {row.name} --pending` to run it again",
         )
     if comparison.renamed:

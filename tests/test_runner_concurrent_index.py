@@ -1,9 +1,11 @@
 """Concurrent index builds: what a failed attempt leaves behind is dropped or named, never recorded as applied."""
 
 import threading
+import time
 
 from runner.errors import EXIT_MIGRATION_FAILED, EXIT_OK
 from tests.pg import write
+from tests.test_runner_concurrency import wait_for_query
 
 ITEMS = "CREATE TABLE items (id int, name text);\nINSERT INTO items SELECT g, 'n' || g FROM generate_series(1, 100) g;\n"
 
@@ -74,3 +76,27 @@ def test_if_not_exists_skipping_an_invalid_index_is_not_recorded_as_applied(db, 
     assert "index public.items_name_key exists but is INVALID" in result.err
     assert "DROP INDEX CONCURRENTLY public.items_name_key" in result.err
     assert row(db, "002_unique.sql") == [("incomplete", 0)]
+
+
+def test_a_run_stopped_by_an_incomplete_build_names_the_invalid_index_it_left(db, tmp_path):
+    write(tmp_path, {"001_items.sql": ITEMS})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    write(tmp_path, {"002_index.sql": "-- runner:no-transaction\nCREATE INDEX CONCURRENTLY items_name_idx ON items (name);\n"})
+    snapshot = hold_old_snapshot(db)  # the build waits for it
+    runner = db.spawn("--dir", str(tmp_path), "--lock-timeout", "30s")
+    try:
+        pid = wait_for_query(db, "CREATE INDEX CONCURRENTLY")
+        runner.kill()  # the pod dies mid-build
+        runner.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while db.query("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)) != [(0,)]:
+            assert time.monotonic() < deadline, "the server did not notice the runner was gone"
+            time.sleep(0.1)
+    finally:
+        snapshot.close()
+
+    result = db.run("--dir", str(tmp_path))
+
+    assert result.code == EXIT_MIGRATION_FAILED
+    assert "002_index.sql is a no-transaction migration that stopped after 0 statements" in result.err
+    assert "INVALID indexes in the database now" in result.err and "public.items_name_idx" in result.err
