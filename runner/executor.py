@@ -60,15 +60,9 @@ RETRIED = {codes.LOCK_NOT_AVAILABLE, codes.DEADLOCK_DETECTED, codes.SERIALIZATIO
 # apart from the bigint migration lock (objsubid 1).
 MARK_CLASS = 0x72756E  # "run"
 
-# What DISCARD ALL resets, in its order, but allowed after COMMIT in the same query (DISCARD
-# ALL itself refuses to run in a multi-statement query): a migration starts as the login role
-# with the session's defaults, and no temporary table, prepared statement, LISTEN, cursor
-# WITH HOLD, advisory lock or cached currval of a previous one. The migration lock is not on
-# this session, so releasing every advisory lock here is safe.
-RESET_SESSION = (
-    "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *; "
-    "SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES"
-)
+# What DISCARD ALL resets (history.RESET_SESSION), and the session's advisory locks: the
+# migration session's markers and whatever a migration took. Never sent to the lock session.
+RESET_SESSION = history.RESET_SESSION + "; SELECT pg_catalog.pg_advisory_unlock_all()"
 _LAST_MARK = (
     "SELECT pg_catalog.max(objid::pg_catalog.int8) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
     f"AND pid = pg_catalog.pg_backend_pid() AND classid = {MARK_CLASS} AND objsubid = 2 AND granted"

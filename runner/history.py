@@ -275,6 +275,14 @@ def _home_schema(cursor) -> str:
     return row[0]
 
 
+# What DISCARD ALL resets, in its order, but allowed inside a transaction block and after COMMIT
+# in one query (DISCARD ALL refuses both), and without its pg_advisory_unlock_all(): a migration
+# starts as the login role with the session's defaults and no temporary table, prepared
+# statement, LISTEN, cursor WITH HOLD or cached currval of a previous one.
+RESET_SESSION = ("CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *; "
+                 "DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES")
+
+
 def load_if_present(cursor) -> dict[str, AppliedRow]:
     tracking = Tracking.find(cursor)
     return tracking.load(cursor) if tracking else {}

@@ -72,7 +72,7 @@ MUTATIONS = (
              "        if found is None or found[1]:\n            return",
              "        if True:\n            return",
              ("tests/test_runner_concurrent_index.py",)),
-    Mutation("executor-session-reset", "runner/executor.py",
+    Mutation("executor-session-reset", "runner/history.py",
              '"CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *; "',
              '"SET SESSION AUTHORIZATION DEFAULT; RESET ALL; "',
              ("tests/test_runner_session_reset.py",)),
