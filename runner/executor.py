@@ -161,7 +161,7 @@ class Executor:
                     prefix = begin if index == 0 else ""
                     tail = self._tail(cursor, migration, script) if last else ""
                     try:
-                        cursor.execute(prefix + _marked(segment) + tail)
+                        cursor.execute(_marked(prefix, segment, tail))
                     except psycopg2.Error as exc:
                         completed = self._rollback(cursor)
                         raise self._transactional_failure(exc, migration, script, segment, len(prefix), completed)
@@ -501,12 +501,14 @@ def _marked_pieces(segment: Segment) -> Iterator[tuple[bool, str, int]]:
         position = end
 
 
-def _marked(segment: Segment) -> str:
-    return "".join(piece for _, piece, _ in _marked_pieces(segment))
+def _marked(prefix: str, segment: Segment, tail: str) -> str:
+    """One query: the prefix, the segment's statements with their markers, the tail (joined
+    once: a large statement is copied once, not once per concatenation)."""
+    return "".join([prefix, *(piece for _, piece, _ in _marked_pieces(segment)), tail])
 
 
 def _unmarked_offset(segment: Segment, offset: int) -> Optional[int]:
-    """Where a character of `_marked(segment)` is in the segment's own text; None in a marker."""
+    """Where a character of the segment part of `_marked` is in the segment's own text; None in a marker."""
     for ours, piece, start in _marked_pieces(segment):
         if offset < len(piece):
             return start + offset if ours and offset >= 0 else None

@@ -75,4 +75,4 @@ def status_counts(comparison: Comparison) -> dict[str, int]:
 
 
 def status_summary(comparison: Comparison) -> str:
-    return ", ".join(f"{count} {state}" for state, count in status_counts(comparison).items())
+    return ", ".join(f"{count} {state.replace('_', ' ')}" for state, count in status_counts(comparison).items())

@@ -30,8 +30,8 @@ class Mutation:
 
 MUTATIONS = (
     Mutation("executor-same-transaction", "runner/executor.py",
-             "cursor.execute(prefix + _marked(segment) + tail)",
-             'cursor.execute(prefix + _marked(segment) + ("COMMIT;" if last else "") + tail)',
+             "cursor.execute(_marked(prefix, segment, tail))",
+             'cursor.execute(_marked(prefix, segment, ("COMMIT;" if last else "") + tail))',
              ("tests/test_runner_tracking_writes.py",)),
     Mutation("executor-retries-lock-timeouts", "runner/executor.py",
              "RETRIED = {codes.LOCK_NOT_AVAILABLE, codes.DEADLOCK_DETECTED, codes.SERIALIZATION_FAILURE}",

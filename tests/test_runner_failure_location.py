@@ -1,7 +1,5 @@
 """A failing migration's statements run once per attempt, and the error still names the statement."""
 
-import time
-
 import pytest
 
 from runner import statements
@@ -27,15 +25,12 @@ def test_a_constraint_violation_runs_the_migration_once_and_names_statement_and_
         "INSERT INTO users\n"
         "  VALUES (1);\n"
     )})
-    started = time.monotonic()
     result = db.run("--dir", str(tmp_path))
-    took = time.monotonic() - started
     assert result.code == EXIT_MIGRATION_FAILED
     assert "migration 002_users.sql failed at statement 4 of 4 (002_users.sql:5)" in result.err
     assert "SQLSTATE 23505" in result.err and "INSERT INTO users\n      VALUES (1);" in result.err
     assert "one by one" not in result.output
-    assert calls(db) == 1
-    assert took < 0.6 + 1.5, f"took {took:.1f}s"  # the sleep once, not twice
+    assert calls(db) == 1  # statement 1 ran once: nothing was run again to find statement 4
     assert db.query("SELECT count(*) FROM users") == [(0,)]
 
 
@@ -43,14 +38,11 @@ def test_a_statement_timeout_is_located_without_running_the_migration_again(db, 
     write(tmp_path, {"001_setup.sql": SETUP})
     assert db.run("--dir", str(tmp_path)).code == EXIT_OK
     write(tmp_path, {"002_slow.sql": "SELECT nextval('calls');\nCREATE TABLE t (id int);\nSELECT pg_sleep(5);\n"})
-    started = time.monotonic()
     result = db.run("--dir", str(tmp_path), "--statement-timeout", "500ms")
-    took = time.monotonic() - started
     assert result.code == EXIT_MIGRATION_FAILED
     assert "failed at statement 3 of 3 (002_slow.sql:3)" in result.err
     assert "SQLSTATE 57014" in result.err
     assert calls(db) == 1
-    assert took < 3, f"took {took:.1f}s"
     assert "t" not in db.tables()
 
 

@@ -20,9 +20,9 @@ def second_runner(db, tmp_path):
     (f"SELECT pg_advisory_unlock({LOCK_KEY});", "-- runner:no-transaction\n"),
 ])
 def test_a_migration_that_releases_advisory_locks_does_not_let_a_second_runner_in(db, tmp_path, release, marker):
-    write(tmp_path, {"001_slow.sql": f"{marker}{release}\nSELECT pg_sleep(2.5);\nCREATE TABLE once (id int);\n"})
+    write(tmp_path, {"001_slow.sql": f"{marker}{release}\nSELECT pg_sleep(4);\nCREATE TABLE once (id int);\n"})
     first = db.spawn("--dir", str(tmp_path))
-    wait_for_query(db, "pg_sleep(2.5)")
+    wait_for_query(db, "pg_sleep(4)")
 
     second = second_runner(db, tmp_path)
 
@@ -34,10 +34,10 @@ def test_a_migration_that_releases_advisory_locks_does_not_let_a_second_runner_i
 def test_a_lock_released_by_an_earlier_migration_of_the_run_still_keeps_others_out(db, tmp_path):
     write(tmp_path, {
         "001_unlock.sql": "SELECT pg_advisory_unlock_all();\n",
-        "002_slow.sql": "SELECT pg_sleep(2.5);\nCREATE TABLE once (id int);\n",
+        "002_slow.sql": "SELECT pg_sleep(4);\nCREATE TABLE once (id int);\n",
     })
     first = db.spawn("--dir", str(tmp_path))
-    wait_for_query(db, "pg_sleep(2.5)")
+    wait_for_query(db, "pg_sleep(4)")
 
     second = second_runner(db, tmp_path)
 
@@ -47,11 +47,11 @@ def test_a_lock_released_by_an_earlier_migration_of_the_run_still_keeps_others_o
 
 def test_a_lost_lock_session_stops_the_run_before_the_running_migration_commits(db, tmp_path):
     write(tmp_path, {
-        "001_slow.sql": "CREATE TABLE first (id int);\nSELECT pg_sleep(1.5);\n",
+        "001_slow.sql": "CREATE TABLE first (id int);\nSELECT pg_sleep(3);\n",
         "002_next.sql": "CREATE TABLE second (id int);\n",
     })
     runner = db.spawn("--dir", str(tmp_path))
-    wait_for_query(db, "pg_sleep(1.5)")
+    wait_for_query(db, "pg_sleep(3)")
     high, low = _key_halves()
     holder = db.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s "
                       "AND objid = %s AND objsubid = 1", (high, low))
