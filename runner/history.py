@@ -248,10 +248,12 @@ def tracking_not_landed(tracking: "Tracking", what: str, outcome: str = "") -> T
 
 
 def _candidates(cursor) -> list[tuple[str, bool]]:
-    """(schema, is the runner's) for every table named schema_migrations, in any schema."""
+    """(schema, is the runner's) for every relation named schema_migrations, in any schema. One
+    history per database, as there is one migration lock per database: two apps sharing a
+    database in two schemas are not supported."""
     cursor.execute(
-        "SELECT n.nspname, EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid "
-        "AND a.attname = 'migration_name' AND NOT a.attisdropped) "
+        "SELECT n.nspname, c.relkind IN ('r', 'p', 'v', 'f') AND EXISTS (SELECT FROM pg_attribute a "
+        "WHERE a.attrelid = c.oid AND a.attname = 'migration_name' AND NOT a.attisdropped) "
         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE c.relname = %s AND n.nspname NOT LIKE 'pg\\_%%' AND n.nspname <> 'information_schema' ORDER BY 1",
         (TABLE,),
