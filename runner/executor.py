@@ -37,7 +37,7 @@ import psycopg2
 import psycopg2.errorcodes as codes
 import psycopg2.extensions as ext
 
-from runner import history, lock
+from runner import characters, history, lock
 from runner.errors import (
     ConnectionLost,
     Interrupted,
@@ -46,6 +46,7 @@ from runner.errors import (
     LockTimeoutsExhausted,
     MigrationFailed,
     MigrationFileError,
+    SessionEndedByMigration,
     TrackingFailed,
 )
 from runner.interrupts import StopSignal
@@ -180,6 +181,8 @@ class Executor:
     def _commit(self, cursor, migration: Migration, script: Script) -> None:
         landed, locked = cursor.fetchone()
         if not locked:
+            if _ends_sessions(script):
+                raise _lock_session_ended_by(migration, "it was rolled back")
             raise LockLost(
                 f"lost the migration lock while applying {migration.name}: the session holding it ended (someone "
                 f"ended it, or its connection broke); {migration.name} was rolled back and nothing more was applied",
@@ -206,8 +209,12 @@ class Executor:
         self._raise_unless_sql(exc, migration, script)
         at = _position(exc) - 1 - shift if _position(exc) else None
         offset = _unmarked_offset(segment, at) if at is not None and at >= 0 else None
+        if at is None:
+            # Refused before parsing (a character the database's encoding lacks): no position and
+            # no statement ran, so the character is found in the text.
+            offset = characters.offset_in(str(exc.diag.message_primary), segment.text)
         if offset is not None:
-            statement: Optional[Statement] = segment.statement_at(offset)
+            statement: Optional[Statement] = _statement_at(segment, offset)
         elif at is not None and at < 0:
             statement = None  # in the file's own BEGIN
         elif completed is not None and completed >= script.count and exc.pgcode not in RETRIED:
@@ -227,7 +234,7 @@ class Executor:
     def _apply_without_transaction(self, migration: Migration, script: Script) -> None:
         started = time.monotonic()
         self._record(lambda c: self.tracking.start_incomplete(c, migration.name, migration.checksum), migration,
-                     "nothing of it ran")
+                     script, "nothing of it ran")
         done = 0  # statements that ran and committed, as the history says
         block: list[tuple[Segment, Statement]] = []  # the open transaction block, its BEGIN first
         with self.connection.cursor() as cursor:
@@ -242,7 +249,7 @@ class Executor:
                             continue
                         block = []
                         self._record(lambda c: self.tracking.mark_progress(c, migration.name, statement.number),
-                                     migration, f"statement {statement.number} ran, and the row still counts {done}")
+                                     migration, script, f"statement {statement.number} ran, and the row still counts {done}")
                         done = statement.number
                 if self._in_block():
                     opened = block[0][1]
@@ -253,7 +260,7 @@ class Executor:
                         hint=f"end the block with COMMIT; then `python -m runner resolve {migration.name} --pending`",
                     )
             except Interrupted as stopped:
-                self._abandon(cursor, migration, done)
+                self._abandon(cursor, migration, script, done)
                 raise Interrupted(
                     stopped.signum,
                     f"{stopped.message.split(';')[0]} during no-transaction migration {migration.name}, "
@@ -261,10 +268,10 @@ class Executor:
                     hint=f"see `python -m runner status`, then `python -m runner resolve {migration.name} ...`",
                 ) from None
             except BaseException:
-                self._abandon(cursor, migration, done)
+                self._abandon(cursor, migration, script, done)
                 raise
             self._record(lambda c: self.tracking.mark_applied(
-                c, migration.name, migration.checksum, _elapsed_ms(started), done), migration,
+                c, migration.name, migration.checksum, _elapsed_ms(started), done), migration, script,
                 f"all {done} statement{'' if done == 1 else 's'} ran, and the row still says incomplete "
                 f"(once the table is fixed: `python -m runner resolve {migration.name} --applied`)")
             cursor.execute(RESET_SESSION)
@@ -297,6 +304,11 @@ class Executor:
                     self._drop_leftovers(cursor, before, undone)
                 failed_segment, failed = current
                 offset = failed.offset + _position(exc) - 1 if _position(exc) else None
+                if offset is None:
+                    # Refused before parsing (a character the database's encoding lacks): no
+                    # position, so the character is found in the statement's text.
+                    found = characters.offset_in(str(exc.diag.message_primary), failed.text(failed_segment))
+                    offset = failed.offset + found if found is not None else None
                 failure = self._failure(migration, script, failed_segment, failed, exc, offset, rolled_back=False,
                                         outcome=_no_transaction_outcome(migration, script, done, undone),
                                         left_behind=tuple(undone.left_behind))
@@ -367,7 +379,7 @@ class Executor:
             "--pending` and run again",
         )
 
-    def _record(self, write: Callable, migration: Migration, ran: str = "") -> None:
+    def _record(self, write: Callable, migration: Migration, script: Script, ran: str = "") -> None:
         """A history write on the lock session (`ran`: what had run, for the message when the row
         does not land); its failure to answer means the lock is gone."""
         try:
@@ -378,6 +390,9 @@ class Executor:
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
             if not self.control.closed and exc.pgcode and not _connection_lost(exc, self.control):
                 raise
+            if _ends_sessions(script):
+                raise _lock_session_ended_by(migration, "this no-transaction migration stopped part-way: see "
+                                             "`python -m runner status`") from None
             raise LockLost(
                 f"lost the migration lock while applying no-transaction migration {migration.name}: the session "
                 f"holding it ended ({_first_line(exc)}); the schema_migrations row may count fewer statements than ran",
@@ -385,13 +400,13 @@ class Executor:
                 f"`python -m runner resolve {migration.name} ...` settles it",
             ) from None
 
-    def _abandon(self, cursor, migration: Migration, done: int) -> None:
+    def _abandon(self, cursor, migration: Migration, script: Script, done: int) -> None:
         """After a failure: roll back an open block, reset the session, and record the progress."""
         if self._in_block():
             self._rollback(cursor)
         try:
-            self._record(lambda c: self.tracking.mark_progress(c, migration.name, done), migration)
-        except (psycopg2.Error, LockLost, TrackingFailed):
+            self._record(lambda c: self.tracking.mark_progress(c, migration.name, done), migration, script)
+        except (psycopg2.Error, LockLost, SessionEndedByMigration, TrackingFailed):
             pass  # the row already says `incomplete`; the failure being raised says the rest
 
     # -- errors --------------------------------------------------------------------------
@@ -403,6 +418,16 @@ class Executor:
             raise self.stop.interrupted() from None
         if _connection_lost(exc, self.connection):
             where = f" (statement {statement.number} of {script.count})" if statement else ""
+            # pg_terminate_backend's FATAL (57P01); psycopg2 often has only its text, no SQLSTATE.
+            terminated = exc.pgcode == codes.ADMIN_SHUTDOWN or "due to administrator command" in str(exc)
+            if terminated and _ends_sessions(script):
+                raise SessionEndedByMigration(
+                    f"lost the connection to the database while applying {migration.name}{where}: {_first_line(exc)}; "
+                    "this migration calls pg_terminate_backend, which most likely ended the runner's own session, "
+                    "so running it again would end the same way",
+                    hint=SPARE_THE_RUNNER + ("" if rolled_back else "; this no-transaction migration stopped "
+                                             "part-way: see `python -m runner status`"),
+                ) from None
             raise ConnectionLost(
                 f"lost the connection to the database while applying {migration.name}{where}: {_first_line(exc)}",
                 hint=(
@@ -418,10 +443,12 @@ class Executor:
                  ) -> MigrationFailed:
         diag = exc.diag
         hint = diag.message_hint
+        if exc.pgcode == characters.UNTRANSLATABLE:
+            hint = characters.hint(str(diag.message_primary))
         if exc.pgcode == codes.ACTIVE_SQL_TRANSACTION:
             hint = (
                 "this statement cannot run inside a transaction: make `-- runner:no-transaction` "
-                "the first line of the file (then its statements run one by one, uncommitted work "
+                "a comment line above the first statement (then its statements run one by one, uncommitted work "
                 "is not rolled back, and a failure needs `python -m runner resolve`)"
             )
         if statement is None or segment is None:
@@ -451,7 +478,8 @@ class Executor:
             f"{failure.message}\n  gave up after {attempts} attempts in {_elapsed_ms(started) / 1000:.1f}s: another "
             f"session kept holding a lock this migration needs{self._blocked_by()}",
             hint="stop or wait for the blocking session (SELECT pg_terminate_backend(<pid>) if it is stuck), "
-            "or raise migrationLockTimeout; the Job retries this attempt by itself",
+            "or raise the lock timeout (--lock-timeout / MIGRATION_LOCK_TIMEOUT; in the stack: migrations.lockTimeout); "
+            "the Job retries this attempt by itself",
         )
 
     def _blockers(self) -> list[str]:
@@ -460,7 +488,7 @@ class Executor:
     def _blocked_by(self) -> str:
         blockers = self._blockers()
         if not blockers:
-            return "; the blocking session was not seen (it may have finished)"
+            return f"; {self.watch.unseen()}" if self.watch else ""
         return "; blocked by " + "; ".join(blockers)
 
     def _rollback(self, cursor) -> Optional[int]:
@@ -523,6 +551,37 @@ def _no_transaction_outcome(migration: Migration, script: Script, done: int, und
     return (f"the transaction block begun at statement {opened.number} ({migration.name}:{opened.line}) was rolled "
             f"back; the {done} statement{'' if done == 1 else 's'} before it stay applied, and this no-transaction "
             "migration is recorded as incomplete: see `python -m runner status`")
+
+
+def _statement_at(segment: Segment, offset: int) -> Statement:
+    """The statement at `offset`; for an offset in the comments between two, the one after."""
+    statement = segment.statement_at(offset)
+    if offset >= statement.end:
+        later = [s for s in segment.statements if s.offset > offset]
+        return later[0] if later else statement
+    return statement
+
+
+# The runner has two sessions (the migration's and the lock session), both with application_name
+# ending in db-migrations (runner.connection.application_name).
+SPARE_THE_RUNNER = ("spare the runner's sessions: add `AND pid <> pg_backend_pid() AND application_name NOT LIKE "
+                    "'%db-migrations%'` to the query that picks the sessions to end")
+
+
+def _lock_session_ended_by(migration: Migration, outcome: str) -> SessionEndedByMigration:
+    """The lock session ended while a migration that calls pg_terminate_backend ran: it most
+    likely ended it (sparing only its own pid), and would again on every retry."""
+    return SessionEndedByMigration(
+        f"lost the migration lock while applying {migration.name}: this migration calls pg_terminate_backend, which "
+        "most likely ended the session that holds the migration lock, so running it again would end the same way; "
+        f"{outcome}",
+        hint=SPARE_THE_RUNNER,
+    )
+
+
+def _ends_sessions(script: Script) -> bool:
+    """Whether the migration calls pg_terminate_backend (read again only on this failure path)."""
+    return any("pg_terminate_backend" in segment.text.lower() for segment in script.segments())
 
 
 def _with_last(segments: Iterator[Segment]) -> Iterator[tuple[int, Segment, bool]]:

@@ -12,12 +12,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner import directives
 from runner.errors import MigrationFileError
 
-# `-- runner:no-transaction` in the comment block at the top of a file opts it out of
-# the per-file transaction (CREATE INDEX CONCURRENTLY, VACUUM, ...).
-NO_TRANSACTION_MARKER = "runner:no-transaction"
-_MARKER_LINE = re.compile(r"^--\s*runner:no-transaction\s*$")
 _FILE_NAME = re.compile(r"^(?P<version>\d+)(?:_(?P<label>.*))?\.sql$")
 _READ_BYTES = 1024 * 1024
 _HEAD_BYTES = 64 * 1024  # where the marker may stand: the comment lines at the top
@@ -51,6 +48,20 @@ def is_migration_candidate(file_name: str) -> bool:
     return file_name.endswith(".sql") and not file_name.startswith(".")
 
 
+# Names that say SQL but would never run: `.SQL`, `.sql.txt`, `.sql.bak`, `.psql`, ...
+_LOOKS_LIKE_SQL = re.compile(r"\.(?:sql(?=$|[.~_-])|p(?:g)?sql$)", re.I)
+
+
+def misnamed_problem(file_name: str) -> str:
+    """Why a file that looks like a migration is not one (so it would never run), or ""."""
+    if file_name.startswith(".") or is_migration_candidate(file_name) or not _LOOKS_LIKE_SQL.search(file_name):
+        return ""
+    match = _LOOKS_LIKE_SQL.search(file_name)
+    fixed = file_name[: match.start()] + ".sql"
+    return (f"{file_name}: looks like a migration, but only names ending in .sql (lower case) run, so it never would; "
+            f"rename it to {fixed}, or move it out of the migrations directory")
+
+
 def parse_file_name(file_name: str) -> str:
     """Return the version of a migration file name, or raise naming the file."""
     match = _FILE_NAME.match(file_name)
@@ -58,7 +69,8 @@ def parse_file_name(file_name: str) -> str:
         raise MigrationFileError(
             f"{file_name}: a migration file name must start with its version (digits), "
             "as in 20251124000002_user_api_keys.sql",
-            hint=f"rename it, e.g. `python -m runner new {_slug_hint(file_name)}` makes a correctly named file",
+            hint=f"rename it, e.g. to {_renamed(file_name)} (a version orders the files: pick one that puts it "
+            "where it belongs; `python -m runner new NAME` makes a name with the current time)",
         )
     return match.group("version")
 
@@ -75,18 +87,6 @@ def decode(file_name: str, raw: bytes) -> str:
 def checksum(text: str) -> str:
     # Line endings are normalised so a checkout with CRLF does not count as a changed file.
     return hashlib.sha256(text.replace("\r\n", "\n").encode("utf-8")).hexdigest()
-
-
-def wants_transaction(text: str) -> bool:
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if not stripped.startswith("--"):
-            return True
-        if _MARKER_LINE.match(stripped):
-            return False
-    return True
 
 
 def load(path: Path) -> Migration:
@@ -126,7 +126,7 @@ def load(path: Path) -> Migration:
         path=path,
         checksum=digest.hexdigest(),
         size=size,
-        transactional=wants_transaction(head.decode("utf-8", errors="ignore")),
+        transactional=directives.wants_transaction(head.decode("utf-8", errors="ignore").lstrip("\ufeff"), path.name),
     )
 
 
@@ -137,6 +137,14 @@ def _not_utf8(file_name: str, line: int, byte: int) -> MigrationFileError:
     )
 
 
-def _slug_hint(file_name: str) -> str:
-    stem = file_name[: -len(".sql")] if file_name.endswith(".sql") else file_name
-    return re.sub(r"[^a-z0-9]+", "_", stem.lower()).strip("_") or "name"
+def _renamed(file_name: str) -> str:
+    """The name with a version: the date or number it already starts with when it has one
+    (2025-01-15_add_users.sql -> 20250115_add_users.sql, V3__x.sql -> 3_x.sql), else the time now."""
+    from datetime import datetime, timezone
+
+    stem = file_name[: -len(".sql")] if file_name.lower().endswith(".sql") else file_name
+    prefix = re.match(r"^[vV]?(\d[\d.:_T-]*)", stem)
+    digits = re.sub(r"\D", "", prefix.group(1)) if prefix else ""
+    label = re.sub(r"[^a-z0-9]+", "_", stem[prefix.end():].lower() if prefix else stem.lower()).strip("_") or "migration"
+    version = digits or datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    return f"{version}_{label}.sql"

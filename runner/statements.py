@@ -13,12 +13,13 @@ with the size of a file.
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from array import array
 from typing import Iterator, Optional, Sequence
 
-from runner import scanner
+from runner import directives, scanner
 from runner.errors import MigrationFileError
 
 # A file up to this size is one segment, kept in memory between the checks and the run;
@@ -27,6 +28,16 @@ SEGMENT_CHARS = 4 * 1024 * 1024
 _READ_BYTES = 1024 * 1024
 
 _TRANSACTION_WORDS = {"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "PREPARE"}
+# Statements PostgreSQL refuses inside a transaction block ("cannot run inside a transaction
+# block"), told by their first words; found at `validate`, not only when the file runs.
+_OUTSIDE_TRANSACTION = re.compile(
+    r"(?:CREATE\s+(?:UNIQUE\s+)?INDEX|DROP\s+INDEX)\s+CONCURRENTLY\b"
+    r"|REINDEX\s+(?:\([^)]*\)\s*)?(?:(?:INDEX|TABLE)\s+CONCURRENTLY\b|(?:SCHEMA|DATABASE|SYSTEM)\b)"
+    r"|VACUUM\b|(?:CREATE|DROP)\s+(?:DATABASE|TABLESPACE)\b|ALTER\s+SYSTEM\b|CLUSTER\s*(?:;|$)"
+    r"|ALTER\s+DATABASE\s+\S+\s+SET\s+TABLESPACE\b",
+    re.I,
+)
+_OUTSIDE_WORDS = {"CREATE", "DROP", "REINDEX", "VACUUM", "ALTER", "CLUSTER"}
 _BEGIN_OPTIONS = {"TRANSACTION", "WORK", "ISOLATION", "READ", "DEFERRABLE", "NOT"}
 
 
@@ -150,15 +161,26 @@ def plan(name: str, path: Path, transactional: bool) -> Script:
     control: list[Statement] = []
     kept: list[Segment] = []
     spans: list[SegmentSpan] = []
+    outside: list[Statement] = []
     for segment in read_segments(path, name):
         spans.append(SegmentSpan(segment.start_byte, segment.start_byte + len(segment.text.encode("utf-8")), segment.line,
                                  segment.first_number, segment.count, array("L", segment.ends)))
+        gap_start = 0
         for statement in segment.statements:
+            if first is not None:  # the comments above the first statement are its header
+                directives.misplaced(name, segment.text[gap_start:statement.offset], segment.line_at(gap_start),
+                                     statement.number - 1)
+            gap_start = statement.end
             if first is None:
                 first = (statement, segment)
             last = statement
             if _is_transaction_control(statement.words):
                 control.append(statement)
+            if transactional and statement.words[:1] and statement.words[0] in _OUTSIDE_WORDS and \
+                    _OUTSIDE_TRANSACTION.match(segment.text, statement.offset, min(statement.end, statement.offset + 400)):
+                outside.append(statement)
+        if last is not None:
+            directives.misplaced(name, segment.text[gap_start:], segment.line_at(gap_start), last.number)
         count += len(segment.statements)
         if len(kept) < 2:
             kept.append(segment)
@@ -169,6 +191,15 @@ def plan(name: str, path: Path, transactional: bool) -> Script:
         )
     cached = kept[0] if len(kept) == 1 else None
     spans_kept = () if cached else tuple(spans)
+    if outside:
+        statement = outside[0]
+        raise MigrationFileError(
+            f"{name}:{statement.line}: {' '.join(statement.words)} ... cannot run inside a transaction, and this file "
+            "runs in one" + (f" ({len(outside)} such statements)" if len(outside) > 1 else ""),
+            hint=f"make `-- {directives.MARKER}` a comment line above the first statement (then its statements "
+            "run one by one, uncommitted work is not rolled back, and a failure needs `python -m runner resolve`), "
+            "or move the statement to a file of its own with that marker",
+        )
     if not transactional:
         _check_blocks(name, control)
         return Script(path, name, count, None, False, cached, spans_kept)

@@ -50,7 +50,8 @@ MUTATIONS = (
              "executor = Executor(session.connection, session.connection, tracking, stop,",
              ("tests/test_runner_lock_holding.py",)),
     Mutation("executor-lock-checked-before-commit", "runner/executor.py",
-             "        if not locked:\n            raise LockLost(", "        if False:\n            raise LockLost(",
+             "        if not locked:\n            if _ends_sessions(script):",
+             "        if False:\n            if _ends_sessions(script):",
              ("tests/test_runner_lock_holding.py::test_a_lost_lock_session_stops_the_run_before_the_running_migration_commits",)),
     Mutation("executor-row-read-back", "runner/executor.py",
              "        if not landed:\n            raise history.tracking_not_landed(",
@@ -104,14 +105,16 @@ MUTATIONS = (
              "    if refused:\n        raise MigrationFileError(", "    if False:\n        raise MigrationFileError(",
              ("tests/test_runner_statements.py",)),
     Mutation("connection-refusals-fail-at-once", "runner/connection.py",
-             "            if _REFUSED.search(reason):", "            if False:",
+             "            if refused is not None:\n                raise refused from None",
+             "            if False:\n                raise refused from None",
              ("tests/test_runner_connection.py",)),
     Mutation("connection-malformed-url", "runner/connection.py",
              '        if "@" in tail or authority.count("@") > 1 or _PERCENT.search(userinfo):',
              "        if False:",
              ("tests/test_runner_connection.py",)),
     Mutation("connection-idle-timeout", "runner/connection.py",
-             '        f"-c idle_in_transaction_session_timeout={idle_in_transaction_timeout}"', '        ""',
+             'RUNNER_SETTINGS = ("lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout")',
+             'RUNNER_SETTINGS = ("lock_timeout", "statement_timeout")',
              ("tests/test_runner_faults.py::test_a_frozen_runner_loses_its_session_and_locks_after_the_idle_timeout",)),
     Mutation("history-old-table-read-only", "runner/history.py",
              'select = [sql.Identifier(c) if c in present else sql.SQL("NULL") for c in wanted]',
@@ -130,6 +133,21 @@ MUTATIONS = (
     Mutation("history-lock-session-search-path", "runner/connection.py",
              'return f"{options} -c search_path=pg_catalog,pg_temp"', "return options",
              ("tests/test_runner_history_schema.py",)),
+    Mutation("connection-lock-session-search-path-last", "runner/connection.py",
+             'return f"{options} -c search_path=pg_catalog,pg_temp"',
+             'return f"-c search_path=pg_catalog,pg_temp {options}"',
+             ("tests/test_runner_connection.py::test_the_users_search_path_decides_the_migrations_names_but_never_the_runners",)),
+    Mutation("connection-two-sessions-one-server", "runner/connection.py",
+             "    if not same:\n        raise UsageError(", "    if False:\n        raise UsageError(",
+             ("tests/test_runner_reports.py::test_the_two_sessions_must_reach_the_same_server",)),
+    Mutation("executor-lock-session-ended-by-migration", "runner/executor.py",
+             '            if _ends_sessions(script):\n                raise _lock_session_ended_by(migration, "it was',
+             '            if False:\n                raise _lock_session_ended_by(migration, "it was',
+             ("tests/test_runner_reports.py::test_a_migration_that_terminates_the_lock_session_is_not_retried_forever",)),
+    Mutation("executor-encoding-locator-with-markers", "runner/executor.py",
+             "            offset = characters.offset_in(str(exc.diag.message_primary), segment.text)",
+             "            offset = None",
+             ("tests/test_runner_encodings.py",)),
     Mutation("status-out-of-order-counts-missing-files", "runner/status.py",
              "for row in rows.values() if row.status != history.INCOMPLETE",
              "for row in rows.values() if row.name in matched and row.status != history.INCOMPLETE",
@@ -210,6 +228,14 @@ def run(mutation: Mutation) -> tuple[bool, float]:
 
 
 def main(names: list[str]) -> int:
+    known = {m.name for m in MUTATIONS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        print(__doc__.strip() + "\n\nmutations:\n" + "\n".join(f"  {m.name}" for m in MUTATIONS), file=sys.stderr)
+        if unknown != ["--help"] and unknown != ["-h"]:
+            print(f"\nno such mutation: {', '.join(unknown)}", file=sys.stderr)
+            return 2
+        return 0
     chosen = [m for m in MUTATIONS if not names or m.name in names]
     killed = 0
     for mutation in chosen:

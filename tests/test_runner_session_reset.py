@@ -51,3 +51,25 @@ def test_currval_of_a_previous_migration_is_forgotten(db, tmp_path):
     result = db.run("--dir", str(tmp_path))
     assert result.code == EXIT_OK, result.output
     assert db.query("SELECT v FROM seen") == [(None,)]
+
+
+@pytest.mark.parametrize("marker", ["", "-- runner:no-transaction\n"])
+def test_the_reset_returns_to_the_users_own_session_options_not_the_servers(db, tmp_path, marker):
+    """options= and application_name are session defaults (the startup packet): the reset after a
+    migration that changed them brings back the user's values, not the server's."""
+    from urllib.parse import quote
+
+    db.execute("CREATE SCHEMA app")
+    write(tmp_path, {
+        "001_change.sql": marker + "SET search_path = public;\nSET application_name = 'changed';\n"
+                                   "SET work_mem = '1MB';\nCREATE TABLE first (id int);\n",
+        "002_seen.sql": "CREATE TABLE seen AS SELECT current_schema() AS schema, "
+                        "current_setting('application_name') AS app, current_setting('work_mem') AS work_mem;\n",
+    })
+    url = f"{db.dsn}?options={quote('-c search_path=app -c work_mem=7MB')}&application_name=ideaforge-backend"
+
+    result = db.run("--dir", str(tmp_path), env={"DATABASE_URL": url})
+
+    assert result.code == EXIT_OK, result.output
+    assert db.query("SELECT to_regclass('public.first') IS NOT NULL") == [(True,)]  # its own SET applied to it
+    assert db.query("SELECT * FROM app.seen") == [("app", "ideaforge-backend (db-migrations)", "7MB")]
