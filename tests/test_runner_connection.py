@@ -444,3 +444,13 @@ def test_the_lock_sessions_search_path_comes_after_the_users_and_the_server_take
     with contextlib.closing(psycopg2.connect(db.dsn, options=options)) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('search_path'), current_setting('lock_timeout')")
         assert cursor.fetchone() == ("pg_catalog,pg_temp", "5s")
+
+
+def test_a_line_built_from_the_connection_options_is_redacted_where_it_is_printed():
+    # The note about the user's own lock_timeout quotes the options as given, with no redaction
+    # of its own: only the reporter's stands between it and the log.
+    url = "postgresql://app:Hunter2secret@127.0.0.1:1/postgres?options=-c%20lock_timeout%3DHunter2secret"
+    for log_format in ("text", "json"):
+        result, log, _ = run_with_url(url, "--wait-for-db", "0", "--log-format", log_format)
+        assert "the connection's options set lock_timeout=***" in result.out, result.output
+        assert "Hunter2secret" not in result.output + log
