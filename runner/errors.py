@@ -77,6 +77,23 @@ class TransientError(RunnerError):
     error = "transient"
 
 
+class FileChanged(TransientError):
+    """A large file's bytes changed between its checks and its run (rewritten in place): what
+    was checked, and would be recorded, is not what would run."""
+
+    error = "file_changed"
+
+    def __init__(self, file: str, line: int, outcome: str = "nothing of it ran"):
+        self.file = file
+        self.line = line
+        super().__init__(
+            f"{file} changed while the runner was applying it: its bytes from line {line} on are not the ones "
+            f"it read and checked; {outcome}",
+            hint="change a migration before it is deployed, not while it runs; running again applies the file "
+            "as it is then",
+        )
+
+
 class DatabaseUnavailable(TransientError):
     error = "database_unreachable"
 

@@ -1,9 +1,11 @@
 """Apply one migration: in one transaction with its tracking row, or statement by statement.
 
-A transactional migration is sent as its own text, in one query when it is small (BEGIN,
+A transactional migration is sent as its own bytes, in one query when it is small (BEGIN,
 the file, the tracking row and COMMIT in one round trip) and in segments of whole
 statements when it is large, so PostgreSQL's parser splits it, exactly as psql would
-have. Its statements and its schema_migrations row commit together or not at all.
+have. Its statements and its schema_migrations row commit together or not at all. A
+large segment goes as a query of its own, the bytes as read (no copy of it is made on
+the way to libpq), so one large statement costs about what it costs psql.
 
 When a statement fails, PostgreSQL names the position for parse errors; for errors that
 carry no position (a unique violation, a missing table), the migration is rolled back
@@ -26,18 +28,24 @@ import psycopg2.errorcodes as codes
 from runner import history
 from runner.errors import (
     ConnectionLost,
+    FileChanged,
+    IncompleteMigration,
     Interrupted,
     LockTimeoutsExhausted,
     MigrationFailed,
+    MigrationFileError,
     TrackingFailed,
+    UsageError,
 )
 from runner.interrupts import StopSignal
 from runner.migration import Migration
-from runner.statements import Script, Segment, Statement
+from runner.statements import READING_SETTINGS, Script, Segment, Statement
 from runner.waiting import BlockerWatch
 
 Event = Callable[..., None]
 RETRIED = {codes.LOCK_NOT_AVAILABLE, codes.DEADLOCK_DETECTED, codes.SERIALIZATION_FAILURE}
+# A segment larger than this is sent as a query of its own, not joined with BEGIN and the tracking row.
+ALONE_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,7 @@ class _Failed:
     exc: psycopg2.Error
     segment: Segment
     index: int  # which segment of the script
-    shift: int  # characters sent before the segment's text in the same query
+    shift: Optional[int]  # characters sent before the segment's text in the same query; None: not in it
 
 
 class Executor:
@@ -76,6 +84,17 @@ class Executor:
         self.retry = retry
         self.event = event
         self.watch = watch
+        # The file's bytes go as they are when the session's client encoding is the files' own.
+        self.send_bytes = connection.encoding == "UTF8"
+        self.reading = _reading_settings(connection)
+        if self.reading[0] not in ("on", None):
+            raise UsageError(
+                "standard_conforming_strings is off in the runner's session (a database or role setting, or "
+                "PGOPTIONS): PostgreSQL would read a backslash in '...' as an escape, unlike the runner's checks "
+                "and every tool that assumes the default; nothing was applied",
+                hint="turn it back to the default for this database or role, e.g. "
+                "ALTER DATABASE <name> RESET standard_conforming_strings (or ALTER ROLE <role> RESET ...)",
+            )
 
     def apply(self, migration: Migration, script: Script) -> Outcome:
         started = time.monotonic()
@@ -86,7 +105,7 @@ class Executor:
             if self.watch:
                 self.watch.forget()
             try:
-                if migration.transactional:
+                if script.transactional:
                     self._apply_in_transaction(migration, script)
                 else:
                     self._apply_without_transaction(migration, script)
@@ -108,16 +127,19 @@ class Executor:
             try:
                 for index, segment, last in _with_last(script.segments()):
                     self.stop.check()
+                    if index:
+                        self._check_reading(migration, "it was rolled back")
                     prefix = begin + "\n" if index == 0 else ""
                     suffix = ""
                     if last:
-                        record = self.tracking.record_sql(cursor, migration.name, migration.checksum, script.count)
+                        record = self.tracking.record_sql(cursor, migration.name, script.checksum, script.count)
                         suffix = f"\n;\n{record}; COMMIT; {history.RESET_SESSION}"
-                    try:
-                        cursor.execute(prefix + segment.text + suffix)
-                    except psycopg2.Error as exc:
-                        failed = _Failed(exc, segment, index, len(prefix))
+                    failed = self._send(cursor, prefix, segment, suffix, index)
+                    if failed:
                         break
+            except FileChanged as changed:
+                self._rollback(cursor)
+                raise FileChanged(changed.file, changed.line, "it was rolled back: nothing of it is applied") from None
             except BaseException:
                 self._rollback(cursor)
                 raise
@@ -126,8 +148,8 @@ class Executor:
             self._rollback(cursor)
             exc = failed.exc
             self._raise_unless_sql(exc, migration, script)
-            position = _position(exc)
-            body = position - 1 - failed.shift
+            position = _position(exc) if failed.shift is not None else 0
+            body = position - 1 - (failed.shift or 0)
             if position and 0 <= body < len(failed.segment.text):
                 failure = self._failure(migration, script, failed.segment, failed.segment.statement_at(body), exc, body)
             elif exc.pgcode in RETRIED:
@@ -138,6 +160,37 @@ class Executor:
             if exc.pgcode in RETRIED:
                 raise _Retry(failure)
             raise failure
+
+    def _send(self, cursor, prefix: str, segment: Segment, suffix: str, index: int) -> Optional[_Failed]:
+        """One query of prefix, segment and suffix; or, for a large segment, each as a query of its
+        own, so its bytes reach libpq without a copy being made of them."""
+        raw = segment.raw if self.send_bytes else None
+        if raw is not None and len(raw) <= ALONE_BYTES:
+            parts = [(prefix.encode() + raw + suffix.encode(), len(prefix))]
+        elif raw is None and len(segment.text) <= ALONE_BYTES:
+            parts = [(prefix + segment.text + suffix, len(prefix))]
+        else:
+            parts = [(prefix, None), (raw if raw is not None else segment.text, 0), (suffix, None)]
+        for query, shift in parts:
+            if query:
+                try:
+                    cursor.execute(query)
+                except psycopg2.Error as exc:
+                    return _Failed(exc, segment, index, shift)
+        return None
+
+    def _check_reading(self, migration: Migration, outcome: str) -> None:
+        """Stop before the server reads more of a file with a setting the file changed (through SQL
+        the checks could not see): it would read the rest differently from the runner's checks."""
+        now = _reading_settings(self.connection)
+        for setting, before, after in zip(READING_SETTINGS, self.reading, now):
+            if before != after:
+                raise MigrationFileError(
+                    f"{migration.name} turned {setting} {after} (it was {before}) part-way, which changes how "
+                    f"PostgreSQL reads the statements after it; the runner sends a file in pieces and the rest "
+                    f"would be read differently from its checks and from psql; {outcome}",
+                    hint="do not change standard_conforming_strings or client_encoding in a migration",
+                )
 
     def _locate(self, cursor, migration: Migration, script: Script, begin: str, failed: _Failed) -> MigrationFailed:
         """Run the migration again one statement at a time, rolled back whatever happens,
@@ -161,7 +214,7 @@ class Executor:
                 if index >= failed.index:
                     break
             try:
-                cursor.execute(self.tracking.record_sql(cursor, migration.name, migration.checksum, script.count))
+                cursor.execute(self.tracking.record_sql(cursor, migration.name, script.checksum, script.count))
             except psycopg2.Error as exc:
                 self._rollback(cursor)
                 self._raise_unless_sql(exc, migration, script)
@@ -183,11 +236,14 @@ class Executor:
         started = time.monotonic()
         done = 0
         with self.connection.cursor() as cursor:
-            self.tracking.start_incomplete(cursor, migration.name, migration.checksum)
-            for segment in script.segments():
+            self.tracking.start_incomplete(cursor, migration.name, script.checksum)
+            for segment in self._verified(script, lambda: done):
                 for statement in segment.statements:
                     try:
                         self.stop.check()
+                        if done:
+                            self._check_reading(migration, f"it stopped after {done} of {script.count} statements "
+                                                "and is recorded as incomplete")
                         self._run_one(cursor, migration, script, segment, statement)
                     except Interrupted as stopped:
                         self._note_progress(cursor, migration, done)
@@ -202,8 +258,19 @@ class Executor:
                         raise
                     done += 1
                     self.tracking.mark_progress(cursor, migration.name, done)
-            self.tracking.mark_applied(cursor, migration.name, migration.checksum, _elapsed_ms(started), done)
+            self.tracking.mark_applied(cursor, migration.name, script.checksum, _elapsed_ms(started), done)
             cursor.execute(history.RESET_SESSION)
+
+    def _verified(self, script: Script, done: Callable[[], int]) -> Iterator[Segment]:
+        try:
+            yield from script.segments()
+        except FileChanged as changed:
+            raise IncompleteMigration(
+                f"{changed.file} changed while the runner was applying it: its bytes from line {changed.line} on are "
+                f"not the ones it read and checked; it is a no-transaction migration, {done()} of {script.count} "
+                "statements ran, and it is recorded as incomplete",
+                hint=f"check the database, then `python -m runner resolve {script.name} --applied` or `--pending`",
+            ) from None
 
     def _run_one(self, cursor, migration: Migration, script: Script, segment: Segment, statement: Statement) -> None:
         """One statement, retried on its own when it hits a lock timeout (those before it stay applied)."""
@@ -307,6 +374,11 @@ class Executor:
             cursor.execute(f"ROLLBACK; {history.RESET_SESSION}")
         except psycopg2.Error:
             pass  # a dead connection has no transaction left to roll back
+
+
+def _reading_settings(connection) -> tuple[Optional[str], ...]:
+    """The settings as the server last reported them (libpq keeps them: no round trip)."""
+    return tuple(connection.get_parameter_status(setting) for setting in READING_SETTINGS)
 
 
 def _with_last(segments: Iterator[Segment]) -> Iterator[tuple[int, Segment, bool]]:

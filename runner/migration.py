@@ -68,13 +68,32 @@ def decode(file_name: str, raw: bytes) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _not_utf8(file_name, raw[: exc.start].count(b"\n") + 1, raw[exc.start]) from None
+        raise not_utf8(file_name, raw[: exc.start].count(b"\n") + 1, raw[exc.start]) from None
     return text[1:] if text.startswith("\ufeff") else text
 
 
 def checksum(text: str) -> str:
     # Line endings are normalised so a checkout with CRLF does not count as a changed file.
     return hashlib.sha256(text.replace("\r\n", "\n").encode("utf-8")).hexdigest()
+
+
+class ContentDigest:
+    """`checksum()` of a file's text computed from its bytes (without a byte-order mark), fed
+    in pieces: a `\r` at the end of a piece may start a `\r\n` that the next one ends."""
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self._carry = b""
+
+    def update(self, raw: bytes) -> None:
+        data = self._carry + raw if self._carry else raw
+        self._carry = b"\r" if data.endswith(b"\r") else b""
+        self._sha.update((data[:-1] if self._carry else data).replace(b"\r\n", b"\n"))
+
+    def hexdigest(self) -> str:
+        final = self._sha.copy()
+        final.update(self._carry)
+        return final.hexdigest()
 
 
 def wants_transaction(text: str) -> bool:
@@ -90,17 +109,21 @@ def wants_transaction(text: str) -> bool:
 
 
 def load(path: Path) -> Migration:
-    """Read the file once, in pieces: checksum (as `checksum()` computes it), UTF-8, marker."""
+    """Read the file once, in pieces: checksum (as `checksum()` computes it), UTF-8, marker.
+
+    Only the checksum is kept: this read decides which files are pending, and a pending file's
+    content is read again, once, when it is planned to run (runner.statements)."""
     version = parse_file_name(path.name)
-    digest = hashlib.sha256()
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    head = b""
-    size = lines = 0
-    carry = b""  # a `\r` at the end of a piece may start a `\r\n`
     try:
         with open(path, "rb") as handle:
+            raw = handle.read(_READ_BYTES)
+            if len(raw) < _READ_BYTES:  # the whole file (most are): one read, one hash
+                return _small(path, version, raw)
+            digest = ContentDigest()
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            head = b""
+            size = lines = 0
             while True:
-                raw = handle.read(_READ_BYTES)
                 if size == 0 and raw.startswith(codecs.BOM_UTF8):
                     raw = raw[len(codecs.BOM_UTF8):]
                     size = len(codecs.BOM_UTF8)
@@ -108,29 +131,34 @@ def load(path: Path) -> Migration:
                     decoder.decode(raw, final=not raw)
                 except UnicodeDecodeError as exc:
                     line = lines + exc.object[: exc.start].count(b"\n") + 1
-                    raise _not_utf8(path.name, line, exc.object[exc.start]) from None
+                    raise not_utf8(path.name, line, exc.object[exc.start]) from None
                 if len(head) < _HEAD_BYTES:
                     head += raw[: _HEAD_BYTES - len(head)]
-                data = carry + raw
-                carry = b"\r" if raw and data.endswith(b"\r") else b""
-                digest.update((data[:-1] if carry else data).replace(b"\r\n", b"\n"))
+                digest.update(raw)
                 if not raw:
                     break
                 size += len(raw)
                 lines += raw.count(b"\n")
+                raw = handle.read(_READ_BYTES)
     except OSError as exc:
         raise MigrationFileError(f"{path.name}: cannot be read ({exc.strerror})") from None
-    return Migration(
-        name=path.name,
-        version=version,
-        path=path,
-        checksum=digest.hexdigest(),
-        size=size,
-        transactional=wants_transaction(head.decode("utf-8", errors="ignore")),
-    )
+    return Migration(path.name, version, path, digest.hexdigest(), size,
+                     wants_transaction(head.decode("utf-8", errors="ignore")))
 
 
-def _not_utf8(file_name: str, line: int, byte: int) -> MigrationFileError:
+def _small(path: Path, version: str, raw: bytes) -> Migration:
+    size = len(raw)
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path.name, raw[: exc.start].count(b"\n") + 1, raw[exc.start]) from None
+    digest = hashlib.sha256(raw.replace(b"\r\n", b"\n") if b"\r" in raw else raw).hexdigest()
+    return Migration(path.name, version, path, digest, size, wants_transaction(text[:_HEAD_BYTES]))
+
+
+def not_utf8(file_name: str, line: int, byte: int) -> MigrationFileError:
     return MigrationFileError(
         f"{file_name}: line {line} is not valid UTF-8 (byte 0x{byte:02x})",
         hint="re-save the file as UTF-8",

@@ -1,32 +1,54 @@
-"""A migration's statements, and the checks that refuse what must not run.
+"""A migration's statements, read once, and the checks that refuse what must not run.
 
 The file is cut into statements by runner.scanner (PostgreSQL's lexical rules). For a
 transactional migration the cut decides nothing about what runs: the executor sends the
-file's text in large pieces and PostgreSQL's own parser splits them; the cut gives
+file's bytes in large pieces and PostgreSQL's own parser splits them; the cut gives
 statement numbers and lines for errors, and the checks below. For a `-- runner:no-
 transaction` migration every statement is sent on its own, so the cut must be exact.
 
-Large files are read in pieces (segments of whole statements), so memory does not grow
-with the size of a file.
+What runs is what was read and checked, and the checksum recorded is the checksum of
+those bytes: `plan` reads a pending file once (after the migration lock is taken), and
+everything about it (checksum, marker, statements) comes from that read. A file of one
+segment is kept in memory until it runs (within KEEP_BYTES for the whole run). A larger
+one is not, so memory does not grow with the size of a file: it stays open, is read
+again from the same open file when it runs, and each segment must have the digest it had
+when it was checked (a file rewritten in place is stopped, not run; one replaced by a new
+file is still read from the old one).
 """
 
 from __future__ import annotations
 
 import codecs
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import BinaryIO, Iterator, Optional
 
 from runner import scanner
-from runner.errors import MigrationFileError
+from runner.errors import FileChanged, MigrationFileError
+from runner.migration import ContentDigest, not_utf8, wants_transaction
 
-# A file up to this size is one segment, kept in memory between the checks and the run;
-# a larger one is read again, in segments of about this size.
+# A file is read in segments of whole statements of about this many characters.
 SEGMENT_CHARS = 4 * 1024 * 1024
 _READ_BYTES = 1024 * 1024
+# Files of one segment are kept in memory between the checks and the run, up to this many
+# bytes for all pending files together; the others are read again (and verified) when they run.
+KEEP_BYTES = 64 * 1024 * 1024
 
 _TRANSACTION_WORDS = {"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "PREPARE"}
 _BEGIN_OPTIONS = {"TRANSACTION", "WORK", "ISOLATION", "READ", "DEFERRABLE", "NOT"}
+
+# Settings that change how the server reads the text of the statements after them. PostgreSQL
+# reads one query's text whole with the values the query started with, and psql sends each
+# statement on its own; the runner sends large pieces, so a change part-way would make the
+# result depend on where the pieces are cut, and differ from psql. Refused (README).
+READING_SETTINGS = ("standard_conforming_strings", "client_encoding")
+_READING_CHANGE = re.compile(
+    r"\b(?:set|reset)\s+(?:(?:session|local)\s+)?\"?(standard_conforming_strings|client_encoding)\b"
+    r"|\bset_config\s*\(\s*'(standard_conforming_strings|client_encoding)'",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -42,20 +64,41 @@ class Statement:
 
 
 class Segment:
-    """Whole statements of a file, as they stand in it (comments between them included).
+    """Whole statements of a file, as they stand in it (comments between them included): its
+    bytes as read, and their text, each made from the other when first needed.
 
-    A segment read again for the run (a large file) knows only its text; its statements are
+    A segment read again for the run (a large file) knows only its bytes; its statements are
     cut only if something needs them (an error to locate, a no-transaction file)."""
 
-    def __init__(self, text: str, line: int, statements: Optional[tuple[Statement, ...]] = None,
-                 first_number: int = 1, start_byte: int = 0, name: str = "", count: Optional[int] = None):
-        self.text = text
+    def __init__(self, text: Optional[str], line: int, statements: Optional[tuple[Statement, ...]] = None,
+                 first_number: int = 1, start_byte: int = 0, name: str = "", count: Optional[int] = None,
+                 raw: Optional[bytes] = None):
+        self._text = text
+        self._raw = raw
         self.line = line  # the file line where `text` starts
         self.first_number = first_number
         self.count = len(statements) if statements is not None else count
         self.start_byte = start_byte  # where `text` starts in the file
         self._statements = statements
         self._name = name
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self._raw.decode("utf-8")
+        return self._text
+
+    @property
+    def raw(self) -> bytes:
+        """The segment's bytes, as the file holds them: what is sent to the server."""
+        if self._raw is None:
+            self._raw = self._text.encode("utf-8")
+        return self._raw
+
+    def forget_text(self) -> None:
+        """Keep only the bytes (half the memory of a large statement); the text comes back when needed."""
+        self.raw  # noqa: B018 (made before the text goes)
+        self._text = None
 
     @property
     def statements(self) -> tuple[Statement, ...]:
@@ -78,39 +121,66 @@ class Segment:
 
 @dataclass(frozen=True)
 class SegmentSpan:
-    """Where a segment is in the file, remembered from the checks so the run need not cut again."""
+    """Where a segment is in the file and the digest of its bytes, remembered from the checks so
+    that the run reads it again without cutting it again, and runs only what was checked."""
 
     start_byte: int
     end_byte: int
     line: int
     first_number: int
     count: int
+    digest: bytes
 
 
-@dataclass(frozen=True)
+class MemoryBudget:
+    """How many bytes of pending files may still be kept in memory until they run."""
+
+    def __init__(self, limit: Optional[int] = None):
+        self.left = KEEP_BYTES if limit is None else limit
+
+    def take(self, size: int) -> bool:
+        if size > self.left:
+            return False
+        self.left -= size
+        return True
+
+
 class Script:
-    """What the executor runs for one file."""
+    """What the executor runs for one file, from the one read of it."""
 
-    path: Path
-    name: str
-    count: int  # statements in the body (without the file's own BEGIN/COMMIT)
-    opener: Optional[str]  # the file's own `BEGIN ...` when it wraps itself, else None
-    wraps_itself: bool
-    cached: Optional[Segment]  # the whole file, when it is small enough to keep
-    spans: tuple[SegmentSpan, ...] = ()  # the segments of a larger file
+    def __init__(self, path: Path, name: str, count: int, opener: Optional[str], wraps_itself: bool,
+                 checksum: str, transactional: bool, kept: Optional[Segment] = None,
+                 spans: tuple[SegmentSpan, ...] = (), handle: Optional[BinaryIO] = None):
+        self.path = path
+        self.name = name
+        self.count = count  # statements in the body (without the file's own BEGIN/COMMIT)
+        self.opener = opener  # the file's own `BEGIN ...` when it wraps itself, else None
+        self.wraps_itself = wraps_itself
+        self.checksum = checksum  # of the bytes read, the ones that run
+        self.transactional = transactional  # no `-- runner:no-transaction` marker in what was read
+        self.kept = kept  # the whole file, when it is kept in memory
+        self.spans = spans  # the segments of a file read again when it runs
+        self._handle = handle
 
     def segments(self) -> Iterator[Segment]:
-        """The body's statements, numbered from 1 without the file's own wrapper."""
-        source = (self.cached,) if self.cached is not None else self._read_again()
+        """The body's statements, numbered from 1 without the file's own wrapper. Raises
+        FileChanged before yielding a segment whose bytes are not the ones checked."""
+        source = (self.kept,) if self.kept is not None else self._read_again()
         for segment in source:
             yield _unwrapped(segment, self.count + 2) if self.wraps_itself else segment
 
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
     def _read_again(self) -> Iterator[Segment]:
-        with open(self.path, "rb") as handle:
-            for span in self.spans:
-                handle.seek(span.start_byte)
-                text = handle.read(span.end_byte - span.start_byte).decode("utf-8")
-                yield Segment(text, span.line, None, span.first_number, span.start_byte, self.name, span.count)
+        for span in self.spans:
+            self._handle.seek(span.start_byte)
+            raw = self._handle.read(span.end_byte - span.start_byte)
+            if hashlib.sha256(raw).digest() != span.digest:
+                raise FileChanged(self.name, span.line)
+            yield Segment(None, span.line, None, span.first_number, span.start_byte, self.name, span.count, raw)
 
 
 def line_at(text: str, offset: int) -> int:
@@ -131,16 +201,35 @@ def split(file_name: str, text: str) -> list[SplitStatement]:
     return [SplitStatement(s.number, s.line, s.words, s.text(segment)) for s in segment.statements]
 
 
-def plan(name: str, path: Path, transactional: bool) -> Script:
-    """Read the file through once: count its statements and refuse what must not run."""
+def plan(name: str, path: Path, budget: Optional[MemoryBudget] = None) -> Script:
+    """Read the file, once: its checksum, its marker, its statements; refuse what must not run.
+
+    A file that is not kept in memory stays open until the Script is closed."""
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise MigrationFileError(f"{name}: cannot be read ({exc.strerror})") from None
+    try:
+        script = _plan(name, path, handle, budget or MemoryBudget())
+    except BaseException:
+        handle.close()
+        raise
+    if script.kept is not None:
+        handle.close()
+    return script
+
+
+def _plan(name: str, path: Path, handle: BinaryIO, budget: MemoryBudget) -> Script:
+    reader = _Reader(handle, name)
     count = 0
     first = last = None
     control: list[Statement] = []
     kept: list[Segment] = []
     spans: list[SegmentSpan] = []
-    for segment in read_segments(path, name):
-        spans.append(SegmentSpan(segment.start_byte, segment.start_byte + len(segment.text.encode("utf-8")), segment.line,
-                          segment.first_number, segment.count))
+    for segment in reader.segments():
+        raw = segment.raw
+        spans.append(SegmentSpan(segment.start_byte, segment.start_byte + len(raw), segment.line,
+                                 segment.first_number, segment.count, hashlib.sha256(raw).digest()))
         for statement in segment.statements:
             if first is None:
                 first = (statement, segment)
@@ -155,31 +244,34 @@ def plan(name: str, path: Path, transactional: bool) -> Script:
             f"{name}: holds no SQL statement (empty or comments only)",
             hint="add the migration's SQL, or delete the file if it was created by mistake",
         )
-    cached = kept[0] if len(kept) == 1 else None
-    spans_kept = () if cached else tuple(spans)
-    if not transactional:
-        return Script(path, name, count, None, False, cached, spans_kept)
-    wraps = count >= 2 and _is_begin(first[0].words) and _is_commit(last.words)
-    refused = [s for s in control if not (wraps and s.number in (1, count))]
-    if refused:
-        raise MigrationFileError(
-            "; ".join(f"{name}:{s.line}: {' '.join(s.words)} is transaction control" for s in refused)
-            + "; the runner runs each file in one transaction, and this would end it part-way "
-            "through the migration",
-            hint="remove it: a file may only be wrapped whole in BEGIN; ... COMMIT;. "
-            "Statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY, "
-            "VACUUM) need the `-- runner:no-transaction` marker at the top of the file",
-        )
+    transactional = wants_transaction(reader.head)
+    wraps = transactional and count >= 2 and _is_begin(first[0].words) and _is_commit(last.words)
+    if transactional:
+        refused = [s for s in control if not (wraps and s.number in (1, count))]
+        if refused:
+            raise MigrationFileError(
+                "; ".join(f"{name}:{s.line}: {' '.join(s.words)} is transaction control" for s in refused)
+                + "; the runner runs each file in one transaction, and this would end it part-way "
+                "through the migration",
+                hint="remove it: a file may only be wrapped whole in BEGIN; ... COMMIT;. "
+                "Statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY, "
+                "VACUUM) need the `-- runner:no-transaction` marker at the top of the file",
+            )
     opener = first[0].text(first[1]) if wraps else None
-    return Script(path, name, count - 2 if wraps else count, opener, wraps, cached, spans_kept)
+    body = count - 2 if wraps else count
+    if len(kept) == 1 and budget.take(len(kept[0].raw)):
+        kept[0].forget_text()
+        return Script(path, name, body, opener, wraps, reader.digest.hexdigest(), transactional, kept=kept[0])
+    return Script(path, name, body, opener, wraps, reader.digest.hexdigest(), transactional,
+                  spans=tuple(spans), handle=handle)
 
 
 def _unwrapped(segment: Segment, total: int) -> Segment:
     """The segment without the file's own BEGIN (statement 1) and COMMIT (the last)."""
     if segment.first_number > 1 and segment.first_number + segment.count - 1 < total:
-        # Neither the file's BEGIN nor its COMMIT: the same text, numbered one less.
-        return Segment(segment.text, segment.line, None, segment.first_number - 1, segment.start_byte,
-                       segment._name, segment.count)
+        # Neither the file's BEGIN nor its COMMIT: the same bytes, numbered one less.
+        return Segment(None, segment.line, None, segment.first_number - 1, segment.start_byte,
+                       segment._name, segment.count, segment.raw)
     kept = [s for s in segment.statements if s.number not in (1, total)]
     if not kept:
         return Segment("", segment.line, ())
@@ -192,39 +284,72 @@ def _unwrapped(segment: Segment, total: int) -> Segment:
     return Segment(segment.text[start:end], line, renumbered)
 
 
-def read_segments(path: Path, name: str) -> Iterator[Segment]:
-    """The file's statements in segments of about SEGMENT_CHARS, read as it goes."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    buffer = ""
-    line = 1
-    number = 0
-    position = 0  # the file byte where `buffer` starts
-    wanted = SEGMENT_CHARS  # grows past a statement larger than a segment
-    with open(path, "rb") as handle:
+class _Reader:
+    """A file's statements in segments of about SEGMENT_CHARS, read as it goes; the checksum of
+    the bytes read (as `migration.checksum` computes it) and the file's first characters."""
+
+    def __init__(self, handle: BinaryIO, name: str):
+        self.handle = handle
+        self.name = name
+        self.digest = ContentDigest()
+        self.head = ""  # the first segment's text: where the no-transaction marker may stand
+
+    def segments(self) -> Iterator[Segment]:
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        text = ""  # decoded and not yet cut into a segment
+        pieces: list[bytes] = []  # the bytes of `text`, and of what the decoder holds back
+        position = 0  # the file byte where `text` starts
+        line = 1
+        number = 0
+        wanted = SEGMENT_CHARS  # grows past a statement larger than a segment
+        resume: Optional[scanner.Checkpoint] = None
+        first_read = True
         while True:
-            raw = handle.read(_READ_BYTES)
+            raw = self.handle.read(_READ_BYTES)
             final = not raw
-            if number == 0 and line == 1 and not buffer and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8):]
-                position = len(codecs.BOM_UTF8)
-            buffer += decoder.decode(raw, final=final)
-            if not final and len(buffer) < wanted:
+            if first_read:
+                first_read = False
+                if raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8):]
+                    position = len(codecs.BOM_UTF8)
+            self.digest.update(raw)
+            pieces.append(raw)
+            try:
+                text += decoder.decode(raw, final=final)
+            except UnicodeDecodeError as exc:
+                at = line + text.count("\n") + exc.object[: exc.start].count(b"\n")
+                raise not_utf8(self.name, at, exc.object[exc.start]) from None
+            if not final and len(text) < wanted:
                 continue
-            segment, rest = _segment(name, buffer, line, number, final)
+            segment, rest, resume = _segment(self.name, text, line, number, final, resume)
+            if not (final or segment.statements):
+                wanted = len(text) + SEGMENT_CHARS  # the scan resumes near where it stopped
+                continue
+            joined = b"".join(pieces)
+            size = rest if text.isascii() else len(text[:rest].encode("utf-8"))
+            segment._raw = joined[:size]
             segment.start_byte = position
-            if final or segment.statements:
-                number += len(segment.statements)
-                yield segment
-            wanted = SEGMENT_CHARS if segment.statements else 2 * len(buffer)
-            line += buffer.count("\n", 0, rest)
-            position += len(buffer[:rest].encode("utf-8")) if rest < len(buffer) else len(buffer.encode("utf-8"))
-            buffer = buffer[rest:]
+            pieces = [joined[size:]]
+            del joined
+            number += len(segment.statements)
+            if not self.head:
+                self.head = segment.text[:65536]
+            yield segment
             if final:
                 return
+            line += text.count("\n", 0, rest)
+            position += size
+            text = text[rest:]
+            resume = resume.shifted(-rest) if resume else None
+            wanted = SEGMENT_CHARS
 
 
-def _segment(name: str, text: str, line: int, number: int, final: bool) -> tuple[Segment, int]:
-    spans, rest = scanner.scan(text, 0, final)
+def _segment(name: str, text: str, line: int, number: int, final: bool,
+             resume: Optional[scanner.Checkpoint] = None) -> tuple[Segment, int, Optional[scanner.Checkpoint]]:
+    if resume is None:
+        spans, rest, checkpoint = scanner.scan(text, 0, final)
+    else:
+        spans, rest, checkpoint = scanner.scan(text, 0, final, resume=resume)
     statements = []
     counted_to, current_line = 0, line
     for span in spans:
@@ -253,7 +378,55 @@ def _segment(name: str, text: str, line: int, number: int, final: bool) -> tuple
                 "psql, which the runner is not; the server would wait for data that never comes",
                 hint="write the rows as INSERT ... VALUES, or COPY from a file the server can read",
             )
-    return Segment(text[:rest], line, tuple(statements), number - len(statements) + 1, 0, name), rest
+    segment = Segment(text[:rest], line, tuple(statements), number - len(statements) + 1, 0, name)
+    _refuse_reading_changes(name, segment)
+    return segment, rest, checkpoint
+
+
+def _refuse_reading_changes(name: str, segment: Segment) -> None:
+    """Refuse statements that change how the server reads the statements after them."""
+    for statement in segment.statements:
+        if statement.words[:1] == ("SET",) and "NAMES" in statement.words[1:] + _third_word(segment, statement):
+            _refuse_reading_change(name, statement, "client_encoding")
+    if not _mentions(segment.text, READING_SETTINGS):
+        return
+    for statement in segment.statements:
+        text = statement.text(segment)
+        if _mentions(text, READING_SETTINGS):
+            found = _READING_CHANGE.search(scanner.without_comments(text))
+            if found:
+                _refuse_reading_change(name, statement, (found.group(1) or found.group(2)).lower())
+
+
+def _third_word(segment: Segment, statement: Statement) -> tuple[str, ...]:
+    """`SET SESSION NAMES` / `SET LOCAL NAMES`: the word after SESSION or LOCAL."""
+    if statement.words[1:] not in (("SESSION",), ("LOCAL",)):
+        return ()
+    words = scanner.without_comments(statement.text(segment)).split()
+    return (words[2].upper(),) if len(words) > 2 else ()
+
+
+def _refuse_reading_change(name: str, statement: Statement, setting: str) -> None:
+    raise MigrationFileError(
+        f"{name}:{statement.line}: statement {statement.number} changes {setting}, which changes how PostgreSQL "
+        "reads the statements after it; the runner sends a migration to the server in large pieces, and the "
+        "server reads each piece whole with the setting it had when the piece began, so the result would "
+        "depend on where the pieces are cut and differ from psql's",
+        hint="remove it. The runner reads and sends files with standard_conforming_strings on (PostgreSQL's "
+        "default: a backslash in '...' is a plain character; write escapes as E'...') in the session's client "
+        "encoding; files are UTF-8",
+    )
+
+
+def _mentions(text: str, words: tuple[str, ...]) -> bool:
+    """Whether any of the lower-case `words` is in `text`, in any case; a megabyte at a time,
+    so a large statement is not copied whole."""
+    step = 1024 * 1024
+    for start in range(0, len(text), step):
+        piece = text[start:start + step + 64].lower()
+        if any(word in piece for word in words):
+            return True
+    return False
 
 
 def _is_begin(words: tuple[str, ...]) -> bool:
