@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,7 +207,7 @@ def plan(name: str, path: Path, budget: Optional[MemoryBudget] = None) -> Script
 
     A file that is not kept in memory stays open until the Script is closed."""
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb", buffering=0)
     except OSError as exc:
         raise MigrationFileError(f"{name}: cannot be read ({exc.strerror})") from None
     try:
@@ -304,8 +305,11 @@ class _Reader:
         wanted = SEGMENT_CHARS  # grows past a statement larger than a segment
         resume: Optional[scanner.Checkpoint] = None
         first_read = True
+        left = os.fstat(self.handle.fileno()).st_size
         while True:
-            raw = self.handle.read(_READ_BYTES)
+            # No more than the file holds (and one byte to see its end): a read allocates what it asks for.
+            raw = self.handle.read(min(_READ_BYTES, left + 1))
+            left = max(0, left - len(raw))
             final = not raw
             if first_read:
                 first_read = False
