@@ -348,7 +348,7 @@ def main() -> None:
     if not GNU_TIME.exists():
         parser.error("GNU time (/usr/bin/time) is needed to measure CPU time and peak memory: apt-get install time")
     work = Path(tempfile.mkdtemp(prefix="bench-"))
-    numbers = lambda text: [int(s) for s in text.split(",") if s]  # noqa: E731
+    numbers = lambda text: [int(s) for s in text.split(",") if s.strip() not in ("", "0")]  # noqa: E731
     try:
         baseline = extract_baseline(args.baseline, work) if args.baseline else None
         with ScratchPostgres(durable=True) as durable, ScratchPostgres(durable=False) as fast:
