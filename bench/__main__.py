@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import random
 import re
 import shutil
 import statistics
@@ -43,9 +44,36 @@ class Measure:
     wall: float  # seconds
     cpu: float  # user + system seconds of the contender's processes
     peak_kib: int  # largest resident set of any of its processes
+    server_cpu: float = 0.0  # user + system seconds the server spent meanwhile (all its processes)
 
     def __add__(self, other: "Measure") -> "Measure":
-        return Measure(self.wall + other.wall, self.cpu + other.cpu, max(self.peak_kib, other.peak_kib))
+        return Measure(self.wall + other.wall, self.cpu + other.cpu, max(self.peak_kib, other.peak_kib),
+                       self.server_cpu + other.server_cpu)
+
+    @property
+    def total_cpu(self) -> float:
+        """Client and server CPU: the work done, which a loaded machine stretches less than wall time."""
+        return self.cpu + self.server_cpu
+
+
+def server_cpu_seconds(server: ScratchPostgres) -> float:
+    """CPU time of the server so far: the postmaster, its live children, and the children it has
+    reaped (a backend's time moves to the postmaster's cutime/cstime when its client disconnects)."""
+    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    ticks = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        pid, parent = int(entry.name), int(fields[1])
+        if pid == postmaster:
+            ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        elif parent == postmaster:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def timed(command: list[str], env: Optional[dict] = None, cwd: Optional[Path] = None) -> Measure:
@@ -145,13 +173,23 @@ class Bench:
 
     def interleaved(self, contenders: dict[str, tuple[Contender, Path]], repeat: int,
                     database: Optional[Callable[[str], str]] = None) -> dict[str, list[Measure]]:
-        """Every contender once per round, in the same order, each on a fresh database (or on
-        `database(name)`); rounds repeat so all of them see the same disk and CPU conditions."""
+        """Every contender once per round, each on a fresh database (or on `database(name)`), in
+        an order shuffled each round (the same seed every run); rounds repeat so all of them see
+        the same disk and CPU conditions, and a round's ratios compare runs minutes apart at most."""
         measures: dict[str, list[Measure]] = {name: [] for name in contenders}
+        order = list(contenders)
+        shuffler = random.Random(1)
         for _ in range(repeat):
-            for name, (run, directory) in contenders.items():
+            shuffler.shuffle(order)
+            for name in order:
+                run, directory = contenders[name]
                 db = database(name) if database else self.fresh_database()
-                measures[name].append(run(directory, db))
+                time.sleep(0.2)  # the previous contender's backend is reaped: its CPU is counted
+                before = server_cpu_seconds(self.server)
+                measure = run(directory, db)
+                time.sleep(0.2)
+                measure.server_cpu = server_cpu_seconds(self.server) - before
+                measures[name].append(measure)
         return measures
 
 
@@ -164,16 +202,24 @@ def median(measures: list[Measure], field: str = "wall") -> float:
     return statistics.median(getattr(m, field) for m in measures)
 
 
+def spread(measures: dict[str, list[Measure]], name: str, reference: str, field: str = "wall") -> str:
+    ratios = sorted(getattr(a, field) / getattr(b, field) for a, b in zip(measures[name], measures[reference]))
+    return f"{ratios[0]:.2f}-{ratios[-1]:.2f}"
+
+
 def table(title: str, measures: dict[str, list[Measure]], reference: str, memory: bool = False) -> list[str]:
-    # CPU time is the contender's own processes only (a psql's work is mostly the server's), so it
-    # compares runners with each other, not with psql.
-    lines = [title, f"  {'contender':<26} {'wall (median)':>14} {'ratio':>7} {'own cpu':>9}"
-             + (f" {'peak RSS':>11} {'ratio':>7}" if memory else "")]
+    """Wall time and its ratio (the median of the rounds' ratios, and their range); CPU of the
+    contender's own processes and of the server meanwhile, and the ratio of their sum: the work
+    done, which load stretches less than wall time. Peak memory: the largest of any round."""
+    lines = [title, f"  {'contender':<22} {'wall':>8} {'ratio':>6} {'(range)':>11} {'cpu: own':>9} {'+server':>8}"
+             f" {'ratio':>6}" + (f" {'peak RSS':>10} {'ratio':>6}" if memory else "")]
     for name, runs in measures.items():
-        line = f"  {name:<26} {median(runs):12.2f} s {ratio(measures, name, reference):6.2f}x {median(runs, 'cpu'):7.2f} s"
+        line = (f"  {name:<22} {median(runs):6.2f} s {ratio(measures, name, reference):5.2f}x "
+                f"{spread(measures, name, reference):>11} {median(runs, 'cpu'):7.2f} s {median(runs, 'server_cpu'):6.2f} s "
+                f"{ratio(measures, name, reference, 'total_cpu'):5.2f}x")
         if memory:
             peak = max(m.peak_kib for m in runs)
-            line += f" {peak / 1024:7.1f} MiB {peak / max(m.peak_kib for m in measures[reference]):6.2f}x"
+            line += f" {peak / 1024:6.1f} MiB {peak / max(m.peak_kib for m in measures[reference]):5.2f}x"
         lines.append(line)
     return lines
 

@@ -90,6 +90,7 @@ _ESCAPE_STRING_BODY = re.compile(f"[^'\\\\]*(?:(?:\\\\[\\s\\S]|'')[^'\\\\]*){{0,
 _QUOTE_CONTINUE = re.compile(r"[ \t\f]*[\n\r](?:[ \t\n\r\f\v]+|--[^\n\r]*[\n\r])*'")
 _IDENT_BODY = re.compile(f'[^"]*(?:""[^"]*){{0,{_RUN}}}')
 _COMMENT_EDGE = re.compile(r"/\*|\*/")
+_ONLY_SPACE = re.compile(f"[{_SPACE}]*\\Z")
 
 # psql tracks BEGIN/CASE/END only in statements that start CREATE [OR REPLACE]
 # FUNCTION|PROCEDURE, keyed on the first letters of their first four words.
@@ -203,6 +204,8 @@ def scan(text: str, pos: int = 0, final: bool = True,
     spans: list[Span] = []
     length = len(text)
     while True:
+        if final and _ONLY_SPACE.match(text, pos):  # the usual end of a file: no statement to look for
+            return spans, length, None
         try:
             span = _statement(text, pos, length, final, resume)
         except Incomplete as stopped:

@@ -45,10 +45,9 @@ _BEGIN_OPTIONS = {"TRANSACTION", "WORK", "ISOLATION", "READ", "DEFERRABLE", "NOT
 # statement on its own; the runner sends large pieces, so a change part-way would make the
 # result depend on where the pieces are cut, and differ from psql. Refused (README).
 READING_SETTINGS = ("standard_conforming_strings", "client_encoding")
-_READING_CHANGE = re.compile(
+_READING_CHANGE = (  # compiled when a file first mentions one of them (rare; re.I costs time to compile)
     r"\b(?:set|reset)\s+(?:(?:session|local)\s+)?\"?(standard_conforming_strings|client_encoding)\b"
-    r"|\bset_config\s*\(\s*'(standard_conforming_strings|client_encoding)'",
-    re.I,
+    r"|\bset_config\s*\(\s*'(standard_conforming_strings|client_encoding)'"
 )
 
 
@@ -226,11 +225,11 @@ def _plan(name: str, path: Path, handle: BinaryIO, budget: MemoryBudget) -> Scri
     first = last = None
     control: list[Statement] = []
     kept: list[Segment] = []
-    spans: list[SegmentSpan] = []
+    spans: list[SegmentSpan] = []  # made once a second segment shows the file is not kept whole
     for segment in reader.segments():
-        raw = segment.raw
-        spans.append(SegmentSpan(segment.start_byte, segment.start_byte + len(raw), segment.line,
-                                 segment.first_number, segment.count, hashlib.sha256(raw).digest()))
+        if kept:
+            spans += [_span(kept[0])] if not spans else []
+            spans.append(_span(segment))
         for statement in segment.statements:
             if first is None:
                 first = (statement, segment)
@@ -264,7 +263,13 @@ def _plan(name: str, path: Path, handle: BinaryIO, budget: MemoryBudget) -> Scri
         kept[0].forget_text()
         return Script(path, name, body, opener, wraps, reader.digest.hexdigest(), transactional, kept=kept[0])
     return Script(path, name, body, opener, wraps, reader.digest.hexdigest(), transactional,
-                  spans=tuple(spans), handle=handle)
+                  spans=tuple(spans or [_span(kept[0])]), handle=handle)
+
+
+def _span(segment: Segment) -> SegmentSpan:
+    raw = segment.raw
+    return SegmentSpan(segment.start_byte, segment.start_byte + len(raw), segment.line, segment.first_number,
+                       segment.count, hashlib.sha256(raw).digest())
 
 
 def _unwrapped(segment: Segment, total: int) -> Segment:
@@ -307,16 +312,21 @@ class _Reader:
         first_read = True
         left = os.fstat(self.handle.fileno()).st_size
         while True:
-            # No more than the file holds (and one byte to see its end): a read allocates what it asks for.
-            raw = self.handle.read(min(_READ_BYTES, left + 1))
+            # No more than the file holds and one byte to see its end: a read allocates what it
+            # asks for. A regular file returns less than asked only at its end.
+            asked = min(_READ_BYTES, left + 1) if left else _READ_BYTES
+            raw = self.handle.read(asked)
             left = max(0, left - len(raw))
-            final = not raw
+            final = len(raw) < asked
             if first_read:
                 first_read = False
                 if raw.startswith(codecs.BOM_UTF8):
                     raw = raw[len(codecs.BOM_UTF8):]
                     position = len(codecs.BOM_UTF8)
             self.digest.update(raw)
+            if final and not pieces:  # the whole file in one read (most are): no stitching
+                yield self._whole(raw, position)
+                return
             pieces.append(raw)
             try:
                 text += decoder.decode(raw, final=final)
@@ -346,6 +356,18 @@ class _Reader:
             text = text[rest:]
             resume = resume.shifted(-rest) if resume else None
             wanted = SEGMENT_CHARS
+
+
+    def _whole(self, raw: bytes, position: int) -> Segment:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise not_utf8(self.name, raw[: exc.start].count(b"\n") + 1, raw[exc.start]) from None
+        segment = _segment(self.name, text, 1, 0, True)[0]
+        segment._raw = raw
+        segment.start_byte = position
+        self.head = text[:65536]
+        return segment
 
 
 def _segment(name: str, text: str, line: int, number: int, final: bool,
@@ -397,7 +419,7 @@ def _refuse_reading_changes(name: str, segment: Segment) -> None:
     for statement in segment.statements:
         text = statement.text(segment)
         if _mentions(text, READING_SETTINGS):
-            found = _READING_CHANGE.search(scanner.without_comments(text))
+            found = re.search(_READING_CHANGE, scanner.without_comments(text), re.I)
             if found:
                 _refuse_reading_change(name, statement, (found.group(1) or found.group(2)).lower())
 
@@ -426,6 +448,9 @@ def _mentions(text: str, words: tuple[str, ...]) -> bool:
     """Whether any of the lower-case `words` is in `text`, in any case; a megabyte at a time,
     so a large statement is not copied whole."""
     step = 1024 * 1024
+    if len(text) <= step:
+        lowered = text.lower()
+        return any(word in lowered for word in words)
     for start in range(0, len(text), step):
         piece = text[start:start + step + 64].lower()
         if any(word in piece for word in words):
