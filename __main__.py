@@ -12,7 +12,7 @@ from components import migration_bundle, runner_bundle, settings as stack_settin
 from components.credentials import CredentialsArgs, DatabaseCredentials
 from components.ingress import AppIngress, IngressArgs
 from components.local_services import LocalServices, LocalServicesArgs
-from components.migrations import MigrationArgs, MigrationJob
+from components.migrations import MigrationArgs, MigrationJob, read_snapshot
 from components.namespace import namespace_for
 from components.prerequisites import Prerequisites, PrerequisitesArgs
 from components.readiness import ReadinessArgs, ReadinessCheck, postgres_probe, probe_container, redis_probe
@@ -45,7 +45,8 @@ postgres_ready = ReadinessCheck("postgres-ready", ReadinessArgs(namespace, postg
 redis_ready = ReadinessCheck("redis-ready", ReadinessArgs(namespace, redis, trigger, depends_on=after_local))
 
 migrations = MigrationJob("migrations", MigrationArgs(
-    namespace, settings, credentials, bundle, runner, wait_for=[postgres_ready.job, redis_ready.job]))
+    namespace, settings, credentials, bundle, runner, wait_for=[postgres_ready.job, redis_ready.job],
+    snapshot=read_snapshot(PROJECT_DIR, migrations_config.snapshot)))
 before_backend = [migrations.job]
 if settings.seed.enabled:
     seed = SeedJob("seed", SeedArgs(namespace, settings, credentials, PROJECT_DIR, depends_on=[migrations.job]))

@@ -14,7 +14,9 @@ so any change replaces the Job (see components.jobs), and an unchanged stack lea
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Sequence
 
 import pulumi
@@ -47,6 +49,10 @@ from components.settings import Settings
 JOB_NAME = "db-migrations"
 CONFIGMAP_NAME = "db-migrations-files"
 RUNNER_CONFIGMAP = "db-migrations-runner"
+SNAPSHOT_CONFIGMAP = "db-migrations-snapshot"
+SNAPSHOT_MOUNT = "/opt/db-migrations-snapshot"
+SNAPSHOT_FILE = "snapshot.sql"
+SNAPSHOT_LIMIT = 900 * 1024  # a ConfigMap holds at most 1 MiB
 FILES_MOUNT = "/migrations"  # first on the runner's own search path
 DEFAULT_IMAGE_COMMAND = ("python", "-m", "runner")
 
@@ -59,6 +65,23 @@ class MigrationArgs:
     bundle: Optional[Bundle]  # the shipped files (configmap source), else None
     runner: Optional[RunnerBundle]  # the zipapp, unless a dedicated image has the runner
     wait_for: Sequence[pulumi.Resource] = ()
+    snapshot: Optional[str] = None  # the text of migrations.snapshot (read_snapshot)
+
+
+def read_snapshot(project_dir: Path, relative: Optional[str]) -> Optional[str]:
+    """migrations.snapshot's text, checked at preview: it exists and fits in a ConfigMap."""
+    if not relative:
+        return None
+    path = project_dir / relative
+    if not path.is_file():
+        raise pulumi.RunError(f"migrations.snapshot {relative} does not exist; take one with `python -m runner snapshot "
+                              f"{relative}` (README, \"Fresh environments\") or `pulumi config rm --path migrations.snapshot`")
+    data = path.read_bytes()
+    if len(data) > SNAPSHOT_LIMIT:
+        raise pulumi.RunError(f"migrations.snapshot {relative} is {len(data) // 1024} KiB; a ConfigMap holds at most "
+                              f"{SNAPSHOT_LIMIT // 1024} KiB: bake it into a dedicated migrations image "
+                              "(migrations.image) and set MIGRATION_SNAPSHOT there")
+    return data.decode("utf-8")
 
 
 def configmap_name(index: int) -> str:
@@ -92,6 +115,14 @@ class MigrationJob(pulumi.ComponentResource):
                 binary_data={runner_bundle.FILE_NAME: base64.b64encode(args.runner.data).decode()},
                 opts=child,
             )
+        self.snapshot_config_map = None
+        if args.snapshot is not None:
+            self.snapshot_config_map = ConfigMap(
+                SNAPSHOT_CONFIGMAP,
+                metadata=ObjectMetaArgs(name=SNAPSHOT_CONFIGMAP, namespace=args.namespace, labels=job_labels),
+                data={SNAPSHOT_FILE: args.snapshot},
+                opts=child,
+            )
         m = settings.migrations
         # A new backend tag runs the Job again even with a dedicated migrations image: what the
         # backend expects of the schema may have changed with it.
@@ -101,8 +132,10 @@ class MigrationJob(pulumi.ComponentResource):
         if args.bundle is not None:
             trigger["ideaforge.ai/migrations-sha256"] = args.bundle.checksum
             trigger["ideaforge.ai/migrations-count"] = str(len(args.bundle.files))
+        if args.snapshot is not None:
+            trigger["ideaforge.ai/snapshot-sha256"] = hashlib.sha256(args.snapshot.encode()).hexdigest()
         volumes, mounts = self._volumes()
-        owned = [*self.config_maps, *([self.runner_config_map] if self.runner_config_map else [])]
+        owned = [*self.config_maps, *(c for c in (self.runner_config_map, self.snapshot_config_map) if c)]
         self.job = Job(
             JOB_NAME,
             metadata=ObjectMetaArgs(name=JOB_NAME, namespace=args.namespace, labels=job_labels,
@@ -141,6 +174,9 @@ class MigrationJob(pulumi.ComponentResource):
         if self.runner_config_map is not None:
             volumes.append(VolumeArgs(name="runner", config_map=ConfigMapVolumeSourceArgs(name=RUNNER_CONFIGMAP)))
             mounts.append(VolumeMountArgs(name="runner", mount_path=runner_bundle.MOUNT_PATH, read_only=True))
+        if self.snapshot_config_map is not None:
+            volumes.append(VolumeArgs(name="snapshot", config_map=ConfigMapVolumeSourceArgs(name=SNAPSHOT_CONFIGMAP)))
+            mounts.append(VolumeMountArgs(name="snapshot", mount_path=SNAPSHOT_MOUNT, read_only=True))
         return volumes, mounts
 
     def _container(self, args: MigrationArgs, mounts: list[VolumeMountArgs]) -> ContainerArgs:
@@ -158,6 +194,9 @@ class MigrationJob(pulumi.ComponentResource):
         ]
         if settings.database.sslmode:
             env.append(EnvVarArgs(name="POSTGRES_SSLMODE", value=settings.database.sslmode))
+        if args.snapshot is not None:
+            # Loaded only when the database is empty: a database with a history ignores it.
+            env.append(EnvVarArgs(name="MIGRATION_SNAPSHOT", value=f"{SNAPSHOT_MOUNT}/{SNAPSHOT_FILE}"))
         if args.runner is not None:
             command = list(m.command or ("python", args.runner.path))
         else:

@@ -167,6 +167,7 @@ class Migrations:
     ttl_seconds_after_finished: int
     lock_timeout: str
     statement_timeout: str
+    snapshot: Optional[str] = None  # a schema snapshot (path relative to the project) for an empty database
 
 
 @dataclass(frozen=True)
@@ -569,6 +570,7 @@ def _migrations(s: _Section) -> Migrations:
         ttl_seconds_after_finished=s.integer("ttlSecondsAfterFinished", 60, 7 * 86400),
         lock_timeout=s.string("lockTimeout", _DURATION, "a PostgreSQL duration", "5s"),
         statement_timeout=s.string("statementTimeout", _DURATION, "a PostgreSQL duration", "5min"),
+        snapshot=s.string("snapshot", optional=True),
     )
 
 

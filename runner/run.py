@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
 from runner import connection as db
-from runner import discovery, history, lock
+from runner import discovery, history, lock, snapshot
 from runner.errors import (
     DriftError,
     IncompleteMigration,
@@ -40,6 +40,7 @@ class Options:
     wait_for_lock: float = 120.0
     sslmode: Optional[str] = None
     accept_changed: bool = False
+    snapshot: Optional[str] = None  # loaded first into an empty database (runner.snapshot)
 
     def validate(self) -> None:
         for flag, value in (("--lock-timeout", self.lock_timeout), ("--statement-timeout", self.statement_timeout),
@@ -171,9 +172,13 @@ def apply(options: Options, environ: Mapping[str, str], reporter: Reporter, stop
     with Session(options, environ, reporter, stop) as session:
         if dry_run:
             with session.cursor() as cursor:
+                if options.snapshot and history.Tracking.find(cursor) is None:
+                    reporter.event("note", text=f"would load snapshot {options.snapshot} if the database is empty")
                 comparison = compare(migrations, history.load_if_present(cursor))
             return _dry_run(comparison, reporter)
         with session.locked():
+            if options.snapshot:
+                snapshot.load_into_empty(session.connection, options.snapshot, reporter)
             result = _apply_locked(session, migrations, options, reporter, stop)
     result.duration_ms = _elapsed_ms(started)
     return result
@@ -382,6 +387,39 @@ def rename(options: Options, environ: Mapping[str, str], reporter: Reporter, sto
             tracking.rename(cursor, row.name, new)
     reporter.event("renamed", old=row.name, new=new)
     return Result("rename", f"{row.name} is now recorded as {new}", {"renamed": 1})
+
+
+def reapply(options: Options, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal,
+            names: Sequence[str]) -> Result:
+    """Run recorded migrations again (runner.objects.reapply), under the lock, in the given order."""
+    from runner import objects
+
+    _, migrations = load_migrations(options, reporter)
+    by_name = {m.name: m for m in migrations}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise UsageError(f"no such migration file: {', '.join(unknown)}", hint="see `python -m runner status`")
+    with Session(options, environ, reporter, stop) as session, session.locked():
+        with session.cursor() as cursor:
+            if history.Tracking.find(cursor) is None:
+                raise UsageError("the database has no migration history; `python -m runner` applies the files")
+            tracking, added = history.Tracking.ensure(cursor)  # the old script's table gains its columns
+            if added:
+                reporter.event("table_adopted", columns=added)
+        for name in names:
+            objects.reapply(session, tracking, by_name[name], reporter)
+    return Result("reapply", f"applied {plural(len(names), 'recorded migration')} again", {"applied": len(names)})
+
+
+def take_snapshot(options: Options, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal,
+                  out: str, pg_dump: Optional[str]) -> Result:
+    """Write the database's schema and history to `out` (runner.snapshot)."""
+    started = time.monotonic()
+    with Session(options, environ, reporter, stop) as session, session.locked():
+        count, last = snapshot.take(session.connection, session.target.dsn, session.target.redact, out, pg_dump,
+                                    reporter)
+    return Result("snapshot", f"snapshot written to {out}: the schema with {plural(count, 'recorded migration')} "
+                  f"(the last {last})", {"recorded": count}, _elapsed_ms(started))
 
 
 def _elapsed_ms(started: float) -> int:

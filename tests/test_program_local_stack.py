@@ -15,7 +15,7 @@ def local():
 def test_local_stack_manifests_pass_strict_validation(local):
     kinds = sorted(m["kind"] for m in local.manifests())
     assert kinds == sorted(["Namespace", "Secret", "StatefulSet", "Service", "Deployment", "Service", "ConfigMap",
-                            "Job", "Job", "Job", "Deployment", "Service", "Deployment", "Service"])  # no HPA, no Ingress
+                            "ConfigMap", "Job", "Job", "Job", "Deployment", "Service", "Deployment", "Service"])  # no HPA, no Ingress
     assert local.invalid == []
 
 

@@ -1,0 +1,148 @@
+"""Recorded migrations whose objects are not in the database, and re-applying them.
+
+The old flow recorded files of which nothing ran (its script rolled a failing file back
+and meant to record it anyway; a hand-run Job recorded every file). `verify` reads a list
+of the objects each file creates (deploytool.expected_objects, made where pglast is, from
+the same files) and checks every recorded file's objects in the catalog: read-only, no
+lock. `reapply FILE` runs a recorded file again in one transaction with its record, so it
+either completes or leaves the database and the record as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import psycopg2
+
+from runner import history
+from runner.errors import EXIT_DRIFT, EXIT_OK, MigrationFailed, UsageError
+from runner.migration import Migration
+from runner.output import Reporter, plural
+from runner.statements import line_at, split
+
+# Each returns one row when the object exists. %(schema)s NULL: anywhere on the search_path.
+_RELATION = "to_regclass(CASE WHEN %(schema)s::text IS NULL THEN quote_ident(%(name)s) ELSE format('%%I.%%I', %(schema)s::text, %(name)s) END)"
+_TABLE = _RELATION.replace("%(name)s", "%(table)s")
+_EXISTS = {
+    "table": f"SELECT 1 WHERE {_RELATION} IS NOT NULL",
+    "view": f"SELECT 1 WHERE {_RELATION} IS NOT NULL",
+    "index": f"SELECT 1 WHERE {_RELATION} IS NOT NULL",
+    "column": f"SELECT 1 FROM pg_attribute WHERE attrelid = {_TABLE} AND attname = %(name)s AND NOT attisdropped",
+    "policy": f"SELECT 1 FROM pg_policy WHERE polrelid = {_TABLE} AND polname = %(name)s",
+    "trigger": f"SELECT 1 FROM pg_trigger WHERE tgrelid = {_TABLE} AND tgname = %(name)s",
+    "function": "SELECT 1 FROM pg_proc WHERE proname = %(name)s AND CASE WHEN %(schema)s::text IS NULL "
+                "THEN pronamespace = ANY (current_schemas(false)::regnamespace[]) "
+                "ELSE pronamespace = %(schema)s::text::regnamespace END",
+}
+
+
+def describe(obj: Mapping) -> str:
+    where = ".".join(p for p in (obj.get("schema"), obj.get("table")) if p)
+    name = f"{obj['schema']}.{obj['name']}" if obj.get("schema") and not obj.get("table") else obj["name"]
+    return f"{obj['kind']} {name}" + (f" on {where}" if where and obj.get("table") else "")
+
+
+def load_expected(path: str) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the expected objects {path}: {exc}",
+                         hint="make it with `python -m deploytool.expected_objects DIR[:DIR...]`") from None
+    if data.get("format") != 1 or not isinstance(data.get("files"), dict):
+        raise UsageError(f"{path} is not an expected-objects list (format 1)")
+    return data["files"]
+
+
+def missing_objects(cursor, rows: dict[str, history.AppliedRow], expected: dict) -> tuple[dict[str, list[str]], list[str]]:
+    """(recorded file -> its missing objects, recorded files the list does not know)."""
+    missing: dict[str, list[str]] = {}
+    unknown = []
+    for row_name in sorted(rows):
+        name = row_name if row_name.endswith(".sql") else row_name + ".sql"
+        entry = expected.get(name)
+        if entry is None:
+            unknown.append(row_name)
+            continue
+        gone = []
+        for obj in entry["objects"]:
+            cursor.execute(_EXISTS[obj["kind"]], {"schema": obj.get("schema"), "table": obj.get("table"),
+                                                  "name": obj["name"]})
+            if cursor.fetchone() is None:
+                gone.append(describe(obj))
+        if gone:
+            missing[name] = gone
+    return missing, unknown
+
+
+def verify(session, expected_path: str, migrations: Sequence[Migration], reporter: Reporter):
+    """Returns (exit code, summary text, counts)."""
+    expected = load_expected(expected_path)
+    on_disk = {m.name: m.checksum for m in migrations}
+    for name, entry in expected.items():
+        if name in on_disk and on_disk[name] != entry.get("sha256"):
+            reporter.event("note", text=f"{name}: the expected objects were read from another version of the file "
+                                        "than the one here; its objects may differ")
+    with session.cursor() as cursor:
+        rows = history.load_if_present(cursor)
+        missing, unknown = missing_objects(cursor, rows, expected)
+    for name in unknown:
+        reporter.event("note", text=f"{name} is recorded but not in {Path(expected_path).name}: not checked")
+    for name, objects in missing.items():
+        reporter.event("objects_missing", migration=name, objects=objects)
+    counts = {"recorded": len(rows), "incomplete_files": len(missing),
+              "missing_objects": sum(len(o) for o in missing.values())}
+    if not missing:
+        return EXIT_OK, f"every object of the {plural(len(rows), 'recorded migration')} is in the database", counts
+    return EXIT_DRIFT, (f"{plural(len(missing), 'recorded migration')} left objects out "
+                        f"({plural(counts['missing_objects'], 'object')}); apply each again with "
+                        "`python -m runner reapply FILE`, or restore what is missing by hand"), counts
+
+
+def reapply(session, tracking: history.Tracking, migration: Migration, reporter: Reporter) -> int:
+    """Run a recorded migration again, with its record, in one transaction; returns its duration."""
+    if not migration.transactional:
+        raise UsageError(f"{migration.name} is a no-transaction migration; it cannot be re-applied atomically",
+                         hint="run its statements by hand, then leave its record as it is")
+    text = migration.text
+    started = time.monotonic()
+    with session.cursor() as cursor:
+        rows = tracking.load(cursor)
+        row = history.lookup(rows, migration.name)
+        if row is None:
+            raise UsageError(f"{migration.name} is not recorded; `python -m runner` applies it",
+                             hint="see `python -m runner status`")
+        cursor.execute("BEGIN")
+        try:
+            tracking.forget(cursor, row.name)
+            try:
+                cursor.execute(text)
+            except psycopg2.Error as exc:
+                position = int(exc.diag.statement_position or 0)
+                parts = split(migration.name, text)
+                line = line_at(text, position - 1) if position else None
+                failed = [p for p in parts if line is None or p.line <= line][-1:] or parts[:1]
+                failure = MigrationFailed(
+                    file=migration.name, statement_number=failed[0].number if position else 0,
+                    statement_count=len(parts), line=line, sqlstate=exc.pgcode, statement=failed[0].text if position else "",
+                    server_message=exc.diag.message_primary or str(exc).strip(), detail=exc.diag.message_detail,
+                    hint=exc.diag.message_hint,
+                )
+                failure.outcome = "it was rolled back; the database and its record are as they were"
+                failure.message = failure._render().replace(
+                    "(it did not fail again when its statements were run one by one, so the statement is not known)",
+                    "when run again (PostgreSQL named no position)")
+                raise failure from None
+            cursor.execute(history.RESET_SESSION)
+            cursor.execute(tracking.record_sql(cursor, migration.name, migration.checksum, 0))
+            cursor.execute("COMMIT")
+        except BaseException:
+            if not session.connection.closed:
+                cursor.execute("ROLLBACK")
+                cursor.execute(history.RESET_SESSION)
+            raise
+    elapsed = int((time.monotonic() - started) * 1000)
+    reporter.event("applied", migration=migration.name, statements=0, duration_ms=elapsed, attempts=1)
+    return elapsed
