@@ -19,7 +19,7 @@ import psycopg2
 
 from runner import history
 from runner.errors import EXIT_DRIFT, EXIT_OK, MigrationFailed, UsageError
-from runner.migration import Migration
+from runner.migration import Migration, checksum
 from runner.output import Reporter, plural
 from runner.statements import line_at, split
 
@@ -136,7 +136,8 @@ def reapply(session, tracking: history.Tracking, migration: Migration, reporter:
                     "when run again (PostgreSQL named no position)")
                 raise failure from None
             cursor.execute(history.RESET_SESSION)
-            cursor.execute(tracking.record_sql(cursor, migration.name, migration.checksum, 0))
+            # The checksum of the text that ran, read just now (the file may have changed since it was listed).
+            cursor.execute(tracking.record_sql(cursor, migration.name, checksum(text), 0))
             cursor.execute("COMMIT")
         except BaseException:
             if not session.connection.closed:

@@ -72,6 +72,19 @@ def test_a_file_replaced_while_the_runner_waits_for_the_lock_runs_as_it_is_then_
     assert db.run("--dir", str(tmp_path)).code == EXIT_OK  # no drift: the record is the file's
 
 
+def test_reapply_records_the_checksum_of_the_text_it_ran(db, tmp_path):
+    write(tmp_path, {"001_a.sql": "CREATE TABLE IF NOT EXISTS a (id int);\n"})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    second = "CREATE TABLE IF NOT EXISTS a (id int);\nCREATE TABLE IF NOT EXISTS b (id int);\n"
+    with migration_lock_held(db):
+        runner = db.spawn("--dir", str(tmp_path), "reapply", "001_a.sql")
+        wait_until_polling_for_the_lock(db)
+        replace(tmp_path / "001_a.sql", second)
+    assert runner.wait(timeout=60) == EXIT_OK, runner.stderr.read()
+    assert "b" in db.tables()
+    assert recorded_checksum(db, "001_a.sql") == checksum(second)
+
+
 def test_a_large_file_replaced_while_an_earlier_migration_runs_runs_as_read_and_records_its_checksum(db, tmp_path):
     first = large_file("first_content")
     write(tmp_path, {"001_slow.sql": "SELECT pg_sleep(2);\n", "002_big.sql": first})
