@@ -55,6 +55,7 @@ class Tracking:
     def __init__(self, schema: str):
         self.schema = schema
         self.table = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(TABLE))
+        self._record: Optional[str] = None
 
     @classmethod
     def find(cls, cursor) -> Optional["Tracking"]:
@@ -156,14 +157,13 @@ class Tracking:
     def record_sql(self, cursor, name: str, checksum: str, statements: int) -> str:
         """The tracking row, written as the login role whatever role the migration switched to;
         its duration is the transaction's age, measured by the server."""
-        return cursor.mogrify(
-            sql.SQL(
+        if self._record is None:  # composed once: composing costs more than the rest of a small migration
+            self._record = sql.SQL(
                 "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; "
                 "INSERT INTO {} (migration_name, checksum, duration_ms, statements, status) "
                 "VALUES (%s, %s, (extract(epoch FROM clock_timestamp() - now()) * 1000)::int, %s, %s)"
-            ).format(self.table),
-            (name, checksum, statements, APPLIED),
-        ).decode()
+            ).format(self.table).as_string(cursor)
+        return cursor.mogrify(self._record, (name, checksum, statements, APPLIED)).decode()
 
     def record_applied(self, cursor, name: str, checksum: str, statements: Optional[int]) -> None:
         """A row for a file that did not run here (`baseline`): applied before the runner knew it."""
