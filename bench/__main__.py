@@ -376,17 +376,19 @@ def main() -> None:
         "ratios between contenders of the same interleaved rounds, and peak memory; BENCHMARKS.md records "
         "the results.")
     parser.add_argument("--sizes", default="100,600",
-                        help="comma-separated numbers of the workload's migrations to apply, fsync on (default 100,600)")
+                        help="comma-separated numbers of the workload's migrations to apply, fsync on "
+                        "(default 100,600; 0 skips)")
     parser.add_argument("--one-line", type=int, default=10000,
-                        help="number of one-line migrations applied with fsync off (default 10000)")
+                        help="number of one-line migrations applied with fsync off (default 10000; 0 skips)")
     parser.add_argument("--noop", type=int, default=10000,
-                        help="history length of the nothing-pending run (default 10000)")
+                        help="history length of the nothing-pending run (default 10000; 0 skips)")
     parser.add_argument("--large-statement-mb", default="25,50",
                         help="comma-separated sizes in MB of a migration that is one INSERT ... VALUES (default 25,50)")
     parser.add_argument("--large-mb", default="10,50",
                         help="comma-separated sizes in MB of a migration of many 100-row INSERTs (default 10,50)")
     parser.add_argument("--split-mb", type=int, default=10,
-                        help="size in MB of the text whose statement splitting is timed against pglast (default 10)")
+                        help="size in MB of the text whose statement splitting is timed against pglast "
+                        "(default 10; 0 skips)")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds per measurement (default 5)")
     parser.add_argument("--baseline", metavar="REVISION",
                         help="a git revision whose runner runs as one more contender (`runner before`), e.g. main")
@@ -412,7 +414,11 @@ def main() -> None:
                 ("one large migration", lambda: large_file_benchmark(on_disk, numbers(args.large_mb), min(args.repeat, 3))),
                 ("statement splitting", lambda: split_benchmark(args.split_mb)),
             )
+            skipped = {"one-line migrations": not args.one_line, "nothing pending": not args.noop,
+                       "statement splitting": not args.split_mb}
             for number, (title, step) in enumerate(steps, start=1):
+                if skipped.get(title):
+                    continue
                 print(f"[{number}/{len(steps)}] {title} ...", file=sys.stderr, flush=True)
                 section = step()
                 print("\n".join(section) + "\n", flush=True)
