@@ -86,9 +86,9 @@ class FileChanged(TransientError):
     def __init__(self, file: str, line: int, outcome: str = "nothing of it ran"):
         self.file = file
         self.line = line
+        what = "its bytes are" if line == 1 else f"its bytes from line {line} on are"
         super().__init__(
-            f"{file} changed while the runner was applying it: its bytes from line {line} on are not the ones "
-            f"it read and checked; {outcome}",
+            f"{file} changed while the runner was applying it: {what} not the ones it read and checked; {outcome}",
             hint="change a migration before it is deployed, not while it runs; running again applies the file "
             "as it is then",
         )

@@ -10,9 +10,9 @@ import codecs
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from runner.errors import MigrationFileError
 
@@ -23,16 +23,37 @@ _MARKER_LINE = re.compile(r"^--\s*runner:no-transaction\s*$")
 _FILE_NAME = re.compile(r"^(?P<version>\d+)(?:_(?P<label>.*))?\.sql$")
 _READ_BYTES = 1024 * 1024
 _HEAD_BYTES = 64 * 1024  # where the marker may stand: the comment lines at the top
+# The bytes of files under _READ_BYTES are kept from the one read that lists them, up to this
+# many bytes in all: a pending one runs from them, with the checksum computed from them.
+KEPT_WHEN_LISTED = 32 * 1024 * 1024
+
+
+class MemoryBudget:
+    """How many bytes of files may still be kept in memory for the rest of a run."""
+
+    def __init__(self, limit: int):
+        self.left = limit
+
+    def take(self, size: int) -> bool:
+        if size > self.left:
+            return False
+        self.left -= size
+        return True
 
 
 @dataclass(frozen=True)
 class Migration:
     name: str  # the file name, e.g. 20251124000002_user_api_keys.sql: the tracking key
     version: str
-    path: Path
+    location: str  # where the file is (`path` as a string: ten thousand Path objects cost a tenth of a second)
     checksum: str
     size: int  # bytes
     transactional: bool
+    content: Optional[bytes] = field(default=None, compare=False, repr=False)  # the bytes listed, if kept
+
+    @property
+    def path(self) -> Path:
+        return Path(self.location)
 
     @property
     def label(self) -> str:
@@ -110,17 +131,19 @@ def wants_transaction(text: str) -> bool:
     return True
 
 
-def load(path: Path) -> Migration:
+def load(path: Union[str, Path], budget: Optional[MemoryBudget] = None) -> Migration:
     """Read the file once, in pieces: checksum (as `checksum()` computes it), UTF-8, marker.
 
-    Only the checksum is kept: this read decides which files are pending, and a pending file's
-    content is read again, once, when it is planned to run (runner.statements)."""
-    version = parse_file_name(path.name)
+    A file under _READ_BYTES is read whole, and its bytes are kept if `budget` allows: if it is
+    pending, it runs from them (runner.statements), so what runs is what was listed."""
+    location = os.fspath(path)
+    name = os.path.basename(location)
+    version = parse_file_name(name)
     try:
-        raw = _read_small(path)
+        raw = _read_small(location)
         if raw is not None:
-            return _small(path, version, raw)
-        with open(path, "rb", buffering=0) as handle:
+            return _small(location, name, version, raw, budget is not None and budget.take(len(raw)))
+        with open(location, "rb", buffering=0) as handle:
             raw = handle.read(_READ_BYTES)
             digest = ContentDigest()
             decoder = codecs.getincrementaldecoder("utf-8")()
@@ -134,7 +157,7 @@ def load(path: Path) -> Migration:
                     decoder.decode(raw, final=not raw)
                 except UnicodeDecodeError as exc:
                     line = lines + exc.object[: exc.start].count(b"\n") + 1
-                    raise not_utf8(path.name, line, exc.object[exc.start]) from None
+                    raise not_utf8(name, line, exc.object[exc.start]) from None
                 if len(head) < _HEAD_BYTES:
                     head += raw[: _HEAD_BYTES - len(head)]
                 digest.update(raw)
@@ -144,12 +167,12 @@ def load(path: Path) -> Migration:
                 lines += raw.count(b"\n")
                 raw = handle.read(_READ_BYTES)
     except OSError as exc:
-        raise MigrationFileError(f"{path.name}: cannot be read ({exc.strerror})") from None
-    return Migration(path.name, version, path, digest.hexdigest(), size,
+        raise MigrationFileError(f"{name}: cannot be read ({exc.strerror})") from None
+    return Migration(name, version, location, digest.hexdigest(), size,
                      wants_transaction(head.decode("utf-8", errors="ignore")))
 
 
-def _read_small(path: Path) -> Optional[bytes]:
+def _read_small(path: str) -> Optional[bytes]:
     """The whole file if it is under _READ_BYTES (most are), else None. In one read of its size:
     a read allocates what it asks for, and a megabyte for each of ten thousand one-line files
     costs more than reading them."""
@@ -164,16 +187,15 @@ def _read_small(path: Path) -> Optional[bytes]:
         os.close(fd)
 
 
-def _small(path: Path, version: str, raw: bytes) -> Migration:
-    size = len(raw)
-    if raw.startswith(codecs.BOM_UTF8):
-        raw = raw[len(codecs.BOM_UTF8):]
+def _small(location: str, name: str, version: str, whole: bytes, keep: bool) -> Migration:
+    raw = whole[len(codecs.BOM_UTF8):] if whole.startswith(codecs.BOM_UTF8) else whole
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise not_utf8(path.name, raw[: exc.start].count(b"\n") + 1, raw[exc.start]) from None
+        raise not_utf8(name, raw[: exc.start].count(b"\n") + 1, raw[exc.start]) from None
     digest = hashlib.sha256(raw.replace(b"\r\n", b"\n") if b"\r" in raw else raw).hexdigest()
-    return Migration(path.name, version, path, digest, size, wants_transaction(text[:_HEAD_BYTES]))
+    return Migration(name, version, location, digest, len(whole), wants_transaction(text[:_HEAD_BYTES]),
+                     whole if keep else None)
 
 
 def not_utf8(file_name: str, line: int, byte: int) -> MigrationFileError:

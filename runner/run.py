@@ -21,7 +21,7 @@ from runner.executor import Executor, Outcome, RetryPolicy
 from runner.interrupts import StopSignal
 from runner.migration import Migration
 from runner.output import Reporter, plural
-from runner.statements import MemoryBudget, Script, plan
+from runner.statements import KEEP_BYTES, MemoryBudget, Script, plan_listed
 from runner.status import Comparison, compare
 from runner.waiting import BlockerWatch
 
@@ -145,10 +145,10 @@ def plan_all(migrations: Sequence[Migration]) -> dict[str, Script]:
     file is read here once, and what runs is what was read; close the scripts when done."""
     scripts: dict[str, Script] = {}
     problems: list[str] = []
-    budget = MemoryBudget()
+    budget = MemoryBudget(KEEP_BYTES)
     for migration in migrations:
         try:
-            scripts[migration.name] = plan(migration.name, migration.path, budget)
+            scripts[migration.name] = plan_listed(migration, budget)
         except MigrationFileError as exc:
             problems.append(str(exc).replace("\n", "\n    "))
     if problems:

@@ -7,13 +7,15 @@ statement numbers and lines for errors, and the checks below. For a `-- runner:n
 transaction` migration every statement is sent on its own, so the cut must be exact.
 
 What runs is what was read and checked, and the checksum recorded is the checksum of
-those bytes: `plan` reads a pending file once (after the migration lock is taken), and
-everything about it (checksum, marker, statements) comes from that read. A file of one
-segment is kept in memory until it runs (within KEEP_BYTES for the whole run). A larger
-one is not, so memory does not grow with the size of a file: it stays open, is read
-again from the same open file when it runs, and each segment must have the digest it had
-when it was checked (a file rewritten in place is stopped, not run; one replaced by a new
-file is still read from the old one).
+those bytes. A run reads each file once, when it lists the directory (runner.migration):
+a file under 1 MB runs from the bytes read then (kept in memory, 32 MB for all files).
+A larger file is read again here to be checked, and must still have the checksum it was
+listed with, or nothing is applied (exit 75). It is not kept in memory (memory does not
+grow with the size of a file): it stays open, is read again from that same open file
+when it runs, and each segment must have the digest it had when it was checked (a file
+rewritten in place is stopped, not run; one replaced by a new file is still read from
+the old one). A file of one segment (a single huge statement) is kept until it runs,
+within KEEP_BYTES for the whole run.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, Optional
+from typing import BinaryIO, Iterator, Optional, Union
 
 from runner import scanner
 from runner.errors import FileChanged, MigrationFileError
-from runner.migration import ContentDigest, not_utf8, wants_transaction
+from runner.migration import ContentDigest, MemoryBudget, Migration, not_utf8, wants_transaction
 
 # A file is read in segments of whole statements of about this many characters.
 SEGMENT_CHARS = 4 * 1024 * 1024
@@ -45,10 +47,18 @@ _BEGIN_OPTIONS = {"TRANSACTION", "WORK", "ISOLATION", "READ", "DEFERRABLE", "NOT
 # statement on its own; the runner sends large pieces, so a change part-way would make the
 # result depend on where the pieces are cut, and differ from psql. Refused (README).
 READING_SETTINGS = ("standard_conforming_strings", "client_encoding")
-_READING_CHANGE = (  # compiled when a file first mentions one of them (rare; re.I costs time to compile)
-    r"\b(?:set|reset)\s+(?:(?:session|local)\s+)?\"?(standard_conforming_strings|client_encoding)\b"
-    r"|\bset_config\s*\(\s*'(standard_conforming_strings|client_encoding)'"
+# (setting, value): SET [SESSION|LOCAL] x {=|TO} v, RESET x, SET NAMES v, set_config('x', 'v', ...).
+# Compiled when a file first mentions one of them (rare; re.I costs time to compile).
+_READING_CHANGE = (
+    r"\b(?:(?:set|reset)\s+(?:(?:session|local)\s+)?\"?(standard_conforming_strings|client_encoding)\"?"
+    r"(?:\s*(?:=|\bto\b)\s*('[^']*'|[\w-]+))?"
+    r"|set\s+(?:(?:session|local)\s+)?(names)\s+('[^']*'|[\w-]+)"
+    r"|set_config\s*\(\s*'(standard_conforming_strings|client_encoding)'\s*,\s*('[^']*'))"
 )
+# What a migration may set them to: what the runner reads and sends with anyway (pg_dump's
+# header sets both; `default` and RESET go back to the session's value, checked at its start).
+_UNCHANGED = {"standard_conforming_strings": {"on", "true", "yes", "1", "default", ""},
+              "client_encoding": {"utf8", "utf-8", "unicode", "default", ""}}
 
 
 @dataclass(frozen=True)
@@ -132,23 +142,10 @@ class SegmentSpan:
     digest: bytes
 
 
-class MemoryBudget:
-    """How many bytes of pending files may still be kept in memory until they run."""
-
-    def __init__(self, limit: Optional[int] = None):
-        self.left = KEEP_BYTES if limit is None else limit
-
-    def take(self, size: int) -> bool:
-        if size > self.left:
-            return False
-        self.left -= size
-        return True
-
-
 class Script:
     """What the executor runs for one file, from the one read of it."""
 
-    def __init__(self, path: Path, name: str, count: int, opener: Optional[str], wraps_itself: bool,
+    def __init__(self, path: Union[str, Path], name: str, count: int, opener: Optional[str], wraps_itself: bool,
                  checksum: str, transactional: bool, kept: Optional[Segment] = None,
                  spans: tuple[SegmentSpan, ...] = (), handle: Optional[BinaryIO] = None):
         self.path = path
@@ -201,8 +198,21 @@ def split(file_name: str, text: str) -> list[SplitStatement]:
     return [SplitStatement(s.number, s.line, s.words, s.text(segment)) for s in segment.statements]
 
 
-def plan(name: str, path: Path, budget: Optional[MemoryBudget] = None) -> Script:
-    """Read the file, once: its checksum, its marker, its statements; refuse what must not run.
+def plan_listed(migration: Migration, budget: MemoryBudget) -> Script:
+    """What runs for a listed file: the bytes kept when it was listed, or (a file too large to
+    keep) the file read again, which must still hold what was listed."""
+    if migration.content is not None:
+        return _plan(migration.name, migration.location, _Reader(None, migration.name, migration.content), budget)
+    script = plan(migration.name, migration.location, budget)
+    if script.checksum != migration.checksum:
+        script.close()
+        raise FileChanged(migration.name, 1, "it changed after the runner listed it and compared it with the "
+                          "history; nothing was applied")
+    return script
+
+
+def plan(name: str, path: Union[str, Path], budget: Optional[MemoryBudget] = None) -> Script:
+    """Read the file: its checksum, its marker, its statements; refuse what must not run.
 
     A file that is not kept in memory stays open until the Script is closed."""
     try:
@@ -210,7 +220,7 @@ def plan(name: str, path: Path, budget: Optional[MemoryBudget] = None) -> Script
     except OSError as exc:
         raise MigrationFileError(f"{name}: cannot be read ({exc.strerror})") from None
     try:
-        script = _plan(name, path, handle, budget or MemoryBudget())
+        script = _plan(name, path, _Reader(handle, name), budget or MemoryBudget(KEEP_BYTES))
     except BaseException:
         handle.close()
         raise
@@ -219,8 +229,7 @@ def plan(name: str, path: Path, budget: Optional[MemoryBudget] = None) -> Script
     return script
 
 
-def _plan(name: str, path: Path, handle: BinaryIO, budget: MemoryBudget) -> Script:
-    reader = _Reader(handle, name)
+def _plan(name: str, path: Union[str, Path], reader: "_Reader", budget: MemoryBudget) -> Script:
     count = 0
     first = last = None
     control: list[Statement] = []
@@ -259,11 +268,11 @@ def _plan(name: str, path: Path, handle: BinaryIO, budget: MemoryBudget) -> Scri
             )
     opener = first[0].text(first[1]) if wraps else None
     body = count - 2 if wraps else count
-    if len(kept) == 1 and budget.take(len(kept[0].raw)):
+    if len(kept) == 1 and (reader.handle is None or budget.take(len(kept[0].raw))):
         kept[0].forget_text()
-        return Script(path, name, body, opener, wraps, reader.digest.hexdigest(), transactional, kept=kept[0])
-    return Script(path, name, body, opener, wraps, reader.digest.hexdigest(), transactional,
-                  spans=tuple(spans or [_span(kept[0])]), handle=handle)
+        return Script(path, name, body, opener, wraps, reader.checksum(), transactional, kept=kept[0])
+    return Script(path, name, body, opener, wraps, reader.checksum(), transactional,
+                  spans=tuple(spans or [_span(kept[0])]), handle=reader.handle)
 
 
 def _span(segment: Segment) -> SegmentSpan:
@@ -294,13 +303,24 @@ class _Reader:
     """A file's statements in segments of about SEGMENT_CHARS, read as it goes; the checksum of
     the bytes read (as `migration.checksum` computes it) and the file's first characters."""
 
-    def __init__(self, handle: BinaryIO, name: str):
-        self.handle = handle
+    def __init__(self, handle: Optional[BinaryIO], name: str, content: Optional[bytes] = None):
+        self.handle = handle  # None: the file's bytes are `content`, kept when it was listed
         self.name = name
+        self.content = content
         self.digest = ContentDigest()
         self.head = ""  # the first segment's text: where the no-transaction marker may stand
 
+    def checksum(self) -> str:
+        return self.digest.hexdigest()
+
     def segments(self) -> Iterator[Segment]:
+        if self.content is not None:
+            raw, position = self.content, 0
+            if raw.startswith(codecs.BOM_UTF8):
+                raw, position = raw[len(codecs.BOM_UTF8):], len(codecs.BOM_UTF8)
+            self.digest.update(raw)
+            yield self._whole(raw, position)
+            return
         decoder = codecs.getincrementaldecoder("utf-8")()
         text = ""  # decoded and not yet cut into a segment
         pieces: list[bytes] = []  # the bytes of `text`, and of what the decoder holds back
@@ -336,6 +356,7 @@ class _Reader:
             if not final and len(text) < wanted:
                 continue
             segment, rest, resume = _segment(self.name, text, line, number, final, resume)
+            refuse_reading_changes(self.name, segment)
             if not (final or segment.statements):
                 wanted = len(text) + SEGMENT_CHARS  # the scan resumes near where it stopped
                 continue
@@ -364,6 +385,7 @@ class _Reader:
         except UnicodeDecodeError as exc:
             raise not_utf8(self.name, raw[: exc.start].count(b"\n") + 1, raw[exc.start]) from None
         segment = _segment(self.name, text, 1, 0, True)[0]
+        refuse_reading_changes(self.name, segment)
         segment._raw = raw
         segment.start_byte = position
         self.head = text[:65536]
@@ -405,42 +427,35 @@ def _segment(name: str, text: str, line: int, number: int, final: bool,
                 hint="write the rows as INSERT ... VALUES, or COPY from a file the server can read",
             )
     segment = Segment(text[:rest], line, tuple(statements), number - len(statements) + 1, 0, name)
-    _refuse_reading_changes(name, segment)
     return segment, rest, checkpoint
 
 
-def _refuse_reading_changes(name: str, segment: Segment) -> None:
-    """Refuse statements that change how the server reads the statements after them."""
+def refuse_reading_changes(name: str, segment: Segment) -> None:
+    """Refuse statements of a migration that change how the server reads the statements after
+    them (READING_SETTINGS). Checked where migrations are planned, not in `split`: statements
+    sent one by one (a snapshot) are read by the server as psql's would be."""
+    mentioned = _mentions(segment.text, READING_SETTINGS)
     for statement in segment.statements:
-        if statement.words[:1] == ("SET",) and "NAMES" in statement.words[1:] + _third_word(segment, statement):
-            _refuse_reading_change(name, statement, "client_encoding")
-    if not _mentions(segment.text, READING_SETTINGS):
-        return
-    for statement in segment.statements:
-        text = statement.text(segment)
-        if _mentions(text, READING_SETTINGS):
-            found = re.search(_READING_CHANGE, scanner.without_comments(text), re.I)
-            if found:
-                _refuse_reading_change(name, statement, (found.group(1) or found.group(2)).lower())
+        words = statement.words
+        if (words[:1] == ("SET",) and words[1:2] in (("NAMES",), ("SESSION",), ("LOCAL",))) or \
+                (mentioned and _mentions(statement.text(segment), READING_SETTINGS)):
+            for found in re.finditer(_READING_CHANGE, scanner.without_comments(statement.text(segment)), re.I):
+                setting = (found.group(1) or found.group(3) or found.group(5)).lower()
+                setting = "client_encoding" if setting == "names" else setting
+                value = found.group(2) or found.group(4) or found.group(6) or ""
+                if value.strip("'").lower() not in _UNCHANGED[setting]:
+                    _refuse_reading_change(name, statement, setting, value)
 
 
-def _third_word(segment: Segment, statement: Statement) -> tuple[str, ...]:
-    """`SET SESSION NAMES` / `SET LOCAL NAMES`: the word after SESSION or LOCAL."""
-    if statement.words[1:] not in (("SESSION",), ("LOCAL",)):
-        return ()
-    words = scanner.without_comments(statement.text(segment)).split()
-    return (words[2].upper(),) if len(words) > 2 else ()
-
-
-def _refuse_reading_change(name: str, statement: Statement, setting: str) -> None:
+def _refuse_reading_change(name: str, statement: Statement, setting: str, value: str) -> None:
     raise MigrationFileError(
-        f"{name}:{statement.line}: statement {statement.number} changes {setting}, which changes how PostgreSQL "
+        f"{name}:{statement.line}: statement {statement.number} sets {setting} to {value}, which changes how PostgreSQL "
         "reads the statements after it; the runner sends a migration to the server in large pieces, and the "
         "server reads each piece whole with the setting it had when the piece began, so the result would "
         "depend on where the pieces are cut and differ from psql's",
         hint="remove it. The runner reads and sends files with standard_conforming_strings on (PostgreSQL's "
-        "default: a backslash in '...' is a plain character; write escapes as E'...') in the session's client "
-        "encoding; files are UTF-8",
+        "default: a backslash in '...' is a plain character; write escapes as E'...'), and files are UTF-8; "
+        "setting those values (as pg_dump's header does) is accepted",
     )
 
 

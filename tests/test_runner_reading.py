@@ -57,19 +57,32 @@ def wait_until_polling_for_the_lock(db, timeout: float = 15.0) -> None:
 # -- item 7: read once, record the checksum of what ran -----------------------------------
 
 
-def test_a_file_replaced_while_the_runner_waits_for_the_lock_runs_as_it_is_then_with_that_checksum(db, tmp_path):
-    # A pending file is read for its run after the lock is taken: a ConfigMap updated meanwhile
-    # runs its new content, and the checksum recorded is that content's.
-    write(tmp_path, {"001_a.sql": "CREATE TABLE first_content (id int);\n"})
-    second = "CREATE TABLE second_content (id int);\n"
+def test_a_file_replaced_while_the_runner_waits_for_the_lock_runs_as_listed_with_that_checksum(db, tmp_path):
+    # One read per file, when the directory is listed: what runs and what is recorded is that.
+    first = "CREATE TABLE first_content (id int);\n"
+    write(tmp_path, {"001_a.sql": first})
     with migration_lock_held(db):
         runner = db.spawn("--dir", str(tmp_path))
         wait_until_polling_for_the_lock(db)
-        replace(tmp_path / "001_a.sql", second)
+        replace(tmp_path / "001_a.sql", "CREATE TABLE second_content (id int);\n")
     assert runner.wait(timeout=60) == EXIT_OK, runner.stderr.read()
-    assert "second_content" in db.tables() and "first_content" not in db.tables()
-    assert recorded_checksum(db, "001_a.sql") == checksum(second)
-    assert db.run("--dir", str(tmp_path)).code == EXIT_OK  # no drift: the record is the file's
+    assert "first_content" in db.tables() and "second_content" not in db.tables()
+    assert recorded_checksum(db, "001_a.sql") == checksum(first)
+
+
+def test_a_large_file_replaced_after_it_was_listed_stops_the_run_before_anything_is_applied(db, tmp_path):
+    write(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);\n", "002_big.sql": large_file("first_content")})
+    second = large_file("second_content")
+    with migration_lock_held(db):
+        runner = db.spawn("--dir", str(tmp_path))
+        wait_until_polling_for_the_lock(db)
+        replace(tmp_path / "002_big.sql", second)
+    assert runner.wait(timeout=60) == EXIT_TRANSIENT
+    assert "002_big.sql changed while the runner was applying it" in runner.stderr.read()
+    assert db.applied() == [] and not {"a", "first_content", "second_content"} & db.tables()
+    again = db.run("--dir", str(tmp_path))
+    assert again.code == EXIT_OK, again.output
+    assert recorded_checksum(db, "002_big.sql") == checksum(second)
 
 
 def test_reapply_records_the_checksum_of_the_text_it_ran(db, tmp_path):
@@ -123,7 +136,7 @@ CHANGES = [
     "SET standard_conforming_strings = off;",
     "SET SESSION standard_conforming_strings TO off;",
     "set local Standard_Conforming_Strings = 'off';",
-    "RESET standard_conforming_strings;",
+    "ALTER DATABASE current SET standard_conforming_strings = off;",
     "SELECT set_config('standard_conforming_strings', 'off', false);",
     "DO $$ BEGIN EXECUTE 'SET standard_conforming_strings = off'; END $$;",
     "SET client_encoding = 'LATIN1';",
@@ -149,6 +162,11 @@ def test_a_migration_changing_how_later_statements_are_read_is_refused_by_valida
     "SELECT 1 /* SET client_encoding = 'LATIN1' */;",
     "COMMENT ON TABLE a IS 'loaded with standard_conforming_strings on';",
     "SELECT current_setting('client_encoding');",
+    "RESET standard_conforming_strings;",
+    "SET standard_conforming_strings TO DEFAULT;",
+    # pg_dump's header: the values the runner reads and sends with anyway
+    "SET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\n"
+    "SELECT pg_catalog.set_config('search_path', '', false);",
 ])
 def test_a_migration_that_only_mentions_those_settings_runs(db, tmp_path, mention):
     write(tmp_path, {"001_a.sql": "CREATE TABLE a (v text);\n" + mention + "\n"})
@@ -168,10 +186,11 @@ def test_a_database_whose_sessions_start_with_standard_conforming_strings_off_is
 
 @pytest.fixture
 def tiny_segments(monkeypatch):
-    from runner import statements
+    from runner import migration, statements
 
     monkeypatch.setattr(statements, "SEGMENT_CHARS", 60)
     monkeypatch.setattr(statements, "_READ_BYTES", 16)
+    monkeypatch.setattr(migration, "_READ_BYTES", 16)  # no file is small enough to run from its listing
 
 
 def test_a_setting_changed_by_dynamic_sql_stops_the_file_at_the_next_segment_and_rolls_it_back(db, tmp_path, tiny_segments):
