@@ -30,7 +30,11 @@ _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _REGISTRY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
 _IMAGE = re.compile(r"^[a-z0-9]+([._/:-][a-zA-Z0-9_.-]+)*(@sha256:[0-9a-f]{64})?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
-_DURATION = re.compile(r"^[0-9]+(\.[0-9]+)?\s*(us|ms|s|min|h|d)?$")
+# As the runner checks --lock-timeout (runner/run.py): a number and a unit with no space
+# (the runner sends it in the startup packet, which the server splits at spaces), or 0.
+_DURATION = re.compile(r"^(?:0|(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>us|ms|s|min|h|d))$")
+_DURATION_WHAT = "a PostgreSQL duration: a number and a unit (us, ms, s, min, h, d) with no space, or 0"
+_MS_PER_UNIT = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 _ENV_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _CAPABILITY = re.compile(r"^[A-Z_]+$")
 _SSL_MODES = ("", "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -568,10 +572,23 @@ def _migrations(s: _Section) -> Migrations:
         active_deadline_seconds=s.integer("activeDeadlineSeconds", 30, 86400),
         backoff_limit=s.integer("backoffLimit", 0, 20),
         ttl_seconds_after_finished=s.integer("ttlSecondsAfterFinished", 60, 7 * 86400),
-        lock_timeout=s.string("lockTimeout", _DURATION, "a PostgreSQL duration", "5s"),
-        statement_timeout=s.string("statementTimeout", _DURATION, "a PostgreSQL duration", "5min"),
+        lock_timeout=_duration(s, "lockTimeout", "5s"),
+        statement_timeout=_duration(s, "statementTimeout", "5min"),
         snapshot=s.string("snapshot", optional=True),
     )
+
+
+def _duration(s: _Section, name: str, example: str) -> str:
+    value = s.string(name, _DURATION, _DURATION_WHAT, example)
+    match = _DURATION.match(value or "")
+    if match and match.group("number") is not None:
+        milliseconds = float(match.group("number")) * _MS_PER_UNIT[match.group("unit")]
+        if milliseconds > 2**31 - 1:
+            s.read.fail(f"{s.path}.{name}", f"{value!r} is longer than PostgreSQL allows (about 24 days)", example)
+        elif round(milliseconds) == 0:
+            s.read.fail(f"{s.path}.{name}", f"{value!r} is shorter than 1ms, which PostgreSQL rounds to 0 "
+                        "(0 disables the timeout)", example)
+    return value
 
 
 def _readiness(s: _Section) -> Readiness:

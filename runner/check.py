@@ -22,6 +22,7 @@ import psycopg2
 import psycopg2.extensions
 
 from runner import run
+from runner.connection import target_from_env
 from runner.errors import MigrationFailed, MigrationFileError, UsageError
 from runner.interrupts import StopSignal
 from runner.output import EVENTS, Reporter, plural
@@ -78,10 +79,12 @@ def _database(server: Optional[str]) -> Iterator[tuple[dict, str, Optional[Path]
             yield scratch.environ(), scratch.url(), scratch.psql()
         return
     name = f"runner_check_{uuid.uuid4().hex[:10]}"
+    target = target_from_env({"DATABASE_URL": server})
     try:
         admin = psycopg2.connect(server, connect_timeout=10)
     except psycopg2.Error as exc:
-        raise UsageError(f"--server: cannot connect: {str(exc).strip().splitlines()[0]}",
+        reason = target.redact(" ".join(str(exc).strip().splitlines()[:2]))
+        raise UsageError(f"--server {target.display}: cannot connect: {reason}",
                          hint="give a URL such as postgresql://USER:PASSWORD@HOST:5432/postgres") from None
     admin.autocommit = True
     try:

@@ -10,7 +10,7 @@ from typing import Mapping, Optional, Sequence
 
 import psycopg2
 
-from runner import __version__, objects, run, scaffold
+from runner import __version__, objects, redaction, run, scaffold
 from runner.errors import (
     EXIT_DRIFT,
     EXIT_MIGRATION_FAILED,
@@ -22,7 +22,7 @@ from runner.errors import (
     UsageError,
 )
 from runner.interrupts import StopSignal
-from runner.output import Reporter, write_termination_log
+from runner.output import Reporter
 
 EXIT_BUG = 70  # EX_SOFTWARE: an unexpected exception, printed with its traceback
 
@@ -111,7 +111,10 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
         print(f"ERROR: {exc}", file=sys.stderr)
         return exc.exit_code
     args = parser.parse_args(argv)
-    reporter = Reporter(args.log_format)
+    secrets = redaction.in_environment(environ)
+    if getattr(args, "server", None):
+        secrets.add(*redaction.in_url(args.server))
+    reporter = Reporter(args.log_format, secrets=secrets)
     if args.log_format == "json":
         reporter.capture_warnings()
     stop = StopSignal()
@@ -129,7 +132,7 @@ def _run(args, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal)
         code, result = _dispatch(command, args, environ, reporter, stop)
     except RunnerError as exc:
         reporter.failure(exc.error, exc.message, exc.exit_code, exc.hint, **_failure_fields(exc))
-        write_termination_log(termination_log, f"exit {exc.exit_code}: {exc}")
+        reporter.termination_log(termination_log, f"exit {exc.exit_code}: {exc}")
         return exc.exit_code
     except psycopg2.Error as exc:
         # Outside the executor (tracking table, lock, history): the database, not the SQL.
@@ -138,24 +141,25 @@ def _run(args, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal)
         message = f"database error (SQLSTATE {exc.pgcode or '?'}): {first}"
         hint = "retry: the Job does so by itself" if code == EXIT_TRANSIENT else None
         reporter.failure("database_error", message, code, hint, **_failure_fields(None))
-        write_termination_log(termination_log, f"exit {code}: {message}")
+        reporter.termination_log(termination_log, f"exit {code}: {message}")
         return code
     except Exception:
-        traceback.print_exc()
+        reporter.bug(traceback.format_exc(), EXIT_BUG)
+        reporter.termination_log(termination_log, f"exit {EXIT_BUG}: unexpected error: {traceback.format_exc(limit=0)}")
         return EXIT_BUG
     if result is not None:
         reporter.summary(result.command, result.text, result.counts, result.duration_ms)
         if command == "apply":
-            write_termination_log(termination_log, result.text)
+            reporter.termination_log(termination_log, result.text)
     return code
 
 
 def _dispatch(command: str, args, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal):
     options = run.Options(
         directory=args.dir,
-        lock_timeout=args.lock_timeout,
-        statement_timeout=args.statement_timeout,
-        idle_in_transaction_timeout=args.idle_in_transaction_timeout,
+        lock_timeout=args.lock_timeout.strip(),
+        statement_timeout=args.statement_timeout.strip(),
+        idle_in_transaction_timeout=args.idle_in_transaction_timeout.strip(),
         lock_retries=args.lock_retries,
         retry_delay=args.retry_delay,
         wait_for_db=args.wait_for_db,
@@ -184,7 +188,7 @@ def _dispatch(command: str, args, environ: Mapping[str, str], reporter: Reporter
     if command == "validate":
         return EXIT_OK, run.validate(options, reporter)
     if command == "new":
-        path = scaffold.new_migration(args.dir or "migrations", args.name)
+        path = scaffold.new_migration(args.dir or "migrations", args.name, create=not args.dir)
         return EXIT_OK, run.Result("new", f"created {path}", {"created": 1})
     if command == "resolve":
         return EXIT_OK, run.resolve(options, environ, reporter, stop, args.name, as_applied=args.applied)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from runner.errors import MigrationFileError, UsageError
-from runner.migration import KEPT_WHEN_LISTED, MemoryBudget, Migration, is_migration_candidate, load
+from runner.migration import KEPT_WHEN_LISTED, MemoryBudget, Migration, is_migration_candidate, load, misnamed_problem
 
 # In order: the Kubernetes ConfigMap mount, a Docker volume, then local development
 # paths relative to the working directory (this repository's own `migrations/` last).
@@ -22,7 +22,8 @@ SEARCH_PATH: tuple[str, ...] = (
 
 def holds_migrations(directory: Path) -> bool:
     try:
-        return any(is_migration_candidate(entry.name) for entry in os.scandir(directory))
+        with os.scandir(directory) as entries:
+            return any(is_migration_candidate(entry.name) for entry in entries)
     except OSError:
         return False
 
@@ -42,6 +43,15 @@ def find_directories(override: Optional[str], search_path: Iterable[str] = SEARC
                     f"migrations directory {directory} does not exist or is not a directory",
                     hint="check --dir / MIGRATIONS_DIR",
                 )
+            if not _holds_anything_like_migrations(directory):
+                # A typo'd or wrong directory that exists (`supabase` for `supabase/migrations`)
+                # must not pass as "nothing to apply".
+                below = _subdirectories_with_migrations(directory)
+                raise UsageError(
+                    f"migrations directory {directory} holds no migration files (*.sql)",
+                    hint=(f"did you mean {' or '.join(str(d) for d in below)}? " if below else "")
+                    + "check --dir / MIGRATIONS_DIR",
+                )
         return directories
     searched = list(search_path)
     for candidate in searched:
@@ -52,6 +62,23 @@ def find_directories(override: Optional[str], search_path: Iterable[str] = SEARC
         "no migrations found; searched " + ", ".join(searched),
         hint="mount the migrations ConfigMap at /migrations, or pass --dir / set MIGRATIONS_DIR",
     )
+
+
+def _holds_anything_like_migrations(directory: Path) -> bool:
+    try:
+        with os.scandir(directory) as entries:
+            return any(is_migration_candidate(e.name) or misnamed_problem(e.name) for e in entries)
+    except OSError:
+        return True  # reading it fails later with the reason
+
+
+def _subdirectories_with_migrations(directory: Path) -> list[Path]:
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(Path(e.path) for e in entries
+                          if e.is_dir() and not e.name.startswith(".") and holds_migrations(Path(e.path)))[:3]
+    except OSError:
+        return []
 
 
 def load_directories(directories: list[Path], on_conflict=None) -> list[Migration]:
@@ -75,7 +102,8 @@ def load_directory(directory: Path, budget: Optional[MemoryBudget] = None) -> li
     """Every migration in the directory, in version order (numeric), then by name; small files'
     bytes kept as `budget` allows (see runner.migration).
 
-    Every file is checked before anything runs, and every problem is named at once.
+    Every file is checked before anything runs, and every problem is named at once. A file
+    named like SQL that would not run (`.SQL`, `.sql.txt`) is a problem, not skipped.
     Dot-entries are skipped: a ConfigMap volume holds `..data` and timestamped `..2025_...`
     folders next to symlinks named after its keys.
     """
@@ -90,6 +118,9 @@ def load_directory(directory: Path, budget: Optional[MemoryBudget] = None) -> li
     problems: list[str] = []
     for entry in entries:
         if not is_migration_candidate(entry.name):
+            misnamed = misnamed_problem(entry.name)
+            if misnamed:
+                problems.append(misnamed)
             continue
         problem = _entry_problem(entry)
         if problem:

@@ -58,6 +58,13 @@ class DatabaseRefused(UsageError):
     error = "database_refused"
 
 
+class DatabaseReadOnly(UsageError):
+    """The session cannot write: a standby, or default_transaction_read_only. Pointing the
+    runner at a replica is configuration to fix, not an outage to wait out."""
+
+    error = "database_read_only"
+
+
 class TrackingFailed(UsageError):
     """The migration ran, but its schema_migrations row could not be written (rolled back)."""
 
@@ -110,6 +117,14 @@ class ConnectionLost(TransientError):
     """The server went away mid-migration; it rolled the open transaction back."""
 
     error = "connection_lost"
+
+
+class SessionEndedByMigration(RunnerError):
+    """The connection was ended by pg_terminate_backend while a migration that calls it ran:
+    retrying would end the same way, so this is not the transient ConnectionLost."""
+
+    exit_code = EXIT_MIGRATION_FAILED
+    error = "session_ended_by_migration"
 
 
 class IncompleteMigration(RunnerError):

@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Optional
 import psycopg2
 import psycopg2.errorcodes as codes
 
-from runner import history
+from runner import characters, history
 from runner.errors import (
     ConnectionLost,
     FileChanged,
@@ -34,6 +34,7 @@ from runner.errors import (
     LockTimeoutsExhausted,
     MigrationFailed,
     MigrationFileError,
+    SessionEndedByMigration,
     TrackingFailed,
     UsageError,
 )
@@ -85,7 +86,8 @@ class Executor:
         self.event = event
         self.watch = watch
         # The file's bytes go as they are when the session's client encoding is the files' own.
-        self.send_bytes = connection.encoding == "UTF8"
+        # (UTF8, or SQL_ASCII whose codec is UTF-8: runner.connection)
+        self.send_bytes = connection.encoding in ("UTF8", "SQL_ASCII", "SQLASCII")
         self.reading = _reading_settings(connection)
         if self.reading[0] not in ("on", None):
             raise UsageError(
@@ -149,9 +151,13 @@ class Executor:
             exc = failed.exc
             self._raise_unless_sql(exc, migration, script)
             position = _position(exc) if failed.shift is not None else 0
-            body = position - 1 - (failed.shift or 0)
-            if position and 0 <= body < len(failed.segment.text):
-                failure = self._failure(migration, script, failed.segment, failed.segment.statement_at(body), exc, body)
+            # Refused before parsing (a character the database's encoding lacks): no position, so
+            # the character is found in the text.
+            body = position - 1 - failed.shift if position else \
+                characters.offset_in(str(exc.diag.message_primary), failed.segment.text)
+            if body is not None and 0 <= body < len(failed.segment.text):
+                failure = self._failure(migration, script, failed.segment, _statement_at(failed.segment, body), exc,
+                                        body)
             elif exc.pgcode in RETRIED:
                 # Retried as a whole; which statement waited matters less than who blocked it.
                 failure = self._failure(migration, script, failed.segment, None, exc, None)
@@ -284,6 +290,9 @@ class Executor:
             except psycopg2.Error as exc:
                 self._raise_unless_sql(exc, migration, script, rolled_back=False, statement=statement)
                 offset = statement.offset + _position(exc) - 1 if _position(exc) else None
+                found = characters.offset_in(str(exc.diag.message_primary), statement.text(segment))
+                if offset is None and found is not None:
+                    offset = statement.offset + found
                 failure = self._failure(migration, script, segment, statement, exc, offset, rolled_back=False)
                 if exc.pgcode not in RETRIED:
                     raise failure from None
@@ -312,6 +321,17 @@ class Executor:
             raise self.stop.interrupted() from None
         if _connection_lost(exc, self.connection):
             where = f" (statement {statement.number} of {script.count})" if statement else ""
+            # pg_terminate_backend's FATAL (57P01); psycopg2 often has only its text, no SQLSTATE.
+            terminated = exc.pgcode == codes.ADMIN_SHUTDOWN or "due to administrator command" in str(exc)
+            if terminated and _ends_sessions(script):
+                raise SessionEndedByMigration(
+                    f"lost the connection to the database while applying {migration.name}{where}: {_first_line(exc)}; "
+                    "this migration calls pg_terminate_backend, which most likely ended the runner's own session, "
+                    "so running it again would end the same way",
+                    hint="spare the runner's session: add `AND pid <> pg_backend_pid()` to the query that picks "
+                    "the sessions to end" + ("" if rolled_back else "; this no-transaction migration stopped "
+                                              "part-way: see `python -m runner status`"),
+                ) from None
             raise ConnectionLost(
                 f"lost the connection to the database while applying {migration.name}{where}: {_first_line(exc)}",
                 hint=(
@@ -325,10 +345,12 @@ class Executor:
                  exc: psycopg2.Error, offset: Optional[int], rolled_back: bool = True) -> MigrationFailed:
         diag = exc.diag
         hint = diag.message_hint
+        if exc.pgcode == characters.UNTRANSLATABLE:
+            hint = characters.hint(str(diag.message_primary))
         if exc.pgcode == codes.ACTIVE_SQL_TRANSACTION:
             hint = (
                 "this statement cannot run inside a transaction: make `-- runner:no-transaction` "
-                "the first line of the file (then its statements run one by one, uncommitted work "
+                "a comment line above the first statement (then its statements run one by one, uncommitted work "
                 "is not rolled back, and a failure needs `python -m runner resolve`)"
             )
         if statement is None:
@@ -355,7 +377,8 @@ class Executor:
             f"{failure.message}\n  gave up after {attempts} attempts in {_elapsed_ms(started) / 1000:.1f}s: another "
             f"session kept holding a lock this migration needs{self._blocked_by()}",
             hint="stop or wait for the blocking session (SELECT pg_terminate_backend(<pid>) if it is stuck), "
-            "or raise migrationLockTimeout; the Job retries this attempt by itself",
+            "or raise the lock timeout (--lock-timeout / MIGRATION_LOCK_TIMEOUT; in the stack: migrations.lockTimeout); "
+            "the Job retries this attempt by itself",
         )
 
     def _blockers(self) -> list[str]:
@@ -364,7 +387,7 @@ class Executor:
     def _blocked_by(self) -> str:
         blockers = self._blockers()
         if not blockers:
-            return "; the blocking session was not seen (it may have finished)"
+            return f"; {self.watch.unseen()}" if self.watch else ""
         return "; blocked by " + "; ".join(blockers)
 
     def _rollback(self, cursor) -> None:
@@ -379,6 +402,20 @@ class Executor:
 def _reading_settings(connection) -> tuple[Optional[str], ...]:
     """The settings as the server last reported them (libpq keeps them: no round trip)."""
     return tuple(connection.get_parameter_status(setting) for setting in READING_SETTINGS)
+
+
+def _statement_at(segment: Segment, offset: int) -> Statement:
+    """The statement at `offset`; for an offset in the comments between two, the one after."""
+    statement = segment.statement_at(offset)
+    if offset >= statement.end:
+        later = [s for s in segment.statements if s.offset > offset]
+        return later[0] if later else statement
+    return statement
+
+
+def _ends_sessions(script: Script) -> bool:
+    """Whether the migration calls pg_terminate_backend (read again only on this failure path)."""
+    return any("pg_terminate_backend" in segment.text.lower() for segment in script.segments())
 
 
 def _with_last(segments: Iterator[Segment]) -> Iterator[tuple[int, Segment, bool]]:

@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
+from runner import directives
 from runner.errors import MigrationFileError
 
-# `-- runner:no-transaction` in the comment block at the top of a file opts it out of
-# the per-file transaction (CREATE INDEX CONCURRENTLY, VACUUM, ...).
-NO_TRANSACTION_MARKER = "runner:no-transaction"
-_MARKER_LINE = re.compile(r"^--\s*runner:no-transaction\s*$")
 _FILE_NAME = re.compile(r"^(?P<version>\d+)(?:_(?P<label>.*))?\.sql$")
 _READ_BYTES = 1024 * 1024
 _HEAD_BYTES = 64 * 1024  # where the marker may stand: the comment lines at the top
@@ -74,6 +71,20 @@ def is_migration_candidate(file_name: str) -> bool:
     return file_name.endswith(".sql") and not file_name.startswith(".")
 
 
+# Names that say SQL but would never run: `.SQL`, `.sql.txt`, `.sql.bak`, `.psql`, ...
+_LOOKS_LIKE_SQL = re.compile(r"\.(?:sql(?=$|[.~_-])|p(?:g)?sql$)", re.I)
+
+
+def misnamed_problem(file_name: str) -> str:
+    """Why a file that looks like a migration is not one (so it would never run), or ""."""
+    if file_name.startswith(".") or is_migration_candidate(file_name) or not _LOOKS_LIKE_SQL.search(file_name):
+        return ""
+    match = _LOOKS_LIKE_SQL.search(file_name)
+    fixed = file_name[: match.start()] + ".sql"
+    return (f"{file_name}: looks like a migration, but only names ending in .sql (lower case) run, so it never would; "
+            f"rename it to {fixed}, or move it out of the migrations directory")
+
+
 def parse_file_name(file_name: str) -> str:
     """Return the version of a migration file name, or raise naming the file."""
     match = _FILE_NAME.match(file_name)
@@ -81,7 +92,8 @@ def parse_file_name(file_name: str) -> str:
         raise MigrationFileError(
             f"{file_name}: a migration file name must start with its version (digits), "
             "as in 20251124000002_user_api_keys.sql",
-            hint=f"rename it, e.g. `python -m runner new {_slug_hint(file_name)}` makes a correctly named file",
+            hint=f"rename it, e.g. to {_renamed(file_name)} (a version orders the files: pick one that puts it "
+            "where it belongs; `python -m runner new NAME` makes a name with the current time)",
         )
     return match.group("version")
 
@@ -117,18 +129,6 @@ class ContentDigest:
         final = self._sha.copy()
         final.update(self._carry)
         return final.hexdigest()
-
-
-def wants_transaction(text: str) -> bool:
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if not stripped.startswith("--"):
-            return True
-        if _MARKER_LINE.match(stripped):
-            return False
-    return True
 
 
 def load(path: Union[str, Path], budget: Optional[MemoryBudget] = None) -> Migration:
@@ -169,7 +169,7 @@ def load(path: Union[str, Path], budget: Optional[MemoryBudget] = None) -> Migra
     except OSError as exc:
         raise MigrationFileError(f"{name}: cannot be read ({exc.strerror})") from None
     return Migration(name, version, location, digest.hexdigest(), size,
-                     wants_transaction(head.decode("utf-8", errors="ignore")))
+                     directives.wants_transaction(head.decode("utf-8", errors="ignore").lstrip("\ufeff"), name))
 
 
 def _read_small(path: str) -> Optional[bytes]:
@@ -194,8 +194,8 @@ def _small(location: str, name: str, version: str, whole: bytes, keep: bool) -> 
     except UnicodeDecodeError as exc:
         raise not_utf8(name, raw[: exc.start].count(b"\n") + 1, raw[exc.start]) from None
     digest = hashlib.sha256(raw.replace(b"\r\n", b"\n") if b"\r" in raw else raw).hexdigest()
-    return Migration(name, version, location, digest, len(whole), wants_transaction(text[:_HEAD_BYTES]),
-                     whole if keep else None)
+    return Migration(name, version, location, digest, len(whole),
+                     directives.wants_transaction(text[:_HEAD_BYTES], name), whole if keep else None)
 
 
 def not_utf8(file_name: str, line: int, byte: int) -> MigrationFileError:
@@ -205,6 +205,14 @@ def not_utf8(file_name: str, line: int, byte: int) -> MigrationFileError:
     )
 
 
-def _slug_hint(file_name: str) -> str:
-    stem = file_name[: -len(".sql")] if file_name.endswith(".sql") else file_name
-    return re.sub(r"[^a-z0-9]+", "_", stem.lower()).strip("_") or "name"
+def _renamed(file_name: str) -> str:
+    """The name with a version: the date or number it already starts with when it has one
+    (2025-01-15_add_users.sql -> 20250115_add_users.sql, V3__x.sql -> 3_x.sql), else the time now."""
+    from datetime import datetime, timezone
+
+    stem = file_name[: -len(".sql")] if file_name.lower().endswith(".sql") else file_name
+    prefix = re.match(r"^[vV]?(\d[\d.:_T-]*)", stem)
+    digits = re.sub(r"\D", "", prefix.group(1)) if prefix else ""
+    label = re.sub(r"[^a-z0-9]+", "_", stem[prefix.end():].lower() if prefix else stem.lower()).strip("_") or "migration"
+    version = digits or datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    return f"{version}_{label}.sql"

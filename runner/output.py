@@ -4,7 +4,11 @@ The JSON form is a stable interface (README, "JSON log schema"): every line is o
 with `time`, `level`, `event` and `message` (the text line), plus the fields EVENTS lists
 for that event, always all of them. Failures are the event `failed`, with a stable
 `error` name, `exit_code`, and `hint` apart from `message`. In JSON mode nothing else is
-printed: Python warnings become `warning` events.
+printed: Python warnings become `warning` events, and an unexpected exception a `failed`
+event whose `traceback` field holds the traceback.
+
+Every line, JSON field and termination message passes through `Reporter.secrets` on its
+way out: whatever path a message took, the password is not in it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, TextIO
+
+from runner.redaction import Secrets
 
 # Kubernetes keeps at most 4096 bytes of a termination message.
 TERMINATION_LOG_LIMIT = 4000
@@ -66,10 +72,12 @@ def plural(count: int, word: str) -> str:
 
 
 class Reporter:
-    def __init__(self, log_format: str = "text", out: Optional[TextIO] = None, err: Optional[TextIO] = None):
+    def __init__(self, log_format: str = "text", out: Optional[TextIO] = None, err: Optional[TextIO] = None,
+                 secrets: Optional[Secrets] = None):
         self.log_format = log_format
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self.secrets = secrets or Secrets()
 
     def capture_warnings(self) -> None:
         """Library warnings as events, so JSON mode prints nothing but JSON."""
@@ -86,18 +94,18 @@ class Reporter:
         if self.log_format == "json":
             self._json(self.out, dict({"level": level, "event": name, "message": message}, **fields))
         else:
-            print(message, file=self.out, flush=True)
+            self._print(self.out, message)
 
     def summary(self, command: str, text: str, counts: dict, duration_ms: int) -> None:
         if self.log_format == "json":
             self._json(self.out, {"level": "info", "event": "summary", "message": text, "command": command,
                                   "counts": counts, "duration_ms": duration_ms})
         else:
-            print(text, file=self.out, flush=True)
+            self._print(self.out, text)
 
     def line(self, text: str) -> None:
         """Free-form output of a text-mode command (status tables)."""
-        print(text, file=self.out, flush=True)
+        self._print(self.out, text)
 
     def failure(self, error: str, message: str, exit_code: int, hint: Optional[str], **fields) -> None:
         if self.log_format == "json":
@@ -105,14 +113,29 @@ class Reporter:
                       "message": message, "hint": hint or ""}
             self._json(self.err, dict(record, **fields))
         else:
-            print(f"ERROR: {message}", file=self.err, flush=True)
+            self._print(self.err, f"ERROR: {message}")
             if hint:
-                print(f"hint: {hint}", file=self.err, flush=True)
+                self._print(self.err, f"hint: {hint}")
 
-    @staticmethod
-    def _json(stream: TextIO, fields: dict) -> None:
+    def bug(self, traceback_text: str, exit_code: int) -> None:
+        """An unexpected exception: in JSON mode still one object per line."""
+        if self.log_format == "json":
+            last = traceback_text.strip().splitlines()[-1] if traceback_text.strip() else "unexpected error"
+            self.failure("internal_error", f"unexpected error (a bug in the runner, please report it): {last}",
+                         exit_code, "the traceback is in the `traceback` field", migration=None, statement=None,
+                         line=None, sqlstate=None, traceback=traceback_text)
+        else:
+            self._print(self.err, traceback_text.rstrip("\n"))
+
+    def termination_log(self, path: Optional[str], text: str) -> None:
+        write_termination_log(path, self.secrets.redact(text))
+
+    def _print(self, stream: TextIO, text: str) -> None:
+        print(self.secrets.redact(text), file=stream, flush=True)
+
+    def _json(self, stream: TextIO, fields: dict) -> None:
         record = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
-        record.update(fields)
+        record.update(self.secrets.redact_fields(fields))
         print(json.dumps(record, default=str), file=stream, flush=True)
 
 

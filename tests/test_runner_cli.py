@@ -3,6 +3,8 @@
 import re
 from datetime import datetime, timezone
 
+import pytest
+
 from runner.errors import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_MIGRATION_FAILED, EXIT_OK, EXIT_PENDING
 from runner.scaffold import new_migration
 from tests.pg import ROOT, write
@@ -229,3 +231,51 @@ def test_a_database_error_outside_a_migration_is_transient(db, tmp_path, monkeyp
     assert result.code == 75
     assert "database error (SQLSTATE ?): server closed the connection unexpectedly" in result.err
     assert "Traceback" not in result.output
+
+
+def test_new_with_several_directories_asks_which_instead_of_making_one_named_after_both(db, tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    result = db.run("new", "add_notes", env={"MIGRATIONS_DIR": f"{first}:{second}"})
+    assert result.code == EXIT_BAD_INPUT
+    assert "MIGRATIONS_DIR names 2 directories" in result.err
+    assert f"`python -m runner new add_notes --dir {second}`" in result.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+def test_new_into_a_directory_that_does_not_exist_is_refused_not_created(db, tmp_path):
+    result = db.run("new", "add_notes", "--dir", str(tmp_path / "migratons"))
+    assert result.code == EXIT_BAD_INPUT
+    assert "does not exist" in result.err
+    assert not (tmp_path / "migratons").exists()
+
+
+@pytest.mark.parametrize("bad, suggested", [
+    ("2025-01-15_add_users.sql", "20250115_add_users.sql"),
+    ("V3__add_users.sql", "3_add_users.sql"),
+    ("add_users.sql", None),
+])
+def test_the_hint_for_a_badly_named_file_suggests_a_name_that_works(tmp_path, bad, suggested):
+    from runner.migration import MigrationFileError, parse_file_name, _FILE_NAME
+
+    with pytest.raises(MigrationFileError) as raised:
+        parse_file_name(bad)
+    name = re.search(r"rename it, e\.g\. to (\S+\.sql)", raised.value.hint).group(1)
+    assert _FILE_NAME.match(name), name
+    assert len(re.findall(r"\d{8,}", name)) <= 1  # one version, not a timestamp before the old date
+    if suggested:
+        assert name == suggested
+    else:
+        assert re.fullmatch(r"\d{14}_add_users\.sql", name)
+
+
+def test_readme_lists_every_error_name_the_runner_can_print():
+    from runner import errors
+
+    readme = (ROOT / "README.md").read_text()
+    listed = readme.split("`error` is one of")[1].split("\n\n")[0]
+    bases = {errors.RunnerError, errors.TransientError}  # never raised themselves
+    names = {cls.error for cls in vars(errors).values()
+             if isinstance(cls, type) and issubclass(cls, errors.RunnerError) and cls not in bases}
+    for name in names | {"database_error", "internal_error"}:
+        assert f"`{name}`" in listed, name

@@ -84,7 +84,7 @@ MALFORMED_URLS = [
     "postgresql://app:s3cr?etPW@db.internal:5432/app",  # an unescaped ?
     "postgresql://app:s3cr#etPW@db.internal:5432/app",  # an unescaped #
     "postgresql://app:s3cr%zzetPW@db.internal:5432/app",  # a broken percent escape
-    "postgresql://app:s3cretPW@db.internal:54x2/app",  # a port that is not a number
+    "postgresql://app:s3cr:etPW@db.internal:s3cr:etPW/app",  # a "port" that holds the password's text
 ]
 
 
@@ -183,3 +183,224 @@ def test_servers_that_do_not_know_the_client_check_setting_are_still_used(db, tm
     result = db.run("--dir", str(tmp_path))
     assert result.code == EXIT_OK, result.output
     assert "a" in db.tables()
+
+
+# -- what the password's text must never reach, whatever path the message took -----------------
+
+# libpq options whose invalid values libpq quotes back in its error (fe-connect.c). Not
+# connect_timeout: psycopg2 connects asynchronously when a wait callback is set (the runner's
+# is), and libpq reads connect_timeout only in its blocking connect.
+QUOTED_BACK = ["gssencmode", "target_session_attrs", "sslmode", "channel_binding", "load_balance_hosts",
+               "sslnegotiation", "sslcertmode", "require_auth", "ssl_min_protocol_version", "keepalives"]
+
+
+def run_with_url(url: str, *args: str, env: dict | None = None):
+    """The runner with only DATABASE_URL set (nothing reachable needed), its termination log read back."""
+    import tempfile
+    from pathlib import Path
+
+    from tests.pg import Database
+
+    folder = Path(tempfile.mkdtemp())
+    write(folder / "m", {"001_a.sql": "SELECT 1;"})
+    log = folder / "termination-log"
+    log.write_text("")
+
+    class FromUrl(Database):
+        def __init__(self):
+            self.dsn = url
+
+    started = time.monotonic()
+    result = FromUrl().run("--dir", str(folder / "m"), *args, env=dict({"TERMINATION_LOG": str(log)}, **(env or {})))
+    return result, log.read_text(), time.monotonic() - started
+
+
+def test_check_server_errors_never_print_the_password():
+    url = "postgresql://app:Hunter2secret@127.0.0.1:1/postgres?gssencmode=Hunter2secret"
+    result, log, _ = run_with_url(url, "check", "--server", url)
+    assert result.code == EXIT_BAD_INPUT, result.output
+    assert "invalid gssencmode value" in result.err
+    assert "Hunter2secret" not in result.output + log
+
+
+def test_an_invalid_option_value_is_refused_at_once_not_retried_as_an_outage():
+    result, _, elapsed = run_with_url("postgresql://app@127.0.0.1:1/app?target_session_attrs=primary-only",
+                                      "--wait-for-db", "30")
+    assert result.code == EXIT_BAD_INPUT, result.output
+    assert elapsed < 5
+    assert 'invalid target_session_attrs value: "primary-only"' in result.err
+    assert "waiting for database" not in result.out
+
+
+def _password_and_option_values():
+    from hypothesis import strategies as st
+
+    text = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF, exclude_characters="\\"), max_size=6)
+    # Passwords as people make them: at least one letter (a digits-only value is a valid timeout).
+    password = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=6, max_size=16).filter(
+        lambda p: any(c.isalpha() for c in p))
+    return st.tuples(password, st.sampled_from(QUOTED_BACK), text, text, st.sampled_from(["apply", "check"]))
+
+
+# Values that some option accepts: a generated value equal to one is not a bad value.
+VALID_VALUES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full", "any", "read-write", "read-only",
+                "primary", "standby", "prefer-standby", "random", "postgres", "direct", "password", "md5", "gss",
+                "sspi", "scram-sha-256", "none", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"}
+
+
+def test_no_option_value_holding_the_password_ever_reaches_the_output():
+    """Property: whatever option libpq quotes back and wherever the password's text sits in its
+    value, percent-encoded or not, nothing printed or written to the termination log holds it;
+    and the run stops at once with exit 2, since such a value never becomes valid."""
+    from urllib.parse import quote
+
+    from hypothesis import assume, given, settings
+
+    @settings(max_examples=60, deadline=None, derandomize=True)
+    @given(_password_and_option_values())
+    def check(case):
+        password, option, before, after, command = case
+        value = before + password + after
+        assume(value not in VALID_VALUES)
+        url = (f"postgresql://app:{quote(password, safe='')}@127.0.0.1:1/app"
+               f"?{option}={quote(value, safe='')}")
+        args = ("check", "--server", url) if command == "check" else ("--wait-for-db", "1")
+        result, log, _ = run_with_url(url, *args)
+        printed = result.output + log
+        assert result.code == EXIT_BAD_INPUT, printed  # not 75: such a value never becomes valid
+        for form in {password, quote(password, safe="")}:
+            assert form not in printed, (option, printed)
+
+    check()
+
+
+# -- the user's own session settings: options=, application_name, PGOPTIONS, PGAPPNAME -----------
+
+SEEN = ("CREATE TABLE seen AS SELECT current_schema() AS schema, current_setting('application_name') AS app, "
+        "current_setting('work_mem') AS work_mem, current_setting('lock_timeout') AS lock_timeout;\n")
+
+
+def test_options_and_application_name_in_the_database_url_reach_every_migration(db, tmp_path):
+    from urllib.parse import quote
+
+    db.execute("CREATE SCHEMA app")
+    write(tmp_path, {"001_t.sql": "CREATE TABLE t (id int);\n", "002_seen.sql": SEEN})
+    url = f"{db.dsn}?options={quote('-c search_path=app -c work_mem=7MB')}&application_name=ideaforge-backend"
+    result = db.run("--dir", str(tmp_path), env={"DATABASE_URL": url})
+    assert result.code == EXIT_OK, result.output
+    assert db.query("SELECT to_regclass('app.t') IS NOT NULL, to_regclass('public.t') IS NULL") == [(True, True)]
+    # The second migration starts after RESET ALL: the user's settings are the session's defaults.
+    assert db.query("SELECT * FROM app.seen") == [("app", "ideaforge-backend (db-migrations)", "7MB", "5s")]
+
+
+def test_pgoptions_and_pgappname_are_kept_too(db, tmp_path):
+    db.execute('CREATE SCHEMA "Billing Data"')
+    write(tmp_path, {"001_seen.sql": SEEN})
+    result = db.run("--dir", str(tmp_path), env={"PGOPTIONS": '-c search_path="Billing\\ Data"',
+                                                  "PGAPPNAME": "nightly"})
+    assert result.code == EXIT_OK, result.output
+    assert db.query('SELECT schema, app FROM "Billing Data".seen') == [("Billing Data", "nightly (db-migrations)")]
+
+
+def test_the_runners_own_timeouts_win_over_the_urls_and_it_says_so(db, tmp_path):
+    from urllib.parse import quote
+
+    write(tmp_path, {"001_seen.sql": SEEN})
+    url = f"{db.dsn}?options={quote('-c lock_timeout=0')}"
+    result = db.run("--dir", str(tmp_path), "--lock-timeout", "3s", env={"DATABASE_URL": url})
+    assert result.code == EXIT_OK, result.output
+    assert db.query("SELECT lock_timeout FROM seen") == [("3s",)]
+    assert "the connection's options set lock_timeout=0; migrations use the runner's own value" in result.out
+
+
+def test_an_option_the_server_refuses_at_connection_start_fails_at_once(db, tmp_path):
+    from urllib.parse import quote
+
+    write(tmp_path, {"001_a.sql": "SELECT 1;"})
+    url = f"{db.dsn}?options={quote('-c work_mem=lots')}"
+    started = time.monotonic()
+    result = db.run("--dir", str(tmp_path), "--wait-for-db", "30", env={"DATABASE_URL": url})
+    assert result.code == EXIT_BAD_INPUT, result.output
+    assert time.monotonic() - started < 5
+    assert 'invalid value for parameter "work_mem": "lots"' in result.err
+    assert "refused the options sent at connection start" in result.err
+
+
+# -- timeouts are checked as strictly as the server reads them -----------------------------------
+
+@pytest.mark.parametrize("variable, value", [
+    ("MIGRATION_LOCK_TIMEOUT", "5 s"),
+    ("MIGRATION_STATEMENT_TIMEOUT", "5"),  # PostgreSQL would read 5 milliseconds
+    ("MIGRATION_IDLE_IN_TRANSACTION_TIMEOUT", "30days"),
+    ("MIGRATION_LOCK_TIMEOUT", "30d"),  # past the 32-bit milliseconds PostgreSQL holds
+])
+def test_a_timeout_the_server_would_refuse_fails_before_connecting(db, tmp_path, variable, value):
+    write(tmp_path, {"001_a.sql": "SELECT 1;"})
+    started = time.monotonic()
+    result = db.run("--dir", str(tmp_path), "--wait-for-db", "30", env={variable: value})
+    assert result.code == EXIT_BAD_INPUT, result.output
+    assert time.monotonic() - started < 5
+    assert f"({variable}) {value!r}" in result.err
+    assert "connected" not in result.out
+
+
+# -- where the runner connects, said truthfully -------------------------------------------------
+
+def test_a_service_file_target_is_shown_as_where_it_connected(db, tmp_path, monkeypatch):
+    services = tmp_path / "pg_service.conf"
+    services.write_text(f"[appdb]\nhost=127.0.0.1\nport={db.server.scratch.port}\ndbname={db.name}\nuser=postgres\n")
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
+    write(tmp_path / "m", {"001_a.sql": "CREATE TABLE a (id int);"})
+    result = db.run("--dir", str(tmp_path / "m"), env={"DATABASE_URL": "service=appdb"})
+    assert result.code == EXIT_OK, result.output
+    assert f"connected to postgres@127.0.0.1:{db.server.scratch.port}/{db.name}" in result.out
+    assert "?@" not in result.output
+
+
+def test_a_missing_service_file_fails_at_once(db, tmp_path, monkeypatch):
+    monkeypatch.setenv("PGSERVICEFILE", str(tmp_path / "absent.conf"))
+    write(tmp_path / "m", {"001_a.sql": "SELECT 1;"})
+    started = time.monotonic()
+    result = db.run("--dir", str(tmp_path / "m"), "--wait-for-db", "30", env={"DATABASE_URL": "service=appdb"})
+    assert result.code == EXIT_BAD_INPUT, result.output
+    assert time.monotonic() - started < 5
+    assert f'service file "{tmp_path / "absent.conf"}" not found' in result.err
+    assert "cannot connect to service appdb" in result.err
+
+
+def test_the_readmes_port_placeholder_is_named_as_the_problem():
+    result, _, _ = run_with_url("postgresql://postgres@127.0.0.1:PORT/postgres")
+    assert result.code == EXIT_BAD_INPUT
+    assert "DATABASE_URL's port is 'PORT', not a number" in result.err
+    assert "percent-encode" not in result.err
+
+
+def test_waiting_for_a_wrong_port_prints_a_line_when_something_changes_not_every_attempt(tmp_path):
+    result, _, _ = run_with_url(f"postgresql://postgres@127.0.0.1:{free_port()}/x", "--wait-for-db", "8")
+    assert result.code == EXIT_TRANSIENT
+    waiting = [line for line in result.out.splitlines() if line.startswith("waiting for database")]
+    assert len(waiting) == 1, result.out
+    assert "not reachable after 8s" in result.err
+
+
+def test_a_server_that_never_answers_is_given_up_on_within_the_wait(tmp_path):
+    """libpq ignores connect_timeout when psycopg2 polls the connection (the runner's wait
+    callback): without a bound of its own, one attempt would hang past --wait-for-db, for ever."""
+    import socket
+    import subprocess
+    import sys
+
+    from tests.pg import ROOT
+
+    write(tmp_path, {"001_a.sql": "SELECT 1;"})
+    with socket.socket() as silent:  # accepts TCP connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/x?sslmode=disable"
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "runner", "--dir", str(tmp_path), "--wait-for-db", "3"],
+                                env={"DATABASE_URL": url, "TERMINATION_LOG": "", "PYTHONPATH": str(ROOT)},
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == EXIT_TRANSIENT, result.stderr
+    assert time.monotonic() - started < 15
+    assert "did not complete the connection" in result.stderr

@@ -44,9 +44,47 @@ def test_configmap_mount_is_read_without_its_dot_entries(tmp_path):
     assert names == ["001_a.sql", "002_b.sql"]
 
 
-def test_other_files_are_ignored(tmp_path):
-    write(tmp_path, {"001_a.sql": "SELECT 1;", "README.md": "x", "002_b.sql.gz": "x", ".003_hidden.sql": "x"})
+def test_files_that_are_not_sql_are_ignored(tmp_path):
+    write(tmp_path, {"001_a.sql": "SELECT 1;", "README.md": "x", "002_notes.txt": "x", ".003_hidden.sql": "x",
+                     "seed.csv": "x"})
     assert [m.name for m in discovery.load_directory(tmp_path)] == ["001_a.sql"]
+
+
+@pytest.mark.parametrize("name, renamed", [
+    ("002_b.SQL", "002_b.sql"),
+    ("002_b.Sql", "002_b.sql"),
+    ("002_b.sql.txt", "002_b.sql"),
+    ("002_b.sql.gz", "002_b.sql"),
+    ("002_b.sql~", "002_b.sql"),
+    ("002_b.psql", "002_b.sql"),
+])
+def test_a_file_named_like_sql_that_would_never_run_is_refused_by_validate(tmp_path, name, renamed):
+    from runner import cli
+    import contextlib, io
+
+    write(tmp_path, {"001_a.sql": "SELECT 1;", name: "CREATE TABLE b (id int);"})
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(["validate", "--dir", str(tmp_path)], {}) == EXIT_BAD_INPUT
+    assert f"{name}: looks like a migration, but only names ending in .sql (lower case) run" in err.getvalue()
+    assert f"rename it to {renamed}" in err.getvalue()
+
+
+def test_a_directory_that_exists_but_holds_no_migrations_is_an_error_pointing_below(db, tmp_path):
+    write(tmp_path / "supabase" / "migrations", {"001_a.sql": "CREATE TABLE a (id int);"})
+    result = db.run("--dir", str(tmp_path / "supabase"))
+    assert result.code == EXIT_BAD_INPUT, result.output
+    assert f"migrations directory {tmp_path / 'supabase'} holds no migration files" in result.err
+    assert f"did you mean {tmp_path / 'supabase' / 'migrations'}?" in result.err
+    assert db.tables() == set()
+
+
+def test_one_wrong_directory_among_several_is_an_error_too(db, tmp_path):
+    write(tmp_path / "init-db" / "migrations", {"001_a.sql": "CREATE TABLE a (id int);"})
+    (tmp_path / "supabase" / "migratons").mkdir(parents=True)  # the typo made by `mkdir -p`
+    result = db.run("--dir", f"{tmp_path / 'init-db' / 'migrations'}:{tmp_path / 'supabase' / 'migratons'}")
+    assert result.code == EXIT_BAD_INPUT
+    assert "migratons holds no migration files" in result.err
 
 
 def test_runner_uses_the_local_search_path_and_logs_the_choice(db, tmp_path, monkeypatch):

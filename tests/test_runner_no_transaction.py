@@ -1,6 +1,8 @@
 """The `-- runner:no-transaction` marker: statements that cannot run in a transaction."""
 
-from runner.errors import EXIT_MIGRATION_FAILED, EXIT_OK
+import pytest
+
+from runner.errors import EXIT_BAD_INPUT, EXIT_MIGRATION_FAILED, EXIT_OK
 from tests.pg import write
 
 TABLE = "CREATE TABLE items (id int, name text);\nINSERT INTO items SELECT g, 'n' || g FROM generate_series(1, 100) g;\n"
@@ -17,18 +19,30 @@ def test_marked_file_runs_create_index_concurrently(db, tmp_path):
     assert db.query("SELECT status, statements FROM schema_migrations WHERE migration_name = '002_index.sql'") == [("applied", 1)]
 
 
-def test_unmarked_concurrent_index_fails_with_advice_to_add_the_marker(db, tmp_path):
+def test_unmarked_concurrent_index_is_refused_with_advice_before_anything_runs(db, tmp_path):
     write(tmp_path, {"001_items.sql": TABLE, "002_index.sql": "CREATE INDEX CONCURRENTLY items_name_idx ON items (name);\n"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_BAD_INPUT
+    assert "002_index.sql:1: CREATE INDEX ... cannot run inside a transaction" in result.err
+    assert "make `-- runner:no-transaction` a comment line above the first statement" in result.err
+    assert db.applied() == []
+
+
+def test_an_unmarked_statement_the_check_cannot_see_still_fails_with_the_advice(db, tmp_path):
+    # A comment between its words hides it from the runner's check; the server refuses it.
+    write(tmp_path, {"001_items.sql": TABLE, "002_index.sql": "CREATE /* fast */ INDEX CONCURRENTLY i ON items (name);\n"})
     result = db.run("--dir", str(tmp_path))
     assert result.code == EXIT_MIGRATION_FAILED
     assert "SQLSTATE 25001" in result.err
-    assert "make `-- runner:no-transaction` the first line of the file" in result.err
+    assert "make `-- runner:no-transaction` a comment line above the first statement" in result.err
     assert db.applied() == ["001_items.sql"]
 
 
-def test_marker_after_sql_does_not_count(db, tmp_path):
+def test_marker_after_sql_is_refused_not_ignored(db, tmp_path):
     write(tmp_path, {"001_items.sql": TABLE + "-- runner:no-transaction\nVACUUM items;\n"})
-    assert db.run("--dir", str(tmp_path)).code == EXIT_MIGRATION_FAILED
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_BAD_INPUT
+    assert "001_items.sql:3: `-- runner:no-transaction` stands below statement 2" in result.err
     assert "items" not in db.tables()
 
 
@@ -106,9 +120,9 @@ def test_a_lock_timeout_in_a_no_transaction_file_is_retried_and_applies_once_it_
     write(tmp_path, {"001_items.sql": TABLE, "002_alter.sql": (
         "-- runner:no-transaction\nALTER TABLE items ADD COLUMN note text;\nCREATE INDEX CONCURRENTLY items_note_idx "
         "ON items (note);\n")})
-    (tmp_path / "002_alter.sql").rename(tmp_path / "002_alter.sql.later")
+    (tmp_path / "002_alter.sql").rename(tmp_path.parent / f"{tmp_path.name}-002_alter.sql")
     assert db.run("--dir", str(tmp_path)).code == EXIT_OK
-    (tmp_path / "002_alter.sql.later").rename(tmp_path / "002_alter.sql")
+    (tmp_path.parent / f"{tmp_path.name}-002_alter.sql").rename(tmp_path / "002_alter.sql")
     blocker = hold_share_lock(db, "items")
     threading.Timer(0.5, blocker.close).start()  # clears during the first retry's wait
     result = db.run("--dir", str(tmp_path), "--lock-timeout", "200ms", "--lock-retries", "3", "--retry-delay", "0.6")
@@ -117,3 +131,64 @@ def test_a_lock_timeout_in_a_no_transaction_file_is_retried_and_applies_once_it_
     assert "applied 002_alter.sql (2 statements" in result.out
     assert db.query("SELECT status, statements FROM schema_migrations WHERE migration_name = '002_alter.sql'") == [
         ("applied", 2)]
+
+
+APP_STYLE_HEADER = """/*
+  # Add a search index
+
+  1. Changes
+    - products.name gets an index, built without blocking writes
+*/
+
+"""
+
+
+@pytest.mark.parametrize("marker", [
+    "-- runner:no-transaction\n",  # below the app's /* ... */ header
+    "--runner: no-transaction  (CREATE INDEX CONCURRENTLY below)\n",
+])
+def test_the_marker_counts_below_a_block_comment_header(db, tmp_path, marker):
+    write(tmp_path, {"001_items.sql": TABLE, "002_index.sql": APP_STYLE_HEADER + marker +
+                     "CREATE INDEX CONCURRENTLY items_name_idx ON items (name);\n"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_OK, result.output
+    assert db.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_name_idx'::regclass") == [(True,)]
+
+
+def test_the_marker_inside_the_block_comment_header_counts_too(db, tmp_path):
+    header = "/*\n * Rebuild the index online.\n * runner:no-transaction\n */\n"
+    write(tmp_path, {"001_items.sql": TABLE, "002_index.sql": header + "CREATE INDEX CONCURRENTLY i ON items (name);\n"})
+    result = db.run("--dir", str(tmp_path), "apply", "--dry-run")
+    assert "would apply 002_index.sql (1 statement, without a transaction)" in result.out
+
+
+@pytest.mark.parametrize("written", ["-- runner:notransaction", "-- runner:no_transaction", "/* RUNNER: no-txn */"])
+def test_a_misspelled_directive_is_refused_naming_the_right_one(tmp_path, written):
+    from runner import cli
+    import contextlib, io
+
+    write(tmp_path, {"001_index.sql": f"{written}\nCREATE INDEX CONCURRENTLY i ON items (name);\n"})
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(["validate", "--dir", str(tmp_path)], {}) == EXIT_BAD_INPUT
+    assert f"001_index.sql:1: `{written.strip('-/* ').split('*')[0].strip()}` is not a runner directive" in err.getvalue()
+    assert "`-- runner:no-transaction`" in err.getvalue()
+
+
+@pytest.mark.parametrize("statement", [
+    "CREATE UNIQUE INDEX CONCURRENTLY i ON items (name);",
+    "DROP INDEX CONCURRENTLY IF EXISTS i;",
+    "REINDEX (VERBOSE) INDEX CONCURRENTLY i;",
+    "VACUUM (ANALYZE) items;",
+    "CREATE DATABASE other;",
+    "ALTER SYSTEM SET work_mem = '8MB';",
+])
+def test_validate_refuses_statements_that_cannot_run_in_the_files_transaction(tmp_path, statement):
+    from runner import cli
+    import contextlib, io
+
+    write(tmp_path, {"001_a.sql": "CREATE TABLE items (id int, name text);\n" + statement + "\n"})
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(["validate", "--dir", str(tmp_path)], {}) == EXIT_BAD_INPUT
+    assert "001_a.sql:2: " in err.getvalue() and "cannot run inside a transaction" in err.getvalue()
