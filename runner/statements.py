@@ -242,13 +242,18 @@ def plan(name: str, path: Union[str, Path], budget: Optional[MemoryBudget] = Non
 def _plan(name: str, path: Union[str, Path], reader: "_Reader", budget: MemoryBudget) -> Script:
     count = 0
     first = last = None
+    opener: Optional[str] = None  # the text of statement 1 if it is a BEGIN (the file may wrap itself)
     control: list[Statement] = []
-    kept: list[Segment] = []
-    spans: list[SegmentSpan] = []  # made once a second segment shows the file is not kept whole
+    whole: Optional[Segment] = None  # the file's one segment, while it has only one
+    spans: list[SegmentSpan] = []
     outside: list[Statement] = []  # statements PostgreSQL refuses in a transaction block
     for segment in reader.segments():
-        if kept:
-            spans += [_span(kept[0])] if not spans else []
+        if whole is not None:  # a second segment: the file is read again when it runs
+            spans.append(_span(whole))
+            whole = None
+        if not spans:
+            whole = segment
+        else:
             spans.append(_span(segment))
         gap_start = 0
         for statement in segment.statements:
@@ -256,7 +261,8 @@ def _plan(name: str, path: Union[str, Path], reader: "_Reader", budget: MemoryBu
                 _no_directive_between(name, segment, gap_start, statement.offset, statement.number - 1)
             gap_start = statement.end
             if first is None:
-                first = (statement, segment)
+                first = statement
+                opener = statement.text(segment) if _is_begin(statement.words) else None
             last = statement
             if _is_transaction_control(statement.words):
                 control.append(statement)
@@ -266,8 +272,6 @@ def _plan(name: str, path: Union[str, Path], reader: "_Reader", budget: MemoryBu
         if last is not None:
             _no_directive_between(name, segment, gap_start, len(segment.text), last.number)
         count += len(segment.statements)
-        if len(kept) < 2:
-            kept.append(segment)
     if count == 0:
         raise MigrationFileError(
             f"{name}: holds no SQL statement (empty or comments only)",
@@ -283,7 +287,7 @@ def _plan(name: str, path: Union[str, Path], reader: "_Reader", budget: MemoryBu
             "run one by one, uncommitted work is not rolled back, and a failure needs `python -m runner resolve`), "
             "or move the statement to a file of its own with that marker",
         )
-    wraps = transactional and count >= 2 and _is_begin(first[0].words) and _is_commit(last.words)
+    wraps = transactional and count >= 2 and _is_begin(first.words) and _is_commit(last.words)
     if transactional:
         refused = [s for s in control if not (wraps and s.number in (1, count))]
         if refused:
@@ -295,13 +299,13 @@ def _plan(name: str, path: Union[str, Path], reader: "_Reader", budget: MemoryBu
                 "Statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY, "
                 "VACUUM) need the `-- runner:no-transaction` marker at the top of the file",
             )
-    opener = first[0].text(first[1]) if wraps else None
+    opener = opener if wraps else None
     body = count - 2 if wraps else count
-    if len(kept) == 1 and (reader.handle is None or budget.take(len(kept[0].raw))):
-        kept[0].forget_text()
-        return Script(path, name, body, opener, wraps, reader.checksum(), transactional, kept=kept[0])
+    if whole is not None and (reader.handle is None or budget.take(len(whole.raw))):
+        whole.forget_text()
+        return Script(path, name, body, opener, wraps, reader.checksum(), transactional, kept=whole)
     return Script(path, name, body, opener, wraps, reader.checksum(), transactional,
-                  spans=tuple(spans or [_span(kept[0])]), handle=reader.handle)
+                  spans=tuple(spans or [_span(whole)]), handle=reader.handle)
 
 
 def _no_directive_between(name: str, segment: Segment, start: int, end: int, after_statement: int) -> None:
@@ -397,12 +401,9 @@ class _Reader:
             if not (final or segment.statements):
                 wanted = len(text) + SEGMENT_CHARS  # the scan resumes near where it stopped
                 continue
-            joined = b"".join(pieces)
             size = rest if text.isascii() else len(text[:rest].encode("utf-8"))
-            segment._raw = joined[:size]
+            segment._raw, pieces = _cut(pieces, size)
             segment.start_byte = position
-            pieces = [joined[size:]]
-            del joined
             number += len(segment.statements)
             if not self.head:
                 self.head = segment.text[:65536]
@@ -427,6 +428,22 @@ class _Reader:
         segment.start_byte = position
         self.head = text[:65536]
         return segment
+
+
+def _cut(pieces: list[bytes], size: int) -> tuple[bytes, list[bytes]]:
+    """The first `size` bytes of `pieces` joined, and the rest as pieces: whole pieces are not
+    copied twice (a segment of 4 MB costs 4 MB more, not 8)."""
+    taken, length = 0, 0
+    while taken < len(pieces) and length + len(pieces[taken]) <= size:
+        length += len(pieces[taken])
+        taken += 1
+    head = pieces[:taken]
+    rest = pieces[taken:]
+    if length < size:
+        split = size - length
+        head.append(rest[0][:split])
+        rest[0] = rest[0][split:]
+    return (head[0] if len(head) == 1 else b"".join(head)), rest
 
 
 def _segment(name: str, text: str, line: int, number: int, final: bool,
