@@ -81,7 +81,11 @@ def read_snapshot(project_dir: Path, relative: Optional[str]) -> Optional[str]:
         raise pulumi.RunError(f"migrations.snapshot {relative} is {len(data) // 1024} KiB; a ConfigMap holds at most "
                               f"{SNAPSHOT_LIMIT // 1024} KiB: bake it into a dedicated migrations image "
                               "(migrations.image) and set MIGRATION_SNAPSHOT there")
-    return data.decode("utf-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise pulumi.RunError(f"migrations.snapshot {relative} is not UTF-8 text (byte {exc.start}); the runner "
+                              "reads snapshots as UTF-8: take it again with `python -m runner snapshot`") from None
 
 
 def configmap_name(index: int) -> str:

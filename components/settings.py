@@ -585,7 +585,7 @@ def _duration(s: _Section, name: str, example: str) -> str:
         milliseconds = float(match.group("number")) * _MS_PER_UNIT[match.group("unit")]
         if milliseconds > 2**31 - 1:
             s.read.fail(f"{s.path}.{name}", f"{value!r} is longer than PostgreSQL allows (about 24 days)", example)
-        elif round(milliseconds) == 0:
+        elif round(milliseconds) == 0 and milliseconds > 0:
             s.read.fail(f"{s.path}.{name}", f"{value!r} is shorter than 1ms, which PostgreSQL rounds to 0 "
                         "(0 disables the timeout)", example)
     return value

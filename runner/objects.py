@@ -35,14 +35,15 @@ _EXISTS = {
     "trigger": f"SELECT 1 FROM pg_trigger WHERE tgrelid = {_TABLE} AND tgname = %(name)s",
     "function": "SELECT 1 FROM pg_proc WHERE proname = %(name)s AND CASE WHEN %(schema)s::text IS NULL "
                 "THEN pronamespace = ANY (current_schemas(false)::regnamespace[]) "
-                "ELSE pronamespace = %(schema)s::text::regnamespace END",
+                "ELSE pronamespace = to_regnamespace(quote_ident(%(schema)s::text)) END",  # NULL: no such schema
 }
 
 
 def describe(obj: Mapping) -> str:
     where = ".".join(p for p in (obj.get("schema"), obj.get("table")) if p)
     name = f"{obj['schema']}.{obj['name']}" if obj.get("schema") and not obj.get("table") else obj["name"]
-    return f"{obj['kind']} {name}" + (f" on {where}" if where and obj.get("table") else "")
+    return (f"{obj['kind']} {name}" + (f" on {where}" if where and obj.get("table") else "")
+            + (" (in a DO block)" if obj.get("in_do_block") else ""))
 
 
 def load_expected(path: str) -> dict:
@@ -54,6 +55,13 @@ def load_expected(path: str) -> dict:
     if data.get("format") != 1 or not isinstance(data.get("files"), dict):
         raise UsageError(f"{path} is not an expected-objects list (format 1)")
     return data["files"]
+
+
+def unchecked(entry: Mapping) -> list[str]:
+    """What of a file the list could not name objects for."""
+    if entry.get("unparsed"):
+        return [f"PostgreSQL's parser cannot read it ({entry['unparsed']})"]
+    return list(entry.get("unchecked") or ())
 
 
 def missing_objects(cursor, rows: dict[str, history.AppliedRow], expected: dict) -> tuple[dict[str, list[str]], list[str]]:
@@ -90,12 +98,22 @@ def verify(session, expected_path: str, migrations: Sequence[Migration], reporte
         missing, unknown = missing_objects(cursor, rows, expected)
     for name in unknown:
         reporter.event("note", text=f"{name} is recorded but not in {Path(expected_path).name}: not checked")
+    partly = 0
+    for name in sorted({row_name if row_name.endswith(".sql") else row_name + ".sql" for row_name in rows}):
+        gaps = unchecked(expected.get(name) or {})
+        partly += bool(gaps)
+        for what in gaps:
+            reporter.event("note", text=f"{name}: not checked: {what}")
     for name, objects in missing.items():
         reporter.event("objects_missing", migration=name, objects=objects)
     counts = {"recorded": len(rows), "incomplete_files": len(missing),
-              "missing_objects": sum(len(o) for o in missing.values())}
+              "missing_objects": sum(len(o) for o in missing.values()), "partly_checked_files": partly}
     if not missing:
-        return EXIT_OK, f"every object of the {plural(len(rows), 'recorded migration')} is in the database", counts
+        text = f"every object of the {plural(len(rows), 'recorded migration')} is in the database"
+        if partly:
+            text = (f"every object named in the {plural(len(rows), 'recorded migration')} is in the database; "
+                    f"{plural(partly, 'file')} could be checked only in part (above)")
+        return EXIT_OK, text, counts
     return EXIT_DRIFT, (f"{plural(len(missing), 'recorded migration')} left objects out "
                         f"({plural(counts['missing_objects'], 'object')}); apply each again with "
                         "`python -m runner reapply FILE`, or restore what is missing by hand"), counts

@@ -28,7 +28,7 @@ from runner.waiting import BlockerWatch
 # A PostgreSQL duration as the runner sends it at connection start: digits and a unit, no
 # space (the server splits startup options at spaces), or 0. A bare number would be read
 # as milliseconds, so a unit is required.
-_DURATION = re.compile(r"^(?:0|(?P<number>\d+(?:\.\d+)?)(?P<unit>us|ms|s|min|h|d))$")
+_DURATION = re.compile(r"^(?:0|(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>us|ms|s|min|h|d))\Z")  # ASCII digits, as the server
 _MS_PER_UNIT = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 _MAX_MS = 2**31 - 1  # the settings are 32-bit integers of milliseconds
 
@@ -211,7 +211,8 @@ def apply(options: Options, environ: Mapping[str, str], reporter: Reporter, stop
             return _dry_run(comparison, reporter)
         with session.locked():
             if options.snapshot:
-                snapshot.load_into_empty(session.connection, options.snapshot, reporter)
+                snapshot.load_into_empty(session.connection, options.snapshot, reporter,
+                                         check=lambda cursor: _check_loaded(cursor, migrations, options))
             result = _apply_locked(session, migrations, options, reporter, stop)
     result.duration_ms = _elapsed_ms(started)
     return result
@@ -226,6 +227,15 @@ def _history(cursor, migrations: list[Migration], reporter: Reporter) -> tuple[h
     comparison = compare(migrations, tracking.load(cursor))
     check_history(comparison)
     return tracking, comparison
+
+
+def _check_loaded(cursor, migrations: list[Migration], options: Options) -> None:
+    """What the first run after loading a snapshot would stop at, found before it commits."""
+    tracking = history.Tracking.find(cursor)
+    comparison = compare(migrations, tracking.load(cursor) if tracking else {})
+    check_history(comparison)
+    if comparison.changed and not options.accept_changed:
+        raise drift_error(comparison)
 
 
 def _apply_locked(session: Session, migrations: list[Migration], options: Options,

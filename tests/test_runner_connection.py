@@ -404,3 +404,13 @@ def test_a_server_that_never_answers_is_given_up_on_within_the_wait(tmp_path):
     assert result.returncode == EXIT_TRANSIENT, result.stderr
     assert time.monotonic() - started < 15
     assert "did not complete the connection" in result.stderr
+
+
+def test_a_line_built_from_the_connection_options_is_redacted_where_it_is_printed():
+    # The note about the user's own lock_timeout quotes the options as given, with no redaction
+    # of its own: only the reporter's stands between it and the log.
+    url = "postgresql://app:Hunter2secret@127.0.0.1:1/postgres?options=-c%20lock_timeout%3DHunter2secret"
+    for log_format in ("text", "json"):
+        result, log, _ = run_with_url(url, "--wait-for-db", "0", "--log-format", log_format)
+        assert "the connection's options set lock_timeout=***" in result.out, result.output
+        assert "Hunter2secret" not in result.output + log
