@@ -97,6 +97,23 @@ class TransientError(RunnerError):
     error = "transient"
 
 
+class FileChanged(TransientError):
+    """A large file's bytes changed between its checks and its run (rewritten in place): what
+    was checked, and would be recorded, is not what would run."""
+
+    error = "file_changed"
+
+    def __init__(self, file: str, line: int, outcome: str = "nothing of it ran"):
+        self.file = file
+        self.line = line
+        what = "its bytes are" if line == 1 else f"its bytes from line {line} on are"
+        super().__init__(
+            f"{file} changed while the runner was applying it: {what} not the ones it read and checked; {outcome}",
+            hint="change a migration before it is deployed, not while it runs; running again applies the file "
+            "as it is then",
+        )
+
+
 class DatabaseUnavailable(TransientError):
     error = "database_unreachable"
 

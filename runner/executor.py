@@ -5,17 +5,23 @@ runner.run) holds the migration lock, where no migration can release it (`DISCAR
 `pg_advisory_unlock_all()` release only their own session's locks), and writes the history
 of no-transaction migrations, never inside a transaction block of theirs.
 
-A transactional migration is sent as its own statements, in one query when it is small and in
-segments of whole statements when it is large: BEGIN, the statements, the tracking row and a
-read-back of that row and of the lock. PostgreSQL's parser splits the text, exactly as psql
-would. Only when the row reads back as written and the lock session still holds the lock is
-COMMIT sent, so statements and row commit together or not at all, and never without the lock.
+A transactional migration is sent as its own bytes, in one query when it is small and in
+segments of whole statements when it is large: BEGIN, the statements, the tracking row, a
+check, COMMIT and the session reset, in one round trip for a small file. PostgreSQL's parser
+splits the text, exactly as psql would. The check reads the row back and asks whether the
+lock session still holds the migration lock (runner.lock's token); if either is not so it
+raises an error, so COMMIT, later in the same query, never runs: statements and row commit
+together or not at all, and never without the lock. A large segment of one statement goes
+as a query of its own, the bytes as read, so one large statement costs about what it costs
+psql.
 
-Between statements the query carries a marker, `pg_advisory_lock(MARK_CLASS, n)`: a session-
-level advisory lock is not released by ROLLBACK, so after a failure the runner reads which
-statement completed last. Every statement runs at most once per attempt, and an error with
-no position (a constraint, a timeout, an error raised in a function) still names its
-statement and line. The markers are released with the session reset after every migration.
+Between two statements of one query the query carries a marker, `pg_advisory_lock(MARK_CLASS,
+n)`: a session-level advisory lock is not released by ROLLBACK, so after a failure the runner
+reads which statement completed last. The tail carries one after the last statement and one
+after the check. Every statement runs at most once per attempt, and an error with no position
+(a constraint, a timeout, an error raised in a function) still names its statement and line.
+A query of one statement needs no marker: a one-line migration carries only the tail's two.
+The markers are released with the session reset after every migration.
 
 A no-transaction migration runs statement by statement. A `BEGIN ... COMMIT` block in it runs
 as psql runs it: progress is recorded only between blocks, a failure rolls the whole block
@@ -40,6 +46,8 @@ import psycopg2.extensions as ext
 from runner import characters, history, lock
 from runner.errors import (
     ConnectionLost,
+    FileChanged,
+    IncompleteMigration,
     Interrupted,
     InvalidIndex,
     LockLost,
@@ -48,14 +56,22 @@ from runner.errors import (
     MigrationFileError,
     SessionEndedByMigration,
     TrackingFailed,
+    UsageError,
 )
 from runner.interrupts import StopSignal
 from runner.migration import Migration
-from runner.statements import Script, Segment, Statement, index_if_not_exists
+from runner.statements import READING_SETTINGS, Script, Segment, Statement, index_if_not_exists
 from runner.waiting import BlockerWatch
 
 Event = Callable[..., None]
 RETRIED = {codes.LOCK_NOT_AVAILABLE, codes.DEADLOCK_DETECTED, codes.SERIALIZATION_FAILURE}
+# A segment of one statement larger than this is sent as a query of its own, not joined with
+# BEGIN and the tail (no copy of it is made on the way to libpq).
+ALONE_BYTES = 256 * 1024
+# What the tail's check raises (an integer that does not parse: SQL has no RAISE without
+# plpgsql); the executor recognises its own words in the error.
+_LOCK_LOST = "runner: the migration lock is no longer held"
+_NOT_LANDED = "runner: the tracking row did not land"
 
 # The statement markers: two-int advisory keys (pg_locks.objsubid 2) in a class of their own,
 # apart from the bigint migration lock (objsubid 1).
@@ -117,15 +133,29 @@ class _Undone:
 
 class Executor:
     def __init__(self, connection, control, tracking: history.Tracking, stop: StopSignal, retry: RetryPolicy,
-                 event: Event, watch: Optional[BlockerWatch] = None):
+                 event: Event, watch: Optional[BlockerWatch] = None, lock_token: Optional[int] = None):
         self.connection = connection  # the migration session
         self.control = control  # the lock session: holds the migration lock, writes progress
-        self.lock_pid = control.get_backend_pid()
+        # Is the migration lock still held (runner.lock's token; pg_locks without one: slower)?
+        self.lock_held = (lock.still_held_sql(lock_token) if lock_token is not None
+                          else f"({lock.held_by_sql(control.get_backend_pid())})")
         self.tracking = tracking
         self.stop = stop
         self.retry = retry
         self.event = event
         self.watch = watch
+        # The file's bytes go as they are when the session's client encoding is the files' own.
+        # (UTF8, or SQL_ASCII whose codec is UTF-8: runner.connection)
+        self.send_bytes = connection.encoding in ("UTF8", "SQL_ASCII", "SQLASCII")
+        self.reading = _reading_settings(connection)
+        if self.reading[0] not in ("on", None):
+            raise UsageError(
+                "standard_conforming_strings is off in the runner's session (a database or role setting, or "
+                "PGOPTIONS): PostgreSQL would read a backslash in '...' as an escape, unlike the runner's checks "
+                "and every tool that assumes the default; nothing was applied",
+                hint="turn it back to the default for this database or role, e.g. "
+                "ALTER DATABASE <name> RESET standard_conforming_strings (or ALTER ROLE <role> RESET ...)",
+            )
 
     def apply(self, migration: Migration, script: Script) -> Outcome:
         started = time.monotonic()
@@ -136,7 +166,7 @@ class Executor:
             if self.watch:
                 self.watch.forget()
             try:
-                if migration.transactional:
+                if script.transactional:
                     self._apply_in_transaction(migration, script)
                 else:
                     self._apply_without_transaction(migration, script)
@@ -155,76 +185,104 @@ class Executor:
 
     def _apply_in_transaction(self, migration: Migration, script: Script) -> None:
         begin = _terminated(script.opener or "BEGIN") + "\n"
+        held: Optional[int] = None  # the statement marker held now
         with self.connection.cursor() as cursor:
             try:
                 for index, segment, last in _with_last(script.segments()):
                     self.stop.check()
-                    prefix = begin if index == 0 else ""
-                    tail = self._tail(cursor, migration, script) if last else ""
-                    try:
-                        cursor.execute(_marked(prefix, segment, tail))
-                    except psycopg2.Error as exc:
+                    if index:
+                        self._check_reading(migration, "it was rolled back")
+                    query = _Query(begin if index == 0 else "", segment, held)
+                    if last:
+                        query.tail = self._tail(cursor, migration, script, query.last_marker)
+                    failed = query.send(cursor, self.send_bytes)
+                    if failed is not None:
+                        exc, shift = failed
                         completed = self._rollback(cursor)
-                        raise self._transactional_failure(exc, migration, script, segment, len(prefix), completed)
-                self._commit(cursor, migration, script)
+                        raise self._transactional_failure(exc, migration, script, query, shift, completed)
+                    held = query.last_marker
+            except FileChanged as changed:
+                if self._in_block():
+                    self._rollback(cursor)
+                raise FileChanged(changed.file, changed.line, "it was rolled back: nothing of it is applied") from None
             except BaseException:
                 if self._in_block():
                     self._rollback(cursor)
                 raise
 
-    def _tail(self, cursor, migration: Migration, script: Script) -> str:
-        """The tracking row, then one row: (did it land as written, does the lock session still hold the lock)."""
-        record = self.tracking.record_sql(cursor, migration.name, migration.checksum, script.count)
-        landed = self.tracking.landed_sql(cursor, migration.name, migration.checksum)
-        return f"\n{record};\nSELECT ({landed}), ({lock.held_by_sql(self.lock_pid)})"
+    def _tail(self, cursor, migration: Migration, script: Script, held: Optional[int]) -> str:
+        """After the last statement: a marker (every statement completed), the tracking row, the
+        check (the row landed as written, the lock is held; else an error, and COMMIT does not
+        run) with a marker (the check passed), COMMIT and the session reset."""
+        count = script.count
+        record = self.tracking.record_sql(cursor, migration.name, script.checksum, count)
+        landed = self.tracking.landed_sql(cursor, migration.name, script.checksum)
+        return (f"\n;\n{_marker(count, held)}{record};\n"
+                f"SELECT CAST(CASE WHEN NOT held THEN '{_LOCK_LOST}' WHEN NOT landed THEN '{_NOT_LANDED}' "
+                f"ELSE '0' END AS pg_catalog.int4), pg_catalog.pg_advisory_lock({MARK_CLASS}, {count + 1}), "
+                f"pg_catalog.pg_advisory_unlock({MARK_CLASS}, {count}) "
+                f"FROM (SELECT ({landed}) AS landed, {self.lock_held} AS held) AS checked;\n"
+                f"COMMIT; {RESET_SESSION}")
 
-    def _commit(self, cursor, migration: Migration, script: Script) -> None:
-        landed, locked = cursor.fetchone()
-        if not locked:
+    def _check_reading(self, migration: Migration, outcome: str) -> None:
+        """Stop before the server reads more of a file with a setting the file changed (through SQL
+        the checks could not see): it would read the rest differently from the runner's checks."""
+        now = _reading_settings(self.connection)
+        for setting, before, after in zip(READING_SETTINGS, self.reading, now):
+            if before != after:
+                raise MigrationFileError(
+                    f"{migration.name} turned {setting} {after} (it was {before}) part-way, which changes how "
+                    f"PostgreSQL reads the statements after it; the runner sends a file in pieces and the rest "
+                    f"would be read differently from its checks and from psql; {outcome}",
+                    hint="do not change standard_conforming_strings or client_encoding in a migration",
+                )
+
+    def _transactional_failure(self, exc: psycopg2.Error, migration: Migration, script: Script, query: "_Query",
+                               shift: Optional[int], completed: Optional[int]) -> Exception:
+        """The failure to raise (after the rollback): which statement failed, from the error's
+        position when it has one, else from the last statement marker that completed."""
+        self._raise_unless_sql(exc, migration, script)
+        segment = query.segment
+        # Every statement of the queries before this one completed; the markers say how many of this one's.
+        completed = max(completed or 0, segment.first_number - 1)
+        position = _position(exc) if shift is not None else 0
+        relative = position - 1 - shift if position else None  # characters after the prefix
+        offset: Optional[int] = None
+        if relative is not None and relative >= 0:
+            offset = query.segment_offset(relative)  # None: in a marker or the tail
+        elif relative is None and shift is not None:
+            # Refused before parsing (a character the database's encoding lacks): no position and
+            # no statement ran, so the character is found in the text.
+            offset = characters.offset_in(str(exc.diag.message_primary), segment.text)
+        message = str(exc.diag.message_primary or "")
+        if offset is not None:
+            statement: Optional[Statement] = _statement_at(segment, offset)
+        elif relative is not None and relative < 0:
+            statement = None  # in the file's own BEGIN
+        elif completed > script.count:
+            # The check passed: COMMIT failed (a deferred constraint, a serialization failure).
+            failure = self._failure(migration, script, None, None, exc, None, at_commit=True)
+            return _Retry(failure) if exc.pgcode in RETRIED else failure
+        elif completed == script.count and _LOCK_LOST in message:
             if _ends_sessions(script):
-                raise _lock_session_ended_by(migration, "it was rolled back")
-            raise LockLost(
+                return _lock_session_ended_by(migration, "it was rolled back")
+            return LockLost(
                 f"lost the migration lock while applying {migration.name}: the session holding it ended (someone "
                 f"ended it, or its connection broke); {migration.name} was rolled back and nothing more was applied",
                 hint="run again (the Job does so by itself); another run may have started meanwhile, and the lock "
                 "makes the two take turns",
             )
-        if not landed:
-            raise history.tracking_not_landed(
+        elif completed == script.count and _NOT_LANDED in message:
+            return history.tracking_not_landed(
                 self.tracking, f"migration {migration.name} ran, but its row", "the migration was rolled back")
-        try:
-            cursor.execute("COMMIT; " + RESET_SESSION)
-        except psycopg2.Error as exc:
-            self._rollback(cursor)
-            self._raise_unless_sql(exc, migration, script)
-            failure = self._failure(migration, script, None, None, exc, None, at_commit=True)
-            if exc.pgcode in RETRIED:
-                raise _Retry(failure) from None
-            raise failure from None
-
-    def _transactional_failure(self, exc: psycopg2.Error, migration: Migration, script: Script, segment: Segment,
-                               shift: int, completed: Optional[int]) -> Exception:
-        """The failure to raise (after the rollback): which statement failed, from the error's
-        position when it has one, else from the last statement marker that completed."""
-        self._raise_unless_sql(exc, migration, script)
-        at = _position(exc) - 1 - shift if _position(exc) else None
-        offset = _unmarked_offset(segment, at) if at is not None and at >= 0 else None
-        if at is None:
-            # Refused before parsing (a character the database's encoding lacks): no position and
-            # no statement ran, so the character is found in the text.
-            offset = characters.offset_in(str(exc.diag.message_primary), segment.text)
-        if offset is not None:
-            statement: Optional[Statement] = _statement_at(segment, offset)
-        elif at is not None and at < 0:
-            statement = None  # in the file's own BEGIN
-        elif completed is not None and completed >= script.count and exc.pgcode not in RETRIED:
+        elif completed >= script.count and exc.pgcode not in RETRIED:
             return TrackingFailed(
                 f"migration {migration.name} ran, but its row in {self.tracking.schema}.schema_migrations "
                 f"could not be written: SQLSTATE {exc.pgcode}: {_first_line(exc)}; it was rolled back",
                 hint="the role the runner logs in as must be able to write schema_migrations",
             )
         else:
-            number = (completed or 0) + 1
+            number = completed + 1
             statement = next((s for s in segment.statements if s.number == number), None)
         failure = self._failure(migration, script, segment, statement, exc, offset)
         return _Retry(failure) if exc.pgcode in RETRIED else failure
@@ -233,14 +291,17 @@ class Executor:
 
     def _apply_without_transaction(self, migration: Migration, script: Script) -> None:
         started = time.monotonic()
-        self._record(lambda c: self.tracking.start_incomplete(c, migration.name, migration.checksum), migration,
+        self._record(lambda c: self.tracking.start_incomplete(c, migration.name, script.checksum), migration,
                      script, "nothing of it ran")
         done = 0  # statements that ran and committed, as the history says
         block: list[tuple[Segment, Statement]] = []  # the open transaction block, its BEGIN first
         with self.connection.cursor() as cursor:
             try:
-                for segment in script.segments():
+                for segment in self._verified(script, lambda: done):
                     for statement in segment.statements:
+                        if done and not block:
+                            self._check_reading(migration, f"it stopped after {done} of {script.count} statements "
+                                                "and is recorded as incomplete")
                         if block:
                             block.append((segment, statement))
                         self._run_one(cursor, migration, script, segment, statement, block, done)
@@ -271,10 +332,21 @@ class Executor:
                 self._abandon(cursor, migration, script, done)
                 raise
             self._record(lambda c: self.tracking.mark_applied(
-                c, migration.name, migration.checksum, _elapsed_ms(started), done), migration, script,
+                c, migration.name, script.checksum, _elapsed_ms(started), done), migration, script,
                 f"all {done} statement{'' if done == 1 else 's'} ran, and the row still says incomplete "
                 f"(once the table is fixed: `python -m runner resolve {migration.name} --applied`)")
             cursor.execute(RESET_SESSION)
+
+    def _verified(self, script: Script, done: Callable[[], int]) -> Iterator[Segment]:
+        try:
+            yield from script.segments()
+        except FileChanged as changed:
+            raise IncompleteMigration(
+                f"{changed.file} changed while the runner was applying it: its bytes from line {changed.line} on are "
+                f"not the ones it read and checked; it is a no-transaction migration, {done()} of {script.count} "
+                "statements ran, and it is recorded as incomplete",
+                hint=f"check the database, then `python -m runner resolve {script.name} --applied` or `--pending`",
+            ) from None
 
     def _run_one(self, cursor, migration: Migration, script: Script, segment: Segment, statement: Statement,
                  block: list, done: int) -> None:
@@ -504,44 +576,90 @@ class Executor:
             return None  # a dead connection has no transaction left to roll back
 
 
+def _reading_settings(connection) -> tuple[Optional[str], ...]:
+    """The settings as the server last reported them (libpq keeps them: no round trip)."""
+    return tuple(connection.get_parameter_status(setting) for setting in READING_SETTINGS)
+
+
 def invalid_indexes(cursor) -> list[str]:
     """The INVALID indexes of the database that no session is building: a failed concurrent build's."""
     cursor.execute(_INVALID_INDEXES)
     return sorted(name for _, name in cursor.fetchall())
 
 
-def _marker(number: int) -> str:
-    """Statement `number` completed: hold mark `number`, release the one before (one at a time,
-    so a long file does not fill the server's lock table)."""
-    release = f", pg_catalog.pg_advisory_unlock({MARK_CLASS}, {number - 1})" if number > 1 else ""
-    return f"\nSELECT pg_catalog.pg_advisory_lock({MARK_CLASS}, {number}){release};\n"
+def _marker(number: int, release: Optional[int]) -> str:
+    """Statement `number` completed: hold mark `number`, release the one held before (one at a
+    time, so a long file does not fill the server's lock table)."""
+    released = f", pg_catalog.pg_advisory_unlock({MARK_CLASS}, {release})" if release is not None else ""
+    return f"\nSELECT pg_catalog.pg_advisory_lock({MARK_CLASS}, {number}){released};\n"
 
 
-def _marked_pieces(segment: Segment) -> Iterator[tuple[bool, str, int]]:
-    """The segment's statements with a marker after each: (is it the file's text, the text, its
-    offset in the segment's text)."""
-    position = 0
-    text = segment.text
-    for number, end in enumerate(segment.ends, start=segment.first_number):
-        yield True, text[position:end], position
-        # Only the file's last statement may lack its `;` (a comment may end the line).
-        yield False, ("" if text[end - 1:end] == ";" else "\n;") + _marker(number), end
-        position = end
+class _Query:
+    """One query of a transactional migration: the prefix (the file's BEGIN, for its first
+    segment), the segment's statements with a marker between two of them, and the tail (after
+    its last segment)."""
 
+    def __init__(self, prefix: str, segment: Segment, held: Optional[int]):
+        self.prefix = prefix
+        self.segment = segment
+        self.held = held  # the marker held before this query
+        self.tail = ""
+        self.marked = segment.count > 1
+        # The marker held after it: the one after its last statement but one.
+        self.last_marker = segment.first_number + segment.count - 2 if self.marked else held
 
-def _marked(prefix: str, segment: Segment, tail: str) -> str:
-    """One query: the prefix, the segment's statements with their markers, the tail (joined
-    once: a large statement is copied once, not once per concatenation)."""
-    return "".join([prefix, *(piece for _, piece, _ in _marked_pieces(segment)), tail])
+    def pieces(self) -> Iterator[tuple[bool, bytes]]:
+        """The segment's bytes and the markers: (is it the file's, the bytes)."""
+        raw = self.segment.raw
+        if not self.marked:
+            yield True, raw
+            return
+        view = memoryview(raw)  # slices without copies; the join copies once
+        position = 0
+        held = self.held
+        ends = self.segment.ends
+        for index, end in enumerate(ends[:-1]):
+            number = self.segment.first_number + index
+            yield True, view[position:end]
+            # Only the file's last statement may lack its `;` (a comment may end the line).
+            yield False, (b"" if raw[end - 1:end] == b";" else b"\n;") + _marker(number, held).encode()
+            held = number
+            position = end
+        yield True, view[position:]
 
+    def send(self, cursor, send_bytes: bool) -> Optional[tuple[psycopg2.Error, Optional[int]]]:
+        """Send it; on an error, (the error, how many characters came before the segment in the
+        query that failed: None when that query did not hold the segment)."""
+        raw = self.segment.raw
+        if not self.marked and len(raw) > ALONE_BYTES:
+            # One large statement: its bytes as read, in a query of their own.
+            parts = [(self.prefix, None), (raw if send_bytes else self.segment.text, 0), (self.tail, None)]
+        elif send_bytes:
+            parts = [(b"".join([self.prefix.encode(), *(piece for _, piece in self.pieces()), self.tail.encode()]),
+                      len(self.prefix))]
+        else:
+            body = b"".join(piece for _, piece in self.pieces()).decode("utf-8")
+            parts = [(self.prefix + body + self.tail, len(self.prefix))]
+        for query, shift in parts:
+            if query:
+                try:
+                    cursor.execute(query)
+                except psycopg2.Error as exc:
+                    return exc, shift
+        return None
 
-def _unmarked_offset(segment: Segment, offset: int) -> Optional[int]:
-    """Where a character of the segment part of `_marked` is in the segment's own text; None in a marker."""
-    for ours, piece, start in _marked_pieces(segment):
-        if offset < len(piece):
-            return start + offset if ours and offset >= 0 else None
-        offset -= len(piece)
-    return None
+    def segment_offset(self, offset: int) -> Optional[int]:
+        """Where a character `offset` characters after the prefix is in the segment's own text;
+        None in a marker or in the tail. Only on the failure path: it decodes the pieces."""
+        before = 0  # characters of the segment's text before this piece
+        for ours, piece in self.pieces():
+            length = len(bytes(piece).decode("utf-8", errors="replace"))
+            if offset < length:
+                return before + offset if ours else None
+            offset -= length
+            if ours:
+                before += length
+        return None
 
 
 def _no_transaction_outcome(migration: Migration, script: Script, done: int, undone: _Undone) -> Optional[str]:

@@ -20,7 +20,7 @@ import psycopg2
 from runner import history, lock
 from runner.errors import EXIT_DRIFT, EXIT_OK, LockLost, MigrationFailed, UsageError
 from runner.executor import RESET_SESSION
-from runner.migration import Migration
+from runner.migration import Migration, checksum
 from runner.output import Reporter, plural
 from runner.statements import line_at, split
 
@@ -158,8 +158,10 @@ def reapply(session, tracking: history.Tracking, migration: Migration, reporter:
                     "when run again (PostgreSQL named no position)")
                 raise failure from None
             cursor.execute(history.RESET_SESSION)
-            cursor.execute(tracking.record_sql(cursor, migration.name, migration.checksum, 0))
-            cursor.execute(f"SELECT ({tracking.landed_sql(cursor, migration.name, migration.checksum)}), "
+            # The checksum of the text that ran, read just now (the file may have changed since it was listed).
+            ran = checksum(text)
+            cursor.execute(tracking.record_sql(cursor, migration.name, ran, 0))
+            cursor.execute(f"SELECT ({tracking.landed_sql(cursor, migration.name, ran)}), "
                            f"({lock.held_by_sql(session.connection.get_backend_pid())})")
             landed, locked = cursor.fetchone()
             if not (landed and locked):

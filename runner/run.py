@@ -22,7 +22,7 @@ from runner.executor import Executor, Outcome, RetryPolicy, invalid_indexes
 from runner.interrupts import StopSignal
 from runner.migration import Migration
 from runner.output import Reporter, plural
-from runner.statements import Script, plan
+from runner.statements import KEEP_BYTES, MemoryBudget, Script, plan_listed
 from runner.status import Comparison, compare
 from runner.waiting import BlockerWatch
 
@@ -113,6 +113,7 @@ class Session:
         self.watch = BlockerWatch()
         self.connection = None
         self.migration_connection = None
+        self.lock_token: Optional[int] = None  # the run's token (runner.lock), while the lock is held
         self.display = self.target.display
 
     def _connect(self, options: str, optional: tuple[str, ...] = (), watched: bool = True):
@@ -175,7 +176,7 @@ class _Locked:
     def __enter__(self) -> Session:
         session = self.session
         db.refuse_read_only(session.connection, session.display)
-        lock.acquire(
+        session.lock_token = lock.acquire(
             session.connection,
             wait_seconds=session.options.wait_for_lock,
             stop=session.stop,
@@ -201,20 +202,28 @@ def load_migrations(options: Options, reporter: Reporter) -> tuple[str, list[Mig
 
 
 def plan_all(migrations: Sequence[Migration]) -> dict[str, Script]:
-    """Every file's statements, checked before the first one runs; every problem named."""
+    """Every file's statements, checked before the first one runs; every problem named. Each
+    file is read here once, and what runs is what was read; close the scripts when done."""
     scripts: dict[str, Script] = {}
     problems: list[str] = []
+    budget = MemoryBudget(KEEP_BYTES)
     for migration in migrations:
         try:
-            scripts[migration.name] = plan(migration.name, migration.path, migration.transactional)
+            scripts[migration.name] = plan_listed(migration, budget)
         except MigrationFileError as exc:
             problems.append(str(exc).replace("\n", "\n    "))
     if problems:
+        close_all(scripts)
         if len(problems) == 1:
             raise MigrationFileError(problems[0] + "\nnothing was applied")
         raise MigrationFileError(f"{len(problems)} migrations cannot run; nothing was applied:\n"
                                  + "\n".join(f"  - {p}" for p in problems))
     return scripts
+
+
+def close_all(scripts: dict[str, Script]) -> None:
+    for script in scripts.values():
+        script.close()
 
 
 def apply(options: Options, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal,
@@ -280,16 +289,21 @@ def _apply_locked(session: Session, migrations: list[Migration], options: Option
     scripts = plan_all(comparison.pending)
     already = len(comparison.applied) + len(comparison.changed)
     outcomes = []
-    if comparison.pending:
-        executor = Executor(session.migrations(), session.connection, tracking, stop,
-                            RetryPolicy(options.lock_retries, options.retry_delay), reporter.event, session.watch)
-        stop.connection = session.migration_connection  # a signal cancels the migration's statement
-        for migration in comparison.pending:
-            stop.check()
-            outcome = executor.apply(migration, scripts[migration.name])
-            outcomes.append(outcome)
-            reporter.event("applied", migration=outcome.name, statements=outcome.statements,
-                           duration_ms=outcome.duration_ms, attempts=outcome.attempts)
+    try:
+        if comparison.pending:
+            executor = Executor(session.migrations(), session.connection, tracking, stop,
+                                RetryPolicy(options.lock_retries, options.retry_delay), reporter.event, session.watch,
+                                session.lock_token)
+            stop.connection = session.migration_connection  # a signal cancels the migration's statement
+            for migration in comparison.pending:
+                stop.check()
+                outcome = executor.apply(migration, scripts[migration.name])
+                scripts.pop(migration.name).close()
+                outcomes.append(outcome)
+                reporter.event("applied", migration=outcome.name, statements=outcome.statements,
+                               duration_ms=outcome.duration_ms, attempts=outcome.attempts)
+    finally:
+        close_all(scripts)
     if outcomes:
         text = f"applied {plural(len(outcomes), 'migration')}; {already} already applied"
     else:
@@ -302,9 +316,10 @@ def _dry_run(comparison: Comparison, reporter: Reporter, allow_out_of_order: boo
     if comparison.changed:
         raise drift_error(comparison)
     scripts = plan_all(comparison.pending)
+    close_all(scripts)
     for migration in comparison.pending:
         reporter.event("would_apply", migration=migration.name, statements=scripts[migration.name].count,
-                       transaction=migration.transactional)
+                       transaction=scripts[migration.name].transactional)
     pending, applied = len(comparison.pending), len(comparison.applied)
     return Result("apply --dry-run",
                   f"dry run: {plural(pending, 'migration')} would be applied; {applied} already applied",
@@ -319,7 +334,10 @@ def validate(options: Options, reporter: Reporter) -> Result:
     scripts = plan_all(migrations)
     from runner import syntax
 
-    checked = syntax.check(migrations, scripts)
+    try:
+        checked = syntax.check(migrations, scripts)
+    finally:
+        close_all(scripts)
     if not checked:
         reporter.event("note", text="syntax not checked: pglast (PostgreSQL's parser) is not installed; "
                                     "the server checks it when the migration runs")

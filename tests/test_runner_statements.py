@@ -37,10 +37,10 @@ def runner_split(text: str) -> list[str]:
     return [s.text.rstrip(";").strip() for s in split("f.sql", text)]
 
 
-def plan_text(tmp_path, text: str, transactional: bool = True, name: str = "001_f.sql"):
+def plan_text(tmp_path, text: str, name: str = "001_f.sql"):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
-    return plan(name, path, transactional)
+    return plan(name, path)
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
