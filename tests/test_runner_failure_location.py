@@ -2,7 +2,7 @@
 
 import pytest
 
-from runner import statements
+from runner import migration, statements
 from runner.errors import EXIT_MIGRATION_FAILED, EXIT_OK
 from tests.pg import write
 
@@ -52,6 +52,7 @@ def test_an_error_raised_inside_a_function_in_a_file_of_several_segments_names_i
         db, tmp_path, monkeypatch, wrapped, failing_last):
     monkeypatch.setattr(statements, "SEGMENT_CHARS", 120)
     monkeypatch.setattr(statements, "_READ_BYTES", 64)
+    monkeypatch.setattr(migration, "_READ_BYTES", 64)  # no file is small enough to run from its listing
     write(tmp_path, {"001_setup.sql": SETUP})
     assert db.run("--dir", str(tmp_path)).code == EXIT_OK
     body = "".join(f"INSERT INTO users VALUES ({n}); -- row {n}\n" for n in range(2, 30))
@@ -98,3 +99,33 @@ def test_a_last_statement_without_a_semicolon_is_still_located(db, tmp_path, tai
     result = db.run("--dir", str(tmp_path))
     assert result.code == EXIT_MIGRATION_FAILED
     assert "failed at statement 2 of 2 (001_users.sql:2)" in result.err
+
+
+def test_a_one_statement_migration_failing_without_a_position_names_its_statement_not_its_row(db, tmp_path):
+    # A query of one statement carries no marker of its own: the tail's marker tells its failure
+    # from a failure of the tracking row.
+    write(tmp_path, {"001_setup.sql": SETUP})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    write(tmp_path, {"002_dup.sql": "INSERT INTO users VALUES (1), (1);\n"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_MIGRATION_FAILED, result.output
+    assert "failed at statement 1 of 1 (002_dup.sql:1)" in result.err
+    assert "SQLSTATE 23505" in result.err and "could not be written" not in result.err
+
+
+def test_segments_of_one_statement_each_are_located_without_markers(db, tmp_path, monkeypatch):
+    # Each statement is a segment (and a query) of its own: the statements of the queries that
+    # completed count as completed, though no marker followed them.
+    monkeypatch.setattr(statements, "SEGMENT_CHARS", 10)
+    monkeypatch.setattr(statements, "_READ_BYTES", 16)
+    monkeypatch.setattr(migration, "_READ_BYTES", 16)
+    write(tmp_path, {"001_setup.sql": SETUP})
+    assert db.run("--dir", str(tmp_path)).code == EXIT_OK
+    rows = "".join(f"INSERT INTO users VALUES ({n});\n" for n in range(1, 6))
+    write(tmp_path, {"002_rows.sql": "SELECT nextval('calls');\n" + rows + "INSERT INTO users VALUES (3);\n"
+                     + "INSERT INTO users VALUES (7);\n"})
+    result = db.run("--dir", str(tmp_path))
+    assert result.code == EXIT_MIGRATION_FAILED, result.output
+    assert "failed at statement 7 of 8 (002_rows.sql:7)" in result.err
+    assert calls(db) == 1
+    assert db.query("SELECT count(*) FROM users") == [(0,)]
