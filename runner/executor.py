@@ -218,10 +218,11 @@ class Executor:
         record = self.tracking.record_sql(cursor, migration.name, script.checksum, count)
         landed = self.tracking.landed_sql(cursor, migration.name, script.checksum)
         return (f"\n;\n{_marker(count, held)}{record};\n"
-                f"SELECT CAST(CASE WHEN NOT held THEN '{_LOCK_LOST}' WHEN NOT landed THEN '{_NOT_LANDED}' "
-                f"ELSE '0' END AS pg_catalog.int4), pg_catalog.pg_advisory_lock({MARK_CLASS}, {count + 1}), "
-                f"pg_catalog.pg_advisory_unlock({MARK_CLASS}, {count}) "
-                f"FROM (SELECT ({landed}) AS landed, {self.lock_held} AS held) AS checked;\n"
+                # No FROM: a subquery there cost more server time than the check itself.
+                f"SELECT CAST(CASE WHEN NOT {self.lock_held} THEN '{_LOCK_LOST}' WHEN NOT ({landed}) "
+                f"THEN '{_NOT_LANDED}' ELSE '0' END AS pg_catalog.int4), "
+                f"pg_catalog.pg_advisory_lock({MARK_CLASS}, {count + 1}), "
+                f"pg_catalog.pg_advisory_unlock({MARK_CLASS}, {count});\n"
                 f"COMMIT; {RESET_SESSION}")
 
     def _check_reading(self, migration: Migration, outcome: str) -> None:
