@@ -17,9 +17,10 @@ from typing import Mapping, Sequence
 
 import psycopg2
 
-from runner import history
-from runner.errors import EXIT_DRIFT, EXIT_OK, MigrationFailed, UsageError
-from runner.migration import Migration
+from runner import history, lock
+from runner.errors import EXIT_DRIFT, EXIT_OK, LockLost, MigrationFailed, UsageError
+from runner.executor import RESET_SESSION
+from runner.migration import Migration, checksum
 from runner.output import Reporter, plural
 from runner.statements import line_at, split
 
@@ -93,7 +94,9 @@ def verify(session, expected_path: str, migrations: Sequence[Migration], reporte
         if name in on_disk and on_disk[name] != entry.get("sha256"):
             reporter.event("note", text=f"{name}: the expected objects were read from another version of the file "
                                         "than the one here; its objects may differ")
-    with session.cursor() as cursor:
+    # The migration session: objects named without a schema are looked up on the search_path the
+    # migrations ran with, which the runner's own session does not have.
+    with session.migrations().cursor() as cursor:
         rows = history.load_if_present(cursor)
         missing, unknown = missing_objects(cursor, rows, expected)
     for name in unknown:
@@ -126,7 +129,8 @@ def reapply(session, tracking: history.Tracking, migration: Migration, reporter:
                          hint="run its statements by hand, then leave its record as it is")
     text = migration.text
     started = time.monotonic()
-    with session.cursor() as cursor:
+    connection = session.migrations()  # never the lock session: a migration must not be able to release the lock
+    with connection.cursor() as cursor:
         rows = tracking.load(cursor)
         row = history.lookup(rows, migration.name)
         if row is None:
@@ -150,16 +154,26 @@ def reapply(session, tracking: history.Tracking, migration: Migration, reporter:
                 )
                 failure.outcome = "it was rolled back; the database and its record are as they were"
                 failure.message = failure._render().replace(
-                    "(it did not fail again when its statements were run one by one, so the statement is not known)",
+                    "before its first statement ran (while opening its transaction)",
                     "when run again (PostgreSQL named no position)")
                 raise failure from None
             cursor.execute(history.RESET_SESSION)
-            cursor.execute(tracking.record_sql(cursor, migration.name, migration.checksum, 0))
-            cursor.execute("COMMIT")
+            # The checksum of the text that ran, read just now (the file may have changed since it was listed).
+            ran = checksum(text)
+            cursor.execute(tracking.record_sql(cursor, migration.name, ran, 0))
+            cursor.execute(f"SELECT ({tracking.landed_sql(cursor, migration.name, ran)}), "
+                           f"({lock.held_by_sql(session.connection.get_backend_pid())})")
+            landed, locked = cursor.fetchone()
+            if not (landed and locked):
+                raise (history.tracking_not_landed(tracking, f"{migration.name} ran again, but its row",
+                                                   "it was rolled back") if locked else
+                       LockLost(f"lost the migration lock while re-applying {migration.name}; it was rolled back",
+                                hint="run it again"))
+            cursor.execute(f"COMMIT; {RESET_SESSION}")
         except BaseException:
-            if not session.connection.closed:
+            if not connection.closed:
                 cursor.execute("ROLLBACK")
-                cursor.execute(history.RESET_SESSION)
+                cursor.execute(RESET_SESSION)
             raise
     elapsed = int((time.monotonic() - started) * 1000)
     reporter.event("applied", migration=migration.name, statements=0, duration_ms=elapsed, attempts=1)
