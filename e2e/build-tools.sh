@@ -33,8 +33,6 @@ K8S_PROVIDER_MODULE_VERSION=v4.0.0-20260115033456-f47bc2d6f199
 # A current Kubernetes release whose kubelet still runs on cgroup v1 (failCgroupV1: false), which
 # is all this machine has; the staging modules k8s.io/* are published as v0.<minor>.<patch>.
 KUBERNETES_VERSION=1.35.4
-# Service-name DNS for the pods: the newest CoreDNS release the proxy serves.
-COREDNS_VERSION=1.15.0
 
 if [ "$K8S_PROVIDER_VERSION" != "$K8S_PROVIDER_COMMIT_VERSION" ]; then
     echo "build-tools: requirements.txt pins pulumi-kubernetes==$K8S_PROVIDER_VERSION but this script" >&2
@@ -154,26 +152,14 @@ MOD
     local pkg=k8s.io/component-base/version
     local ld="-s -w -X $pkg.gitVersion=v$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor%%.*}"
     ld="$ld -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-    # One invocation: the five share most of their packages, which are then compiled once, and
-    # `go build` schedules all of them across the cores together.
+    # What the tier runs: the API server and the controllers (the node is tests/e2e/node_agent.py).
+    # One invocation: they share most of their packages, which are then compiled once, and
+    # `go build` schedules both across the cores together.
     local cmds=()
-    for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
+    for cmd in kube-apiserver kube-controller-manager; do
         cmds+=("k8s.io/kubernetes/cmd/$cmd")
     done
     go build -trimpath -o "$out/" -ldflags "$ld" "${cmds[@]}"
-}
-
-coredns() {
-    local out=$1
-    cat >go.mod <<MOD
-module e2e-tools/coredns
-
-go 1.26
-MOD
-    go get "github.com/coredns/coredns@v$COREDNS_VERSION"
-    go build -trimpath -o "$out/coredns" \
-        -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=v$COREDNS_VERSION" \
-        github.com/coredns/coredns
 }
 
 # The tools share no module versions, so no compiled package: built side by side, one fills the
@@ -187,9 +173,7 @@ pids=()
 pids+=($!)
 build pulumi-resource-kubernetes "$K8S_PROVIDER_VERSION" kubernetes_provider &
 pids+=($!)
-build kubernetes "$KUBERNETES_VERSION" kubernetes &
-pids+=($!)
-build coredns "$COREDNS_VERSION" coredns &
+build kube-control-plane "$KUBERNETES_VERSION" kubernetes &
 pids+=($!)
 failed=0
 for pid in "${pids[@]}"; do
@@ -198,7 +182,6 @@ done
 [ "$failed" = 0 ] || exit 1
 
 for d in "pulumi-$PULUMI_CLI_VERSION" "pulumi-language-python-$PULUMI_CLI_VERSION" \
-    "pulumi-resource-kubernetes-$K8S_PROVIDER_VERSION" "kubernetes-$KUBERNETES_VERSION" \
-    "coredns-$COREDNS_VERSION"; do
+    "pulumi-resource-kubernetes-$K8S_PROVIDER_VERSION" "kube-control-plane-$KUBERNETES_VERSION"; do
     printf '%s\n' "$cache/$d/bin"
 done
