@@ -201,6 +201,8 @@ class MigrationJob(pulumi.ComponentResource):
             EnvVarArgs(name="MIGRATION_WAIT_FOR_LOCK", value=str(max(10, m.active_deadline_seconds // 2))),
             EnvVarArgs(name="PYTHONUNBUFFERED", value="1"),
         ]
+        if m.allow_out_of_order:
+            env.append(EnvVarArgs(name="MIGRATION_ALLOW_OUT_OF_ORDER", value="true"))
         if settings.database.sslmode:
             env.append(EnvVarArgs(name="POSTGRES_SSLMODE", value=settings.database.sslmode))
         if args.snapshot is not None:

@@ -203,6 +203,7 @@ class Migrations:
     ttl_seconds_after_finished: int
     lock_timeout: str
     statement_timeout: str
+    allow_out_of_order: bool
     snapshot: Optional[str] = None  # a schema snapshot (path relative to the project) for an empty database
 
 
@@ -704,6 +705,7 @@ def _migrations(s: _Section) -> Migrations:
         ttl_seconds_after_finished=s.integer("ttlSecondsAfterFinished", 60, 7 * 86400),
         lock_timeout=_duration(s, "lockTimeout", "5s"),
         statement_timeout=_duration(s, "statementTimeout", "5min"),
+        allow_out_of_order=s.boolean("allowOutOfOrder"),
         snapshot=s.string("snapshot", optional=True),
     )
 

@@ -187,3 +187,27 @@ def test_the_pre_flight_lists_recorded_migrations_whose_objects_are_missing_file
     assert "products_tenant_idx" in findings[0].message
     assert "runner reapply" in findings[1].message
     assert db.dump() == before
+
+
+def test_a_late_file_stops_the_job_with_exit_3_unless_the_stack_allows_out_of_order(db, job_pod, image_python,
+                                                                                  tmp_path):
+    # A branch merged after a newer migration shipped: its file sorts before an applied one.
+    local, image = tmp_path / "local", tmp_path / "image"
+    local.mkdir()
+    image.mkdir()
+    (local / "20251130000000_base.sql").write_text("CREATE TABLE base (id int);\n")
+    (image / "20251202000000_newer.sql").write_text("CREATE TABLE newer (id int);\n")
+    dirs = {"/app/migrations-local": local, "/app/migrations": image}
+    code, log, _ = run_job(db, job_pod, image_python, tmp_path / "first", dirs)
+    assert code == 0, log
+    (image / "20251201000000_late.sql").write_text("CREATE TABLE late (id int);\n")
+
+    code, log, _ = run_job(db, job_pod, image_python, tmp_path / "refused", dirs)
+    assert code == 3, log
+    assert "20251201000000_late.sql" in log and db.query("SELECT to_regclass('late')") == [(None,)]
+
+    allowed = run_program(dev(**{"migrations.allowOutOfOrder": "true"}))
+    pod = allowed.find("Job", "db-migrations").inputs["spec"]["template"]["spec"]
+    code, log, _ = run_job(db, (pod, job_pod[1]), image_python, tmp_path / "allowed", dirs)
+    assert code == 0, log
+    assert db.query("SELECT to_regclass('late')::text") == [("late",)]

@@ -109,6 +109,18 @@ def test_waiting_for_another_runs_lock_follows_the_deadline():
     assert env["MIGRATION_WAIT_FOR_LOCK"]["value"] == "900"
 
 
+def test_the_job_refuses_out_of_order_files_unless_the_stack_allows_them(job):
+    assert "MIGRATION_ALLOW_OUT_OF_ORDER" not in env_of(container(job))
+    allowed = run_program(dev(**{"migrations.allowOutOfOrder": "true"})).find("Job", "db-migrations")
+    assert env_of(container(allowed))["MIGRATION_ALLOW_OUT_OF_ORDER"] == {"name": "MIGRATION_ALLOW_OUT_OF_ORDER",
+                                                                          "value": "true"}
+
+
+def test_allow_out_of_order_must_be_true_or_false():
+    result = run_program(dev(**{"migrations.allowOutOfOrder": "sometimes"}))
+    assert "migrations.allowOutOfOrder: 'sometimes' is not true or false" in str(result.error)
+
+
 def test_job_pulls_with_the_pull_secret_and_surfaces_its_logs_on_failure(job):
     assert job.inputs["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "ghcr-secret"}]
     assert container(job)["terminationMessagePolicy"] == "FallbackToLogsOnError"
