@@ -20,6 +20,14 @@ from components.security import labels, take_over_annotations
 from components.settings import Settings
 
 
+# The provider replaces a ConfigMap whose data changes (it does not update one in place), and a
+# named one is deleted before its replacement is created. Where the stack retains the live
+# ConfigMap (components.retention), that delete leaves the object in place, so the replacement
+# is applied over it and would conflict with the fields its previous incarnation's field manager
+# owns: force them, as they are this program's own.
+REPLACE_OVER_RETAINED = {"pulumi.com/patchForce": "true"}
+
+
 @dataclass(frozen=True)
 class AppConfigArgs:
     namespace: pulumi.Input[str]
@@ -37,7 +45,8 @@ class AppConfig(pulumi.ComponentResource):
             app.config_map,
             metadata=ObjectMetaArgs(name=app.config_map, namespace=args.namespace,
                                     labels=labels("ideaforge-ai", "config"),
-                                    annotations=take_over_annotations(args.settings.take_over) or None),
+                                    annotations={**REPLACE_OVER_RETAINED,
+                                                 **take_over_annotations(args.settings.take_over)}),
             data=dict(app.config_data),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
