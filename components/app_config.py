@@ -16,6 +16,7 @@ import pulumi
 from pulumi_kubernetes.core.v1 import ConfigMap
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
+from components.retention import retains_live_app
 from components.security import labels, take_over_annotations
 from components.settings import Settings
 
@@ -45,8 +46,8 @@ class AppConfig(pulumi.ComponentResource):
             app.config_map,
             metadata=ObjectMetaArgs(name=app.config_map, namespace=args.namespace,
                                     labels=labels("ideaforge-ai", "config"),
-                                    annotations={**REPLACE_OVER_RETAINED,
-                                                 **take_over_annotations(args.settings.take_over)}),
+                                    annotations={**(REPLACE_OVER_RETAINED if retains_live_app(args.settings) else {}),
+                                                 **take_over_annotations(args.settings.take_over)} or None),
             data=dict(app.config_data),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )

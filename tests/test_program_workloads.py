@@ -175,9 +175,12 @@ def test_take_over_forces_ownership_of_the_objects_make_eks_deploy_created():
         assert result.find(kind, name).inputs["metadata"]["annotations"]["pulumi.com/patchForce"] == "true"
 
 
-def test_without_take_over_nothing_forces_ownership(deployment):
-    for r in deployment.manifests():
-        assert "pulumi.com/patchForce" not in (r["metadata"].get("annotations") or {})
+def test_without_take_over_nothing_forces_ownership_but_the_retained_app_configmap(deployment):
+    # The app ConfigMap is replaced when its data changes, over the retained live object
+    # (components/app_config.py): its own previous fields are the only ones it forces.
+    forced = [(r["kind"], r["metadata"]["name"]) for r in deployment.manifests()
+              if "pulumi.com/patchForce" in (r["metadata"].get("annotations") or {})]
+    assert forced == [("ConfigMap", "ideaforge-ai-config")]
 
 
 # -- migration sets too big for one ConfigMap -------------------------------------------------
