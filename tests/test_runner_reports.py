@@ -32,17 +32,24 @@ def blocking_session(db, table: str, last_query: str):
 
 # -- the blocker is reported without the literals of its SQL -----------------------------------
 
-def test_the_blocking_sessions_query_is_reported_without_its_secrets(db, tmp_path):
-    db.execute("CREATE TABLE items (id int); CREATE ROLE reporting_reader")
-    write(tmp_path, {"001_alter.sql": "ALTER TABLE items ADD COLUMN name text;\n"})
+def run_behind_a_blocker(db, tmp_path, blockers_query: str):
+    """One run (JSON log, one lock retry) while a session whose last query is `blockers_query`
+    holds a lock on `items`; returns the result and the termination log's path."""
     log = tmp_path / "termination-log"
     log.write_text("")
-    blocker = blocking_session(db, "items", "ALTER ROLE reporting_reader PASSWORD 'S3cret-Rotation-2025'")
+    blocker = blocking_session(db, "items", blockers_query)
     try:
         result = db.run("--dir", str(tmp_path), "--lock-timeout", "600ms", "--lock-retries", "1",
                         "--retry-delay", "0.1", "--log-format", "json", env={"TERMINATION_LOG": str(log)})
     finally:
         blocker.close()
+    return result, log
+
+
+def test_the_blocking_sessions_query_is_reported_without_its_secrets(db, tmp_path):
+    db.execute("CREATE TABLE items (id int); CREATE ROLE reporting_reader")
+    write(tmp_path, {"001_alter.sql": "ALTER TABLE items ADD COLUMN name text;\n"})
+    result, log = run_behind_a_blocker(db, tmp_path, "ALTER ROLE reporting_reader PASSWORD 'S3cret-Rotation-2025'")
     assert result.code == EXIT_TRANSIENT, result.output
     printed = result.output + log.read_text()
     assert "S3cret-Rotation-2025" not in printed
@@ -210,14 +217,7 @@ def test_a_blocker_of_a_transaction_block_in_a_no_transaction_file_is_reported_w
     write(tmp_path, {"001_block.sql": "-- runner:no-transaction\nCREATE TABLE before (id int);\n"
                                       "BEGIN;\nCREATE TABLE inside (id int);\nALTER TABLE items ADD COLUMN name text;\n"
                                       "COMMIT;\n"})
-    log = tmp_path / "termination-log"
-    log.write_text("")
-    blocker = blocking_session(db, "items", "ALTER ROLE block_reader PASSWORD 'S3cret-Rotation-2025'")
-    try:
-        result = db.run("--dir", str(tmp_path), "--lock-timeout", "600ms", "--lock-retries", "1",
-                        "--retry-delay", "0.1", "--log-format", "json", env={"TERMINATION_LOG": str(log)})
-    finally:
-        blocker.close()
+    result, log = run_behind_a_blocker(db, tmp_path, "ALTER ROLE block_reader PASSWORD 'S3cret-Rotation-2025'")
     assert result.code == EXIT_TRANSIENT, result.output
     assert "S3cret-Rotation-2025" not in result.output + log.read_text()
     retry = next(json.loads(line) for line in result.out.splitlines() if '"lock_timeout_retry"' in line)
