@@ -64,8 +64,33 @@ def write(directory: Path, count: int, dbmate: bool = False) -> list[Path]:
     return paths
 
 
-def trivial(directory: Path, count: int) -> None:
-    """A long, cheap history for the no-op benchmark."""
+def trivial(directory: Path, count: int, dbmate: bool = False) -> None:
+    """Files of one cheap statement each: a long history, or the runner's cost per file laid bare."""
     directory.mkdir(parents=True, exist_ok=True)
     for i in range(count):
-        (directory / name(i)).write_text(f"SELECT {i};\n")
+        text = f"SELECT {i};\n"
+        (directory / name(i)).write_text(f"-- migrate:up\n{text}\n-- migrate:down\n" if dbmate else text)
+
+
+def one_large_statement(directory: Path, megabytes: int) -> Path:
+    """One migration that is a table and one INSERT ... VALUES of `megabytes` MB, written in pieces."""
+    directory.mkdir(parents=True, exist_ok=True)
+    row = "('" + "x" * 90 + "')"
+    count = megabytes * 1024 * 1024 // (len(row) + 2)
+    with (directory / name(0)).open("w") as handle:
+        handle.write("CREATE TABLE seed (id bigserial, v text);\nINSERT INTO seed (v) VALUES\n")
+        for i in range(count):
+            handle.write(row + (",\n" if i < count - 1 else ";\n"))
+    return directory
+
+
+def large_seed(directory: Path, megabytes: int) -> Path:
+    """One migration of `megabytes` MB of INSERTs of 100 rows each (about 9 KB a statement)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    row = "('" + "x" * 90 + "')"
+    statement = "INSERT INTO seed (v) VALUES " + ", ".join([row] * 100) + ";\n"
+    with (directory / name(0)).open("w") as handle:
+        handle.write("CREATE TABLE seed (id bigserial, v text);\n")
+        for _ in range(megabytes * 1024 * 1024 // len(statement)):
+            handle.write(statement)
+    return directory

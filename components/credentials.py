@@ -1,8 +1,8 @@
 """Where the database address, user and password come from, for every pod that needs them.
 
-By default from the app's own ConfigMap and Secret (as the old manifests did, with
-configMapKeyRef/secretKeyRef), so the stack never overrides what the app team set there.
-A value set in the stack's `database` config replaces the ConfigMap's. A password given as
+By default from the app's ConfigMap and Secret (as the old manifests did, with
+configMapKeyRef/secretKeyRef). A value set in the stack's `database` config replaces the
+ConfigMap's, for the Jobs and the backend alike. A password given as
 the Pulumi secret postgresPassword goes into a Secret this program creates; its value stays
 encrypted in the Pulumi state.
 """
@@ -23,7 +23,7 @@ from pulumi_kubernetes.core.v1 import (
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from components.security import labels
-from components.settings import CREATED_SECRET, Settings
+from components.settings import CREATED_SECRET, Settings, stack_sets
 
 # The app ConfigMap's keys (k8s/eks/configmap.yaml), and the variables the backend and the
 # runner read.
@@ -82,19 +82,22 @@ class DatabaseCredentials(pulumi.ComponentResource):
         return EnvVarArgs(name=variable, value_from=EnvVarSourceArgs(
             secret_key_ref=SecretKeySelectorArgs(name=db.password_secret, key=db.password_key)))
 
-    def backend_overrides(self) -> list[EnvVarArgs]:
-        """What the backend needs beyond envFrom of the app ConfigMap and Secret: only the
-        values this stack sets differently (an empty list in the dev stack)."""
-        db = self.settings.database
-        env = [e for e, (field, _) in zip(self.database_env(), DATABASE_KEYS) if getattr(db, field) is not None]
-        if db.password is not None or db.password_key != "POSTGRES_PASSWORD" or not self.settings.app.secret:
-            env.append(self.password_env())
-        if not self.settings.app.config_map:
+    def env_overrides(self) -> dict[str, EnvVarArgs]:
+        """The app variables this stack gives from its own settings (database.*, the password's
+        Secret and key, redisUrl) instead of the app ConfigMap or Secret under their own names:
+        none in the dev stack."""
+        overrides = {}
+        for (_, key), var in zip(DATABASE_KEYS, self.database_env()):
+            if stack_sets(self.settings, key):
+                overrides[key] = var
+        if stack_sets(self.settings, "POSTGRES_PASSWORD"):
+            overrides["POSTGRES_PASSWORD"] = self.password_env()
+        if stack_sets(self.settings, REDIS_URL_KEY):
             source = self.redis_url_source()
             redis = self.settings.redis
-            env.append(EnvVarArgs(name=REDIS_URL_KEY, value_from=source) if source
-                       else EnvVarArgs(name=REDIS_URL_KEY, value=f"redis://{redis.host}:{redis.port}/0"))
-        return env
+            overrides[REDIS_URL_KEY] = (EnvVarArgs(name=REDIS_URL_KEY, value_from=source) if source else
+                                        EnvVarArgs(name=REDIS_URL_KEY, value=f"redis://{redis.host}:{redis.port}/0"))
+        return overrides
 
     def redis_url_source(self) -> Optional[EnvVarSourceArgs]:
         """REDIS_URL for the readiness check: the Pulumi secret, else the app ConfigMap's; None

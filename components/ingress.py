@@ -1,8 +1,16 @@
-"""The Ingress in front of the app: frontendHost to the frontend, backendHost to the backend.
+"""The Ingress in front of the app: each rule a host and its paths, in order, to the backend
+or frontend Service.
 
-Without hosts, one rule by path: `/api` to the backend, everything else to the frontend.
-The class is spec.ingressClassName when `className` is set; the old manifests chose it with
-the `kubernetes.io/ingress.class` annotation, which `annotations` can carry on.
+The dev stack's is the one traffic goes through, `ideaforge-ai-ingress-nginx` (k8s/eks/
+ingress-nginx.yaml): several paths on the frontend host (the multi-agent endpoint, /api, /)
+and the API host. The class is spec.ingressClassName when `className` is set; an annotation
+can carry it instead (settings refuses both: the API server does).
+
+How long `up` waits for the ingress controller to report the Ingress's address is a setting
+(`awaitAddressSeconds`). Pulumi's default is to wait up to ten minutes and then fail; the
+Ingress comes last, so a controller that never answers (an ALB without its certificate, a
+class no controller serves) would hold every deploy after all pods have rolled. 0 does not
+wait (`pulumi.com/skipAwait`): the Ingress is created or updated and the deploy ends.
 """
 
 from __future__ import annotations
@@ -25,7 +33,9 @@ from pulumi_kubernetes.networking.v1 import (
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from components.security import labels, take_over_annotations
-from components.settings import Settings
+from components.settings import IngressPath, Settings
+
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 
 
 @dataclass(frozen=True)
@@ -35,28 +45,22 @@ class IngressArgs:
     depends_on: Sequence[pulumi.Resource] = ()
 
 
-def _path(path: str, service: str, port: int) -> HTTPIngressPathArgs:
-    return HTTPIngressPathArgs(path=path, path_type="Prefix", backend=IngressBackendArgs(
-        service=IngressServiceBackendArgs(name=service, port=ServiceBackendPortArgs(number=port))))
+def _path(path: IngressPath, settings: Settings) -> HTTPIngressPathArgs:
+    port = settings.backend.port if path.service == "backend" else settings.frontend.port
+    return HTTPIngressPathArgs(path=path.path, path_type=path.path_type, backend=IngressBackendArgs(
+        service=IngressServiceBackendArgs(name=path.service, port=ServiceBackendPortArgs(number=port))))
 
 
 class AppIngress(pulumi.ComponentResource):
     def __init__(self, name: str, args: IngressArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ideaforge:apps:AppIngress", name, None, opts)
         settings, ingress = args.settings, args.settings.ingress
-        frontend = _path("/", "frontend", settings.frontend.port)
-        backend = _path("/", "backend", settings.backend.port)
-        if ingress.frontend_host or ingress.backend_host:
-            rules = []
-            if ingress.frontend_host:
-                rules.append(IngressRuleArgs(host=ingress.frontend_host, http=HTTPIngressRuleValueArgs(paths=[frontend])))
-            if ingress.backend_host:
-                rules.append(IngressRuleArgs(host=ingress.backend_host, http=HTTPIngressRuleValueArgs(paths=[backend])))
-        else:
-            rules = [IngressRuleArgs(http=HTTPIngressRuleValueArgs(paths=[
-                _path("/api", "backend", settings.backend.port), frontend]))]
-        hosts = [h for h in (ingress.frontend_host, ingress.backend_host) if h]
-        annotations = {**ingress.annotations, **take_over_annotations(settings.take_over)}
+        rules = [IngressRuleArgs(host=rule.host, http=HTTPIngressRuleValueArgs(
+            paths=[_path(p, settings) for p in rule.paths])) for rule in ingress.rules]
+        waits = ingress.await_address_seconds > 0
+        annotations = {**ingress.annotations, **take_over_annotations(settings.take_over),
+                       **({} if waits else SKIP_AWAIT)}
+        timeout = f"{ingress.await_address_seconds}s"
         self.ingress = Ingress(
             ingress.name,
             metadata=ObjectMetaArgs(name=ingress.name, namespace=args.namespace, labels=labels("ideaforge-ai", "ingress"),
@@ -64,10 +68,13 @@ class AppIngress(pulumi.ComponentResource):
             spec=IngressSpecArgs(
                 ingress_class_name=ingress.class_name or None,
                 rules=rules,
-                tls=[IngressTLSArgs(hosts=hosts or None, secret_name=ingress.tls_secret)] if ingress.tls_secret else None,
+                tls=[IngressTLSArgs(hosts=ingress.hosts or None, secret_name=ingress.tls_secret)]
+                if ingress.tls_secret else None,
             ),
             # Its own depends_on, as a component's does not reach its children: the Services it
             # routes to exist first, so its await does not wait for them.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=list(args.depends_on),
+                custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout) if waits else None),
         )
         self.register_outputs({"name": self.ingress.metadata.name})

@@ -6,18 +6,20 @@ Which migrations (config `migrations.source`):
 - `configmap`: files of this checkout (`migrations.dirs`), shipped in ConfigMaps.
 
 The runner itself travels as a zipapp in a ConfigMap (components.runner_bundle) unless
-a dedicated `migrations.image` has it. The Job runs exactly when needed: its pod template
-carries the image, the runner's checksum and (configmap source) the migrations' checksum,
-so any change replaces the Job (see components.jobs), and an unchanged stack leaves it alone.
+a dedicated `migrations.image` has it; the Job runs it only if its sha256 is the one in the
+Job's own pod template (components/runner_launch.py). The Job runs exactly when needed: its
+pod template carries the image, the runner's checksum and (configmap source) the migrations'
+checksum, so any change replaces the Job (see components.jobs), and an unchanged stack leaves
+it alone.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 from pulumi_kubernetes.batch.v1 import Job, JobSpecArgs
@@ -65,6 +67,8 @@ class MigrationArgs:
     bundle: Optional[Bundle]  # the shipped files (configmap source), else None
     runner: Optional[RunnerBundle]  # the zipapp, unless a dedicated image has the runner
     wait_for: Sequence[pulumi.Resource] = ()
+    # More of what runs the Job again when it changes (the database it reads from the app ConfigMap).
+    triggers: Mapping[str, str] = field(default_factory=dict)
     snapshot: Optional[str] = None  # the text of migrations.snapshot (read_snapshot)
 
 
@@ -81,7 +85,11 @@ def read_snapshot(project_dir: Path, relative: Optional[str]) -> Optional[str]:
         raise pulumi.RunError(f"migrations.snapshot {relative} is {len(data) // 1024} KiB; a ConfigMap holds at most "
                               f"{SNAPSHOT_LIMIT // 1024} KiB: bake it into a dedicated migrations image "
                               "(migrations.image) and set MIGRATION_SNAPSHOT there")
-    return data.decode("utf-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise pulumi.RunError(f"migrations.snapshot {relative} is not UTF-8 text (byte {exc.start}); the runner "
+                              "reads snapshots as UTF-8: take it again with `python -m runner snapshot`") from None
 
 
 def configmap_name(index: int) -> str:
@@ -126,7 +134,8 @@ class MigrationJob(pulumi.ComponentResource):
         m = settings.migrations
         # A new backend tag runs the Job again even with a dedicated migrations image: what the
         # backend expects of the schema may have changed with it.
-        trigger = {"ideaforge.ai/image": settings.migration_image, "ideaforge.ai/backend-image": settings.images.backend}
+        trigger = {"ideaforge.ai/image": settings.migration_image, "ideaforge.ai/backend-image": settings.images.backend,
+                   **args.triggers}
         if args.runner is not None:
             trigger["ideaforge.ai/runner-sha256"] = args.runner.checksum
         if args.bundle is not None:
@@ -192,13 +201,16 @@ class MigrationJob(pulumi.ComponentResource):
             EnvVarArgs(name="MIGRATION_WAIT_FOR_LOCK", value=str(max(10, m.active_deadline_seconds // 2))),
             EnvVarArgs(name="PYTHONUNBUFFERED", value="1"),
         ]
+        if m.allow_out_of_order:
+            env.append(EnvVarArgs(name="MIGRATION_ALLOW_OUT_OF_ORDER", value="true"))
         if settings.database.sslmode:
             env.append(EnvVarArgs(name="POSTGRES_SSLMODE", value=settings.database.sslmode))
         if args.snapshot is not None:
             # Loaded only when the database is empty: a database with a history ignores it.
             env.append(EnvVarArgs(name="MIGRATION_SNAPSHOT", value=f"{SNAPSHOT_MOUNT}/{SNAPSHOT_FILE}"))
         if args.runner is not None:
-            command = list(m.command or ("python", args.runner.path))
+            # The launcher checks the zipapp against the checksum written here, in the pod template.
+            command = args.runner.command()
         else:
             command = list(m.command or DEFAULT_IMAGE_COMMAND)
         return ContainerArgs(

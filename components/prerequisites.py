@@ -1,21 +1,23 @@
-"""Objects the stack uses but does not own: the app's ConfigMap and Secret, the pull secret.
+"""Objects the stack uses but does not own: the app's Secret and the image pull secret.
 
 Each is read from the cluster (`.get`), so a missing one stops `pulumi preview` with its
 namespace and name, instead of leaving pods in CreateContainerConfigError until Pulumi's
-await timeout halfway through `up`. The keys the Jobs take from them are checked too.
-pulumi-kubernetes keeps a read Secret's data as a Pulumi secret. Nothing is read when this
-stack creates the namespace (nothing can be in it yet).
+await timeout halfway through `up`. The app Secret must hold every key a workload or a Job
+cannot start without (settings.secret_keys_read); only key names are ever compared or
+printed. pulumi-kubernetes keeps a read Secret's data as a Pulumi secret, in the state: with
+`readSecrets` false no Secret is read (deploy.py checks them instead). Nothing is read when
+this stack creates the namespace (nothing can be in it yet).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import pulumi
-from pulumi_kubernetes.core.v1 import ConfigMap, Secret
+from pulumi_kubernetes.core.v1 import Secret
 
-from components.credentials import DATABASE_KEYS
-from components.settings import CREATED_SECRET, Settings
+from components.settings import CREATED_SECRET, Settings, secret_keys_read
 
 
 @dataclass(frozen=True)
@@ -27,41 +29,46 @@ class MissingKeys(pulumi.RunError):
     pass
 
 
-def required_config_map_keys(settings: Settings) -> list[str]:
-    """The app ConfigMap keys the Jobs read (those the stack does not set itself)."""
-    keys = [key for field, key in DATABASE_KEYS if getattr(settings.database, field) is None]
-    if settings.redis.url is None:
-        keys.append("REDIS_URL")
-    return keys
-
-
 class Prerequisites(pulumi.ComponentResource):
+    app_secret: Optional[Secret]
+
     def __init__(self, name: str, args: PrerequisitesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ideaforge:prerequisites:Prerequisites", name, None, opts)
         settings = args.settings
         self.read: list[pulumi.Resource] = []
+        self.app_secret = None
         if not settings.create_namespace:
             namespace = settings.namespace
             child = pulumi.ResourceOptions(parent=self)
-            for secret in sorted({settings.app.secret, settings.images.pull_secret} - {"", CREATED_SECRET}):
+            # Not with readSecrets false: what is read stays in the state (deploy.py checks them instead).
+            secrets = {settings.app.secret, settings.images.pull_secret} if settings.read_secrets else set()
+            for secret in sorted(secrets - {"", CREATED_SECRET}):
                 found = Secret.get(f"existing-secret-{secret}", f"{namespace}/{secret}", opts=child)
                 self.read.append(found)
-            if settings.app.config_map:
-                config_map = ConfigMap.get(f"existing-configmap-{settings.app.config_map}",
-                                           f"{namespace}/{settings.app.config_map}", opts=child)
-                wanted = required_config_map_keys(settings)
-                config_map.data.apply(lambda data: _check_keys(settings, data, wanted))
-                self.read.append(config_map)
+                if secret == settings.app.secret:
+                    self.app_secret = found
+        # What the rest waits for: the reads, and the check of the app Secret's keys (a failed
+        # check registers nothing after it).
+        self.checked: list[pulumi.Input[pulumi.Resource]] = [self]
+        if self.app_secret is not None:
+            wanted, secret = secret_keys_read(settings), self.app_secret
+            self.checked.append(secret.data.apply(lambda data: _check_keys(settings, data, wanted) or secret))
         self.register_outputs({})
 
+    def app_secret_version(self) -> Optional[pulumi.Output[str]]:
+        """The app Secret's resourceVersion: it changes whenever the Secret does."""
+        if self.app_secret is None:
+            return None
+        return self.app_secret.metadata.apply(lambda m: (m.resource_version if m is not None else None) or "")
 
-def _check_keys(settings: Settings, data, wanted: list[str]) -> None:
-    if data is None:  # not known (a preview of objects yet to exist): nothing to check
-        return
-    missing = [key for key in wanted if key not in data]
+
+def _check_keys(settings: Settings, data, wanted: dict[str, list[str]]) -> None:
+    present = set(data or {})
+    missing = {key: readers for key, readers in wanted.items() if key not in present}
     if missing:
+        lines = [f"{key} ({' and '.join(dict.fromkeys(readers))})" for key, readers in missing.items()]
         raise MissingKeys(
-            f"ConfigMap {settings.namespace}/{settings.app.config_map} has no {', '.join(missing)}, which the "
-            "migration and readiness Jobs read; add them there, or set them in the stack "
-            "(`pulumi config set --path database.host ...`)"
+            f"Secret {settings.namespace}/{settings.app.secret} has no {', '.join(lines)}, which the pods cannot "
+            "start without; add them to the Secret (`make eks-load-secrets` from env.eks), or make the variable "
+            "optional (`pulumi config set --path backend.env.NAME \"secret optional\"`)"
         )

@@ -3,7 +3,8 @@
 The check runs in the cluster, as a Job, so it sees the same DNS, network and configuration
 (the app ConfigMap) as the backend; the services may be in the namespace or outside it (a
 managed database). The same probe script serves the backend's wait-for-postgres and
-wait-for-redis init containers, without a deadline there.
+wait-for-redis init containers (config backend.initWaits): forever, or for a time after which
+the pod starts anyway.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 from components.credentials import DatabaseCredentials
 from components.jobs import REPLACE_UNREADY, run_to_completion
 from components.security import labels, probe_security, unprivileged_pod
-from components.settings import Settings
+from components.settings import InitWait, Settings
 
 # Shell loop shared by Job and init container. $CHECK is a command that succeeds when the
-# service answers; TIMEOUT=0 waits forever (init containers: the kubelet owns the clock).
+# service answers; TIMEOUT=0 waits forever. ON_TIMEOUT=start ends a wait that ran out with
+# success, so the container after it starts anyway (an init container failing instead would
+# be restarted by the kubelet, holding the pod just the same).
 _LOOP = r"""
 start=$(date +%s)
 while true; do
@@ -38,6 +41,10 @@ while true; do
   fi
   waited=$(( $(date +%s) - start ))
   if [ "$TIMEOUT" -gt 0 ] && [ "$waited" -ge "$TIMEOUT" ]; then
+    if [ "${ON_TIMEOUT:-fail}" = start ]; then
+      echo "$SERVICE at $TARGET did not answer within ${TIMEOUT}s; starting without it (last answer: $reply)"
+      exit 0
+    fi
     msg="$SERVICE at $TARGET did not become ready within ${TIMEOUT}s (waited ${waited}s); last answer: $reply"
     echo "$msg" >&2
     echo "$msg" > /dev/termination-log 2>/dev/null || true
@@ -95,7 +102,21 @@ def redis_probe(settings: Settings, credentials: DatabaseCredentials) -> Probe:
     )
 
 
-def probe_container(probe: Probe, name: str, wait_forever: bool) -> ContainerArgs:
+def probe_container(probe: Probe, name: str) -> ContainerArgs:
+    """The readiness Job's container: fails when the service does not answer in time."""
+    return _container(probe, name, probe.timeout_seconds, [])
+
+
+def wait_container(probe: Probe, wait: InitWait) -> ContainerArgs:
+    """An init container holding a pod until the service answers: forever, or for
+    wait.timeout_seconds after which the pod starts anyway."""
+    if wait.timeout_seconds is None:
+        return _container(probe, f"wait-for-{probe.service}", 0, [])
+    return _container(probe, f"wait-for-{probe.service}", wait.timeout_seconds,
+                      [EnvVarArgs(name="ON_TIMEOUT", value="start")])
+
+
+def _container(probe: Probe, name: str, timeout_seconds: int, more_env: list[EnvVarArgs]) -> ContainerArgs:
     return ContainerArgs(
         name=name,
         image=probe.image,
@@ -105,7 +126,8 @@ def probe_container(probe: Probe, name: str, wait_forever: bool) -> ContainerArg
             EnvVarArgs(name="SERVICE", value=probe.service),
             EnvVarArgs(name="TARGET", value=probe.target),
             EnvVarArgs(name="CHECK", value=probe.check),
-            EnvVarArgs(name="TIMEOUT", value="0" if wait_forever else str(probe.timeout_seconds)),
+            EnvVarArgs(name="TIMEOUT", value=str(timeout_seconds)),
+            *more_env,
         ],
         resources=_PROBE_RESOURCES,
         security_context=probe_security(),
@@ -119,7 +141,7 @@ class ReadinessArgs:
     probe: Probe
     # Changes whenever a deploy would run migrations, so every such deploy checks again.
     trigger: str
-    ttl_seconds_after_finished: int = 3600
+    ttl_seconds_after_finished: int
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -152,7 +174,7 @@ class ReadinessCheck(pulumi.ComponentResource):
                         restart_policy="Never",
                         automount_service_account_token=False,
                         security_context=unprivileged_pod(),
-                        containers=[probe_container(probe, "check", wait_forever=False)],
+                        containers=[probe_container(probe, "check")],
                     ),
                 ),
             ),

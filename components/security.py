@@ -64,7 +64,17 @@ def labels(app: str, component: str) -> dict[str, str]:
     }
 
 
+# The field manager Pulumi applies with during a take-over; deploy.py hands the fields
+# `kubectl apply` owned to it first (deploytool/cluster.py), so the take-over's one update also
+# drops what the program no longer sets, and pods roll once.
+TAKE_OVER_MANAGER = "pulumi-kubernetes-ideaforge"
+
+
 def take_over_annotations(take_over: bool) -> dict[str, str]:
     """On the take-over `up`, Pulumi forces ownership of the fields it sets on objects that
-    `kubectl apply` created (server-side apply would otherwise stop on a field conflict)."""
-    return {"pulumi.com/patchForce": "true"} if take_over else {}
+    `kubectl apply` created (server-side apply would otherwise stop on a field conflict), as
+    the field manager the take-over handed kubectl's fields to. The state keeps that manager
+    when the annotations go."""
+    if not take_over:
+        return {}
+    return {"pulumi.com/patchForce": "true", "pulumi.com/patchFieldManager": TAKE_OVER_MANAGER}

@@ -38,6 +38,14 @@ _MS_PER_UNIT = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, 
 _ENV_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _CAPABILITY = re.compile(r"^[A-Z_]+$")
 _SSL_MODES = ("", "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+_PATH = re.compile(r"^/\S*$")
+ENV_SOURCES = ("configMap", "secret")
+WAIT_SERVICES = ("postgres", "redis")
+PATH_TYPES = ("Exact", "Prefix", "ImplementationSpecific")
+INGRESS_SERVICES = ("backend", "frontend")
+INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+ALB_CERTIFICATE_ANNOTATION = "alb.ingress.kubernetes.io/certificate-arn"
 
 # The flat keys of the earlier layout -> where each lives now.
 MOVED_KEYS = {
@@ -61,6 +69,12 @@ MOVED_KEYS = {
     "redisReadyTimeoutSeconds": "readiness.redisTimeoutSeconds",
     "postgresClientImage": "readiness.postgresClientImage", "redisClientImage": "readiness.redisClientImage",
     "localServices": "local.enabled",
+}
+
+# Fields of an object key that an earlier layout had and this one replaced.
+REPLACED_FIELDS = {
+    "ingress.frontendHost": "ingress.rules (a host and its paths each)",
+    "ingress.backendHost": "ingress.rules (a host and its paths each)",
 }
 
 
@@ -95,8 +109,24 @@ class Images:
 
 @dataclass(frozen=True)
 class App:
-    config_map: str  # "" for none
-    secret: str  # "" for none
+    config_map: str  # the ConfigMap this program writes from config_data; "" for none
+    config_data: dict[str, str]
+    secret: str  # the app team's Secret, only read; "" for none
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One variable of a workload's container, from the app ConfigMap or Secret under its own name."""
+
+    name: str
+    source: str  # configMap | secret
+    optional: bool
+
+
+@dataclass(frozen=True)
+class InitWait:
+    service: str  # postgres | redis
+    timeout_seconds: Optional[int]  # None: wait forever; else start the pod anyway after this long
 
 
 @dataclass(frozen=True)
@@ -158,6 +188,8 @@ class Workload:
     liveness: Probe
     autoscaling: Autoscaling
     security: Security
+    env: tuple[EnvVar, ...]
+    init_waits: tuple[InitWait, ...]  # backend only
 
 
 @dataclass(frozen=True)
@@ -172,6 +204,7 @@ class Migrations:
     ttl_seconds_after_finished: int
     lock_timeout: str
     statement_timeout: str
+    allow_out_of_order: bool
     snapshot: Optional[str] = None  # a schema snapshot (path relative to the project) for an empty database
 
 
@@ -184,14 +217,31 @@ class Readiness:
 
 
 @dataclass(frozen=True)
+class IngressPath:
+    path: str
+    path_type: str  # Exact | Prefix | ImplementationSpecific
+    service: str  # backend | frontend
+
+
+@dataclass(frozen=True)
+class IngressRule:
+    host: Optional[str]  # None: any host
+    paths: tuple[IngressPath, ...]
+
+
+@dataclass(frozen=True)
 class Ingress:
     enabled: bool
     name: str
     class_name: str
     annotations: dict[str, str]
-    frontend_host: Optional[str]
-    backend_host: Optional[str]
+    rules: tuple[IngressRule, ...]
     tls_secret: Optional[str]
+    await_address_seconds: int  # 0: do not wait for the controller's address
+
+    @property
+    def hosts(self) -> list[str]:
+        return [rule.host for rule in self.rules if rule.host]
 
 
 @dataclass(frozen=True)
@@ -214,6 +264,7 @@ class Settings:
     namespace: str
     create_namespace: bool
     take_over: bool
+    read_secrets: bool  # read the app and pull Secrets at preview (their data then sits in the state)
     images: Images
     app: App
     database: Database
@@ -289,12 +340,18 @@ class _Reader:
         """`given` over `default`, field by field; a field the default does not have is a typo."""
         for name, value in given.items():
             where = f"{path}.{name}"
+            if where in REPLACED_FIELDS:
+                self.errors.append(f"{where}: replaced by {REPLACED_FIELDS[where]}; README, \"Configuration\"; "
+                                   f"remove it with `pulumi config rm --path {where}`")
+                continue
             if name not in default:
                 near = difflib.get_close_matches(name, list(default), n=1)
                 hint = f" (did you mean {path}.{near[0]}?)" if near else f" (known: {', '.join(default)})"
                 self.errors.append(f"{where}: is not a setting{hint}; remove it with `pulumi config rm --path {where}`")
                 continue
-            if isinstance(default[name], dict) and isinstance(value, dict) and not _is_free_form(where):
+            if isinstance(default[name], dict) and isinstance(value, dict) and where.endswith(".env"):
+                default[name] = {**default[name], **value}  # a stack adds or changes variables
+            elif isinstance(default[name], dict) and isinstance(value, dict) and not _is_free_form(where):
                 default[name] = self._merge(where, default[name], value)
             else:
                 default[name] = value
@@ -303,7 +360,7 @@ class _Reader:
 
 def _is_free_form(path: str) -> bool:
     """Objects whose keys are the user's own, not settings of ours."""
-    return path.endswith(".annotations") or path.endswith(".behavior")
+    return path.endswith((".annotations", ".behavior", ".configData"))
 
 
 class _Section:
@@ -416,6 +473,7 @@ def load(source: ConfigSource, schema: Optional[dict[str, dict]] = None) -> Sett
 
     app_section = _Section(read, "app", read.top("app"))
     app = App(config_map=_name(app_section, "configMap", allow_empty=True),
+              config_data=_config_data(app_section),
               secret=_name(app_section, "secret", allow_empty=True))
     local = _local(_Section(read, "local", read.top("local")))
     database = _database(read, source, _Section(read, "database", read.top("database")), app, local)
@@ -427,6 +485,7 @@ def load(source: ConfigSource, schema: Optional[dict[str, dict]] = None) -> Sett
         namespace=namespace,
         create_namespace=read.top("createNamespace"),
         take_over=read.top("takeOver"),
+        read_secrets=read.top("readSecrets"),
         images=images,
         app=app,
         database=database,
@@ -441,6 +500,7 @@ def load(source: ConfigSource, schema: Optional[dict[str, dict]] = None) -> Sett
     )
     if settings.seed.enabled and settings.database.password is None and not app.secret:
         read.fail("seed.enabled", "needs the database password: set app.secret or postgresPassword", False)
+    _check_app_config(read, settings)
     if read.errors:
         raise SettingsError(
             "the stack configuration has problems; nothing was changed:\n" + "\n".join(f"  - {e}" for e in read.errors)
@@ -513,6 +573,70 @@ def _probe(s: _Section) -> Probe:
     )
 
 
+def _config_data(s: _Section) -> dict[str, str]:
+    """The app ConfigMap's data. `pulumi config set --path` stores numbers and true/false as
+    such; the ConfigMap holds their text."""
+    values = s.values.get("configData") or {}
+    if not isinstance(values, dict):
+        s.read.fail("app.configData", "must be an object of the ConfigMap's keys and values",
+                    "--path app.configData.LOG_LEVEL info")
+        return {}
+    data = {}
+    for key, value in values.items():
+        where = f'app.configData.{key}'
+        if not _ENV_KEY.match(key) or len(key) > 253:
+            s.read.errors.append(f"{where}: {key!r} is not a valid ConfigMap key (letters, digits, '-', '_', '.'); "
+                                 f"remove it with `pulumi config rm --path {where}`")
+        elif isinstance(value, bool):
+            data[key] = "true" if value else "false"
+        elif isinstance(value, (int, float, str)):
+            data[key] = str(value)
+        else:
+            s.read.fail(where, f"{value!r} is not a single value", "<value>")
+    return data
+
+
+def _env(s: _Section, name: str) -> tuple[EnvVar, ...]:
+    values = s.values.get("env") or {}
+    if not isinstance(values, dict):
+        s.read.fail(f"{name}.env", "must be an object of variable names", f"--path {name}.env.NAME configMap")
+        return ()
+    env = []
+    for variable, spec in values.items():
+        where = f"{name}.env.{variable}"
+        words = spec.split() if isinstance(spec, str) else []
+        if not _ENV_NAME.match(variable):
+            s.read.errors.append(f"{where}: {variable!r} is not a valid variable name; remove it with "
+                                 f"`pulumi config rm --path {where}`")
+        elif not words or words[0] not in ENV_SOURCES or words[1:] not in ([], ["optional"]):
+            s.read.fail(where, f"{spec!r} is not configMap or secret, with ' optional' when the pod may start "
+                        "without it", '"secret optional"')
+        else:
+            env.append(EnvVar(variable, words[0], words[1:] == ["optional"]))
+    return tuple(env)
+
+
+def _init_waits(s: _Section, name: str) -> tuple[InitWait, ...]:
+    if "initWaits" not in s.values:  # the frontend has none
+        return ()
+    waits = s.sub("initWaits")
+    found = []
+    for service in WAIT_SERVICES:
+        value = waits.values.get(service)
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if value is False or value == "off":  # YAML 1.1 (PyYAML) reads a bare off as false
+            continue
+        if value == "forever":
+            found.append(InitWait(service, None))
+        elif isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 3600:
+            found.append(InitWait(service, value))
+        else:
+            s.read.fail(f"{name}.initWaits.{service}", f"{value!r} is not forever, off or a number of seconds "
+                        "(1..3600)", "off")
+    return tuple(found)
+
+
 def _workload(s: _Section, name: str) -> Workload:
     scaling = s.sub("autoscaling")
     autoscaling = Autoscaling(
@@ -549,6 +673,8 @@ def _workload(s: _Section, name: str) -> Workload:
             drop=capabilities.strings("drop", _CAPABILITY, "a capability name", ["ALL"]),
             add=capabilities.strings("add", _CAPABILITY, "a capability name", []),
         ),
+        env=_env(s, name),
+        init_waits=_init_waits(s, name),
     )
 
 
@@ -564,6 +690,11 @@ def _migrations(s: _Section) -> Migrations:
     command = s.values.get("command")
     if command is not None:
         command = s.strings("command", example=["python", "-m", "runner"], allow_empty_list=False)
+        if image is None:
+            # Without an image, the Job runs the shipped runner through the launcher that checks it.
+            s.read.errors.append("migrations.command: is the command of a dedicated migrations.image, and no image "
+                                 "is set; remove it with `pulumi config rm --path migrations.command`, or set "
+                                 "`pulumi config set --path migrations.image <registry/migrations:tag>`")
     return Migrations(
         source=source,
         image_dirs=s.strings("imageDirs", re.compile(r"^/"), "an absolute path", ["/app/migrations"],
@@ -576,6 +707,7 @@ def _migrations(s: _Section) -> Migrations:
         ttl_seconds_after_finished=s.integer("ttlSecondsAfterFinished", 60, 7 * 86400),
         lock_timeout=_duration(s, "lockTimeout", "5s"),
         statement_timeout=_duration(s, "statementTimeout", "5min"),
+        allow_out_of_order=s.boolean("allowOutOfOrder"),
         snapshot=s.string("snapshot", optional=True),
     )
 
@@ -587,7 +719,7 @@ def _duration(s: _Section, name: str, example: str) -> str:
         milliseconds = float(match.group("number")) * _MS_PER_UNIT[match.group("unit")]
         if milliseconds > 2**31 - 1:
             s.read.fail(f"{s.path}.{name}", f"{value!r} is longer than PostgreSQL allows (about 24 days)", example)
-        elif round(milliseconds) == 0:
+        elif round(milliseconds) == 0 and milliseconds > 0:
             s.read.fail(f"{s.path}.{name}", f"{value!r} is shorter than 1ms, which PostgreSQL rounds to 0 "
                         "(0 disables the timeout)", example)
     return value
@@ -603,15 +735,143 @@ def _readiness(s: _Section) -> Readiness:
 
 
 def _ingress(s: _Section) -> Ingress:
-    return Ingress(
+    ingress = Ingress(
         enabled=s.boolean("enabled"),
         name=_name(s, "name"),
         class_name=_name(s, "className", allow_empty=True),
         annotations=s.mapping("annotations"),
-        frontend_host=s.string("frontendHost", _DNS_SUBDOMAIN, "a host name", "app.example.com", optional=True),
-        backend_host=s.string("backendHost", _DNS_SUBDOMAIN, "a host name", "api.example.com", optional=True),
+        rules=_ingress_rules(s),
         tls_secret=s.string("tlsSecret", _DNS_SUBDOMAIN, "a Secret name", "ideaforge-ai-tls", optional=True),
+        await_address_seconds=s.integer("awaitAddressSeconds", 0, 3600),
     )
+    if ingress.class_name and INGRESS_CLASS_ANNOTATION in ingress.annotations:
+        # The API server refuses to create an Ingress that has both.
+        s.read.errors.append(
+            f"ingress.annotations: {INGRESS_CLASS_ANNOTATION} can not be set together with ingress.className "
+            f"({ingress.class_name!r}; the API server refuses an Ingress with both); remove it with "
+            f"`pulumi config rm --path 'ingress.annotations[\"{INGRESS_CLASS_ANNOTATION}\"]'`")
+    certificate = ingress.annotations.get(ALB_CERTIFICATE_ANNOTATION, "")
+    if any(placeholder in certificate for placeholder in ("ACCOUNT_ID", "CERT_ID", "REGION")):
+        # What kept the app's ALB Ingress from ever getting a load balancer.
+        s.read.errors.append(
+            f"ingress.annotations: {ALB_CERTIFICATE_ANNOTATION} is the placeholder {certificate!r}, so the ALB "
+            "controller cannot create the load balancer; fix with `pulumi config set --path "
+            f"'ingress.annotations[\"{ALB_CERTIFICATE_ANNOTATION}\"]' arn:aws:acm:<region>:<account>:certificate/<id>`")
+    return ingress
+
+
+def _ingress_rules(s: _Section) -> tuple[IngressRule, ...]:
+    rules = s.values.get("rules")
+    example = '[{"host": "app.example.com", "paths": [{"path": "/", "pathType": "Prefix", "service": "frontend"}]}]'
+    if not isinstance(rules, list) or not rules or not all(isinstance(r, dict) for r in rules):
+        s.read.fail("ingress.rules", "must be a list of rules, each a host and its paths", f"'{example}'")
+        return ()
+    parsed, hosts = [], set()
+    for i, rule in enumerate(rules):
+        where = f"ingress.rules[{i}]"
+        host = rule.get("host")
+        if host is not None and (not isinstance(host, str) or not _DNS_SUBDOMAIN.match(host)):
+            s.read.fail(f"{where}.host", f"{host!r} is not a host name", "app.example.com")
+        elif host in hosts:
+            s.read.fail(f"{where}.host", f"{host or 'any host'} has a rule already; put its paths in one rule",
+                        "app.example.com")
+        hosts.add(host)
+        paths = rule.get("paths")
+        if not isinstance(paths, list) or not paths or not all(isinstance(p, dict) for p in paths):
+            s.read.fail(f"{where}.paths", "must be a list of paths", '\'[{"path": "/", "pathType": "Prefix", '
+                        '"service": "frontend"}]\'')
+            continue
+        found = []
+        for j, item in enumerate(paths):
+            path, path_type, service = item.get("path"), item.get("pathType"), item.get("service")
+            if not isinstance(path, str) or not _PATH.match(path):
+                s.read.fail(f"{where}.paths[{j}].path", f"{path!r} is not an absolute path", "/api")
+            if path_type not in PATH_TYPES:
+                s.read.fail(f"{where}.paths[{j}].pathType", f"{path_type!r} is not one of {', '.join(PATH_TYPES)}",
+                            "Prefix")
+            if service not in INGRESS_SERVICES:
+                s.read.fail(f"{where}.paths[{j}].service", f"{service!r} is not backend or frontend", "backend")
+            found.append(IngressPath(str(path), str(path_type), str(service)))
+        parsed.append(IngressRule(host, tuple(found)))
+    return tuple(parsed)
+
+
+def stack_sets(settings: Settings, variable: str) -> bool:
+    """Whether the stack gives this app variable from its own settings (database.*, postgresPassword,
+    a password key other than POSTGRES_PASSWORD, redisUrl) rather than from the app ConfigMap or
+    Secret under its own name."""
+    db, app = settings.database, settings.app
+    fields = {"POSTGRES_HOST": db.host, "POSTGRES_PORT": db.port, "POSTGRES_USER": db.user, "POSTGRES_DB": db.name}
+    if variable in fields:
+        return fields[variable] is not None
+    if variable == "POSTGRES_PASSWORD":
+        return db.password_secret != app.secret or db.password_key != "POSTGRES_PASSWORD"
+    if variable == "REDIS_URL":
+        return settings.redis.url is not None or not app.config_map
+    return False
+
+
+def config_map_keys_read(settings: Settings) -> dict[str, list[str]]:
+    """Key of the app ConfigMap -> who reads it and cannot start without it."""
+    needed: dict[str, list[str]] = {}
+    if not settings.app.config_map:
+        return needed
+    for workload in (settings.backend, settings.frontend):
+        for var in workload.env:
+            if var.source == "configMap" and not var.optional and not stack_sets(settings, var.name):
+                needed.setdefault(var.name, []).append(workload.name)
+    for key in jobs_config_keys(settings):
+        needed.setdefault(key, []).append("the Jobs")
+    return needed
+
+
+def jobs_config_keys(settings: Settings) -> list[str]:
+    """The app ConfigMap keys the readiness and migration Jobs read: the database's address and
+    identity, and REDIS_URL, unless the stack sets them."""
+    if not settings.app.config_map:
+        return []
+    keys = [key for field, key in (("host", "POSTGRES_HOST"), ("port", "POSTGRES_PORT"), ("user", "POSTGRES_USER"),
+                                   ("name", "POSTGRES_DB")) if getattr(settings.database, field) is None]
+    return keys + (["REDIS_URL"] if settings.redis.url is None else [])
+
+
+def secret_keys_read(settings: Settings) -> dict[str, list[str]]:
+    """Key of the app Secret -> who reads it and cannot start without it."""
+    db, app = settings.database, settings.app
+    needed: dict[str, list[str]] = {}
+    if not app.secret:
+        return needed
+    password_from_app_secret = db.password_secret == app.secret
+    for workload in (settings.backend, settings.frontend):
+        for var in workload.env:
+            if var.source != "secret" or var.optional:
+                continue
+            if not stack_sets(settings, var.name):
+                needed.setdefault(var.name, []).append(workload.name)
+            elif var.name == "POSTGRES_PASSWORD" and password_from_app_secret:
+                needed.setdefault(db.password_key, []).append(workload.name)
+    if password_from_app_secret:
+        needed.setdefault(db.password_key, []).append("the Jobs")
+    return needed
+
+
+def _check_app_config(read: _Reader, settings: Settings) -> None:
+    app = settings.app
+    if app.config_data and not app.config_map:
+        read.fail("app.configMap", "is empty, but app.configData is set: name the ConfigMap to write it to",
+                  "ideaforge-ai-config")
+        return
+    for key, readers in config_map_keys_read(settings).items():
+        if key not in app.config_data:
+            read.fail(f"app.configData.{key}", f"is not set, and {' and '.join(dict.fromkeys(readers))} cannot start "
+                      f"without it (ConfigMap {app.config_map})", "<value>")
+    secret_names = {var.name for w in (settings.backend, settings.frontend) for var in w.env if var.source == "secret"}
+    secret_names.add(settings.database.password_key)
+    for key in sorted(secret_names & set(app.config_data)):
+        read.errors.append(f"app.configData.{key}: is a secret (the workloads take it from the app Secret), and a "
+                           f"ConfigMap is readable by anyone who can read the namespace; remove it with "
+                           f"`pulumi config rm --path app.configData.{key}` and keep it in Secret "
+                           f"{app.secret or '<app.secret>'}")
 
 
 def _seed(s: _Section) -> Seed:

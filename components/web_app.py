@@ -5,12 +5,13 @@ field, and a program that also set it would fight the autoscaler on every `up` (
 server-side apply conflict, pulumi-kubernetes #2491). The pod template keeps the old
 manifests' labels (`app`, `component`) and selector, so taking over a running Deployment
 does not change its selector, and the old `kubectl -l app=backend` commands keep working.
+The container's environment is the workload's own list (components.app_env), never `envFrom`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 import pulumi
 from pulumi_kubernetes.apps.v1 import Deployment, DeploymentSpecArgs
@@ -23,10 +24,8 @@ from pulumi_kubernetes.autoscaling.v2 import (
     ResourceMetricSourceArgs,
 )
 from pulumi_kubernetes.core.v1 import (
-    ConfigMapEnvSourceArgs,
     ContainerArgs,
     ContainerPortArgs,
-    EnvFromSourceArgs,
     EnvVarArgs,
     HTTPGetActionArgs,
     LocalObjectReferenceArgs,
@@ -34,7 +33,6 @@ from pulumi_kubernetes.core.v1 import (
     PodTemplateSpecArgs,
     ProbeArgs,
     ResourceRequirementsArgs,
-    SecretEnvSourceArgs,
     Service,
     ServicePortArgs,
     ServiceSpecArgs,
@@ -53,9 +51,10 @@ class WebAppArgs:
     image: str
     workload: Workload
     pull_secret: str = ""
-    config_map_env: str = ""  # envFrom the app ConfigMap
-    secret_env: str = ""  # envFrom the app Secret
     env: Sequence[EnvVarArgs] = ()
+    # On the pod template: what must roll the pods when it changes (the checksum of the
+    # ConfigMap values read, the app Secret's version).
+    template_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     init_containers: Sequence[ContainerArgs] = ()
     take_over: bool = False
     # What must be complete before the Deployment is created or updated (on the Deployment
@@ -74,17 +73,11 @@ class WebApp(pulumi.ComponentResource):
         metadata_labels = labels(name, component)
         template_labels = {"app": name, "component": component}
         annotations = take_over_annotations(args.take_over) or None
-        env_from = []
-        if args.config_map_env:
-            env_from.append(EnvFromSourceArgs(config_map_ref=ConfigMapEnvSourceArgs(name=args.config_map_env)))
-        if args.secret_env:
-            env_from.append(EnvFromSourceArgs(secret_ref=SecretEnvSourceArgs(name=args.secret_env)))
         container = ContainerArgs(
             name=name,
             image=args.image,
             ports=[ContainerPortArgs(name="http", container_port=w.port, protocol="TCP")],
             env=list(args.env) or None,
-            env_from=env_from or None,
             resources=ResourceRequirementsArgs(requests=w.requests, limits=w.limits),
             readiness_probe=_probe(w.readiness, w),
             liveness_probe=_probe(w.liveness, w),
@@ -100,7 +93,8 @@ class WebApp(pulumi.ComponentResource):
                 progress_deadline_seconds=w.progress_deadline_seconds,
                 selector=LabelSelectorArgs(match_labels={"app": name}),
                 template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels=template_labels),
+                    metadata=ObjectMetaArgs(labels=template_labels,
+                                            annotations=dict(args.template_annotations) or None),
                     spec=PodSpecArgs(
                         image_pull_secrets=[LocalObjectReferenceArgs(name=args.pull_secret)] if args.pull_secret else None,
                         security_context=pod_security(w.security),

@@ -1,20 +1,46 @@
-"""Kubernetes access for the deploy script: reachability and the clients for the report."""
+"""Kubernetes access for the deploy script: which cluster, and what it reads and changes there
+outside Pulumi (the take-over's preparation, the reports, the one-off status Job).
+
+The cluster is the one the stack names (`kubernetes:context` in Pulumi.<stack>.yaml), so the
+checks and reports here look at the cluster Pulumi deploys to.
+"""
 
 from __future__ import annotations
 
+import copy
 import os
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
 
+from components.security import TAKE_OVER_MANAGER
 from deploytool.errors import TransientError, UsageError
 
-
-# What `make eks-deploy` leaves in a namespace, with the names this program gives them.
-OLD_FLOW_OBJECTS = (
-    ("Deployment", "backend"), ("Deployment", "frontend"), ("Service", "backend"), ("Service", "frontend"),
-    ("HorizontalPodAutoscaler", "backend-hpa"), ("HorizontalPodAutoscaler", "frontend-hpa"),
-    ("Ingress", "ideaforge-ai-ingress"), ("Job", "db-migrations"),
-)
 MIGRATION_JOB = "db-migrations"
+REPLICAS_MANAGER = "ideaforge-replicas"
+# Managers whose fields the take-over hands to Pulumi: `kubectl apply` (client-side, or
+# server-side), objects made before the first apply, and Pulumi's own earlier managers.
+_HANDED_OVER = ("kubectl", "before-first-apply", "pulumi-kubernetes")
+
+
+@dataclass
+class Cluster:
+    """The API groups the script uses, of one cluster (tests pass stand-ins)."""
+
+    core: Any
+    apps: Any
+    batch: Any
+    autoscaling: Any
+    networking: Any
+    context: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Ref:
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"
 
 
 def load_config(context: Optional[str] = None) -> None:
@@ -30,6 +56,9 @@ def load_config(context: Optional[str] = None) -> None:
         kubeconfig_problem = str(exc)
     except FileNotFoundError as exc:
         kubeconfig_problem = str(exc)
+    if context:
+        raise UsageError(f"the kubeconfig ({files}) has no usable context {context!r}: {kubeconfig_problem}; "
+                         "`kubectl config get-contexts` lists them") from None
     try:
         config.load_incluster_config()
     except config.ConfigException:
@@ -39,20 +68,23 @@ def load_config(context: Optional[str] = None) -> None:
         ) from None
 
 
-def clients(context: Optional[str] = None):
-    """BatchV1Api and CoreV1Api from the kubeconfig (or the in-cluster service account)."""
+def connect(context: Optional[str] = None) -> Cluster:
     from kubernetes import client
 
     load_config(context)
-    return client.BatchV1Api(), client.CoreV1Api()
+    return Cluster(client.CoreV1Api(), client.AppsV1Api(), client.BatchV1Api(), client.AutoscalingV2Api(),
+                   client.NetworkingV1Api(), context)
 
 
-def apps_client(context: Optional[str] = None):
-    """AppsV1Api, for the rollout report."""
-    from kubernetes import client
+def current_context() -> Optional[str]:
+    """The kubeconfig's current context (what Pulumi uses when the stack names none)."""
+    from kubernetes import config
 
-    load_config(context)
-    return client.AppsV1Api()
+    try:
+        _, active = config.list_kube_config_contexts(os.environ.get("KUBECONFIG") or None)
+    except Exception:  # in-cluster, or no kubeconfig: the reachability check says so
+        return None
+    return (active or {}).get("name")
 
 
 def require_reachable(context: Optional[str] = None) -> None:
@@ -68,86 +100,133 @@ def require_reachable(context: Optional[str] = None) -> None:
         ) from None
 
 
-def unmanaged_objects(namespace: str, context: Optional[str] = None) -> list[str]:
-    """The objects of the old flow present in the namespace and not created by Pulumi."""
-    from kubernetes import client
+# -- what the old flow left in the namespace ---------------------------------------------------
+
+
+def read(cluster: Cluster, ref: Ref, namespace: str):
+    """The object, or None when it does not exist."""
     from kubernetes.client.exceptions import ApiException
 
-    load_config(context)
     readers = {
-        "Deployment": client.AppsV1Api().read_namespaced_deployment,
-        "Service": client.CoreV1Api().read_namespaced_service,
-        "HorizontalPodAutoscaler": client.AutoscalingV2Api().read_namespaced_horizontal_pod_autoscaler,
-        "Ingress": client.NetworkingV1Api().read_namespaced_ingress,
-        "Job": client.BatchV1Api().read_namespaced_job,
+        "Deployment": cluster.apps.read_namespaced_deployment,
+        "Service": cluster.core.read_namespaced_service,
+        "HorizontalPodAutoscaler": cluster.autoscaling.read_namespaced_horizontal_pod_autoscaler,
+        "Ingress": cluster.networking.read_namespaced_ingress,
+        "ConfigMap": cluster.core.read_namespaced_config_map,
+        "Secret": cluster.core.read_namespaced_secret,
+        "Job": cluster.batch.read_namespaced_job,
     }
-    found = []
-    for kind, name in OLD_FLOW_OBJECTS:
-        try:
-            obj = readers[kind](name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                continue
-            raise
-        if (obj.metadata.labels or {}).get("app.kubernetes.io/managed-by") != "pulumi":
-            found.append(f"{kind} {name}")
-    return found
+    try:
+        return readers[ref.kind](ref.name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
-REPLICAS_MANAGER = "ideaforge-replicas"
+def present(cluster: Cluster, refs: Iterable[Ref], namespace: str) -> list[Ref]:
+    return [ref for ref in refs if read(cluster, ref, namespace) is not None]
 
 
-def hand_replicas_to_their_own_manager(namespace: str, context: Optional[str] = None) -> list[str]:
+def hand_replicas_to_their_own_manager(cluster: Cluster, namespace: str, autoscaled: Iterable[str]) -> list[str]:
     """Give the replica count of each autoscaled Deployment of the old flow a field manager of
     its own, and return their names.
 
-    `kubectl apply` owns spec.replicas. On its first update of such an object,
-    pulumi-kubernetes takes over every field kubectl owns and drops those the program does not
-    set; the program leaves replicas to the autoscaler, so the count would fall to the
-    default of 1 until the autoscaler scales back. A second owner keeps the count where it is.
+    `kubectl apply` owns spec.replicas, and the take-over hands kubectl's fields to Pulumi;
+    the program leaves replicas to the autoscaler, so Pulumi's apply would drop the count to
+    the default of 1 until the autoscaler scales back. A second owner keeps it where it is.
     """
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    load_config(context)
-    apps, autoscaling = client.AppsV1Api(), client.AutoscalingV2Api()
     handed = []
-    for name in ("backend", "frontend"):
-        try:
-            deployment = apps.read_namespaced_deployment(name, namespace)
-            autoscaling.read_namespaced_horizontal_pod_autoscaler(f"{name}-hpa", namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                continue
-            raise
+    for name in autoscaled:
+        deployment = read(cluster, Ref("Deployment", name), namespace)
+        if deployment is None or read(cluster, Ref("HorizontalPodAutoscaler", f"{name}-hpa"), namespace) is None:
+            continue
         body = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
                 "spec": {"replicas": deployment.spec.replicas}}
-        apps.patch_namespaced_deployment(name, namespace, body, field_manager=REPLICAS_MANAGER, force=True,
-                                         _content_type="application/apply-patch+yaml")
+        cluster.apps.patch_namespaced_deployment(name, namespace, body, field_manager=REPLICAS_MANAGER, force=True,
+                                                 _content_type="application/apply-patch+yaml")
         handed.append(name)
     return handed
 
 
-def delete_old_migration_job(namespace: str, context: Optional[str] = None) -> bool:
-    """Delete the old flow's finished db-migrations Job (as its Makefile did before every run):
-    a Job's pod template cannot be changed, so the new Job cannot take it over."""
-    from kubernetes import client
+def hand_fields_to_pulumi(cluster: Cluster, refs: Iterable[Ref], namespace: str) -> list[Ref]:
+    """Move the fields `kubectl apply` owns on these objects to Pulumi's take-over manager, as
+    pulumi-kubernetes does on its first update of such an object, but before the take-over's
+    update: its apply then also drops what the program no longer sets (the old per-key env
+    list), so the pods roll once, not once per `up`. Returns the objects changed."""
+    changed = []
+    patchers = {
+        "Deployment": cluster.apps.patch_namespaced_deployment,
+        "Service": cluster.core.patch_namespaced_service,
+        "HorizontalPodAutoscaler": cluster.autoscaling.patch_namespaced_horizontal_pod_autoscaler,
+        "Ingress": cluster.networking.patch_namespaced_ingress,
+        "ConfigMap": cluster.core.patch_namespaced_config_map,
+    }
     from kubernetes.client.exceptions import ApiException
 
-    load_config(context)
-    batch = client.BatchV1Api()
-    try:
-        job = batch.read_namespaced_job(MIGRATION_JOB, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    if (job.metadata.labels or {}).get("app.kubernetes.io/managed-by") == "pulumi":
+    for ref in refs:
+        for attempt in range(5):
+            found = read(cluster, ref, namespace)
+            merged = merged_managers([_plain(e) for e in (found.metadata.managed_fields or [])]) if found else None
+            if merged is None:
+                break
+            # Only onto the version read: a controller writing meanwhile makes the test fail, and we read again.
+            patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": found.metadata.resource_version},
+                     {"op": "replace", "path": "/metadata/managedFields", "value": merged}]
+            try:
+                patchers[ref.kind](ref.name, namespace, patch, _content_type="application/json-patch+json")
+            except ApiException as exc:
+                if exc.status in (409, 422) and attempt < 4:
+                    continue
+                raise
+            changed.append(ref)
+            break
+    return changed
+
+
+def merged_managers(entries: list[dict]) -> Optional[list[dict]]:
+    """managedFields with the entries of the handed-over managers merged into one Apply entry of
+    TAKE_OVER_MANAGER; None when there is nothing to hand over."""
+    handed = [e for e in entries if e.get("manager", "").startswith(_HANDED_OVER) and
+              not (e.get("manager") == TAKE_OVER_MANAGER and e.get("operation") == "Apply")]
+    if not handed:
+        return None
+    ours = [e for e in entries if e.get("manager") == TAKE_OVER_MANAGER and e.get("operation") == "Apply"]
+    fields: dict = {}
+    for entry in ours + handed:
+        _union(fields, entry.get("fieldsV1") or {})
+    kept = [e for e in entries if e not in handed and e not in ours]
+    base = (ours or handed)[0]
+    return kept + [{"manager": TAKE_OVER_MANAGER, "operation": "Apply", "apiVersion": base.get("apiVersion"),
+                    "time": base.get("time"), "fieldsType": "FieldsV1", "fieldsV1": fields}]
+
+
+def _union(into: dict, more: dict) -> None:
+    for key, value in more.items():
+        if isinstance(value, dict):
+            _union(into.setdefault(key, {}), value)
+        else:
+            into.setdefault(key, value)
+
+
+def _plain(entry) -> dict:
+    """A managedFields entry as the API sends it (camelCase), from the client's model."""
+    from kubernetes import client
+
+    data = client.ApiClient().sanitize_for_serialization(entry)
+    return copy.deepcopy(data)
+
+
+def delete_old_migration_job(cluster: Cluster, namespace: str) -> bool:
+    """Delete the old flow's finished db-migrations Job (as its Makefile did before every run):
+    a Job's pod template cannot be changed, so the new Job cannot take it over."""
+    job = read(cluster, Ref("Job", MIGRATION_JOB), namespace)
+    if job is None or (job.metadata.labels or {}).get("app.kubernetes.io/managed-by") == "pulumi":
         return False
     if job.status.active:
         raise TransientError(f"Job {namespace}/{MIGRATION_JOB} of the old flow is still running; wait for it to "
                              "finish (kubectl wait --for=condition=complete job/db-migrations), then run again")
-    batch.delete_namespaced_job(MIGRATION_JOB, namespace, propagation_policy="Background")
+    cluster.batch.delete_namespaced_job(MIGRATION_JOB, namespace, propagation_policy="Background")
     return True
 
 

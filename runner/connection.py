@@ -209,6 +209,28 @@ def refuse_read_only(connection, display: str) -> None:
         )
 
 
+def refuse_other_server(lock_session, migration_session, display: str) -> None:
+    """Stop when the migration session reached another server than the lock session (several
+    hosts in DATABASE_URL, load_balance_hosts=random, a failover in between): the lock would
+    not keep a second runner off the database the migrations change. The lock session must
+    see the migration session's backend, born when it says."""
+    with migration_session.cursor() as cursor:
+        cursor.execute("SELECT pg_catalog.pg_backend_pid(), (SELECT backend_start FROM pg_catalog.pg_stat_activity "
+                       "WHERE pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid())")
+        pid, started = cursor.fetchone()
+    with lock_session.cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_activity WHERE pid = %s AND backend_start = %s)",
+                       (pid, started))
+        same = cursor.fetchone()[0]
+    if not same:
+        raise UsageError(
+            f"the runner's two sessions with {display} reached different servers (the one holding the migration lock "
+            f"and the one that runs migrations), so the lock would not protect the migrations; nothing was applied",
+            hint="with several hosts in DATABASE_URL, add target_session_attrs=primary (and no load_balance_hosts), "
+            "or name the primary alone",
+        )
+
+
 def escape_option(value: str) -> str:
     # The server splits `options` at whitespace; a backslash escapes the next character.
     return re.sub(r"([\s\\])", r"\\\1", value)
@@ -297,6 +319,20 @@ def refusal(reason: str, display: str) -> Optional[UsageError]:
 REPORT_EVERY = 15.0  # seconds between "still waiting" lines while the reason stays the same
 
 
+def lock_session_options(options: str) -> str:
+    """The runner's own session (the migration lock and the history): only pg_catalog on its
+    search_path, whatever the role, the database or the user's startup options set (a later
+    `-c` wins), so its statements mean what they say."""
+    return f"{options} -c search_path=pg_catalog,pg_temp"
+
+
+# The lock session idles while migrations run: a role's idle_session_timeout must not end it;
+# and if the runner's node vanishes, TCP keepalives let the server end it, and free the lock,
+# within about a minute instead of the kernel's two hours.
+LOCK_SESSION_OPTIONAL = ("idle_session_timeout=0", "tcp_keepalives_idle=30", "tcp_keepalives_interval=10",
+                         "tcp_keepalives_count=3")
+
+
 def connect(
     target: ConnectionTarget,
     *,
@@ -305,11 +341,16 @@ def connect(
     stop: StopSignal,
     watch: BlockerWatch,
     on_retry=None,
+    optional: tuple[str, ...] = (),
+    watched: bool = True,
 ) -> psycopg2.extensions.connection:
     """Connect, retrying with backoff until `wait_seconds` have passed; refusals fail at once.
 
     `on_retry(attempt, reason, delay)` is called for the first failed attempt, when the
-    reason changes, and every REPORT_EVERY seconds: a minute of waiting is a few lines."""
+    reason changes, and every REPORT_EVERY seconds: a minute of waiting is a few lines.
+    `optional` settings are dropped, one by one, by a server that does not know them. The
+    blocker `watch` (the process-wide wait callback, which also bounds connection attempts)
+    looks at the lock waits of this connection only if `watched`: the migration session's."""
     # Green mode: queries wait in Python's select(), so SIGTERM is handled mid-statement.
     watch.install()
     deadline = time.monotonic() + wait_seconds
@@ -318,17 +359,19 @@ def connect(
     reported: tuple[str, float] = ("", 0.0)  # the last reason reported, and when
     # PostgreSQL 14+ notices a vanished client (SIGKILL, lost node) during a long statement
     # within a second, rolls back and frees the migration lock; older servers reject the name.
-    check_client = f"{options} -c {_CLIENT_CHECK}"
+    settings = [_CLIENT_CHECK, *optional]
     encoding = "UTF8"
     while True:
         attempt += 1
         stop.check()
         watch.connect_timeout = min(CONNECT_TIMEOUT, max(1.0, deadline - time.monotonic()))
         try:
-            connection = psycopg2.connect(target.dsn, options=check_client, client_encoding=encoding)
+            connection = psycopg2.connect(target.dsn, options=" ".join([options, *(f"-c {s}" for s in settings)]),
+                                          client_encoding=encoding)
         except psycopg2.OperationalError as exc:
-            if check_client != options and _CLIENT_CHECK.split("=")[0] in str(exc):
-                check_client = options
+            unknown = next((s for s in settings if s.split("=")[0] in str(exc)), None)
+            if unknown:
+                settings.remove(unknown)
                 continue
             reason = target.redact(_first_line(str(exc)))
             refused = refusal(reason, target.display)
@@ -358,7 +401,8 @@ def connect(
         connection.autocommit = True  # the runner issues BEGIN/COMMIT itself
         watch.connect_timeout = 5.0  # for the side connection that looks for blockers
         stop.connection = connection
-        watch.watch(connection, lambda: _side_connection(target, encoding))
+        if watched:
+            watch.watch(connection, lambda: _side_connection(target, encoding))
         return connection
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from runner.errors import MigrationFileError, UsageError
-from runner.migration import Migration, is_migration_candidate, load, misnamed_problem
+from runner.migration import KEPT_WHEN_LISTED, MemoryBudget, Migration, is_migration_candidate, load, misnamed_problem
 
 # In order: the Kubernetes ConfigMap mount, a Docker volume, then local development
 # paths relative to the working directory (this repository's own `migrations/` last).
@@ -86,17 +86,21 @@ def load_directories(directories: list[Path], on_conflict=None) -> list[Migratio
     replaces the same name in an earlier one (as `cp a/* b/* dest/` would). When the two
     files differ, `on_conflict(name, replaced_path, kept_path)` is told."""
     chosen: dict[str, Migration] = {}
+    budget = MemoryBudget(KEPT_WHEN_LISTED)
     for directory in directories:
-        for migration in load_directory(directory):
+        for migration in load_directory(directory, budget):
             earlier = chosen.get(migration.name)
             if earlier is not None and earlier.checksum != migration.checksum and on_conflict:
                 on_conflict(migration.name, earlier.path, migration.path)
             chosen[migration.name] = migration
+    if len(directories) == 1:
+        return list(chosen.values())  # already in order
     return sorted(chosen.values(), key=lambda m: m.order)
 
 
-def load_directory(directory: Path) -> list[Migration]:
-    """Every migration in the directory, in version order (numeric), then by name.
+def load_directory(directory: Path, budget: Optional[MemoryBudget] = None) -> list[Migration]:
+    """Every migration in the directory, in version order (numeric), then by name; small files'
+    bytes kept as `budget` allows (see runner.migration).
 
     Every file is checked before anything runs, and every problem is named at once. A file
     named like SQL that would not run (`.SQL`, `.sql.txt`) is a problem, not skipped.
@@ -123,7 +127,7 @@ def load_directory(directory: Path) -> list[Migration]:
             problems.append(problem)
             continue
         try:
-            migrations.append(load(Path(entry.path)))
+            migrations.append(load(entry.path, budget))
         except MigrationFileError as exc:
             problems.append(str(exc))
     if problems:

@@ -77,11 +77,41 @@ class RenamedMigration(DriftError):
     error = "renamed_migration"
 
 
+class OutOfOrderMigration(DriftError):
+    """A pending file is older than a migration already applied (refused unless allowed)."""
+
+    error = "out_of_order"
+
+
+class HistoryConflict(UsageError):
+    """More than one schema_migrations table of the runner's shape: which one is this app's
+    history is not for the runner to guess."""
+
+    error = "history_conflict"
+
+
 class TransientError(RunnerError):
     """Retrying later may succeed: the Job should count this attempt and try again."""
 
     exit_code = EXIT_TRANSIENT
     error = "transient"
+
+
+class FileChanged(TransientError):
+    """A large file's bytes changed between its checks and its run (rewritten in place): what
+    was checked, and would be recorded, is not what would run."""
+
+    error = "file_changed"
+
+    def __init__(self, file: str, line: int, outcome: str = "nothing of it ran"):
+        self.file = file
+        self.line = line
+        what = "its bytes are" if line == 1 else f"its bytes from line {line} on are"
+        super().__init__(
+            f"{file} changed while the runner was applying it: {what} not the ones it read and checked; {outcome}",
+            hint="change a migration before it is deployed, not while it runs; running again applies the file "
+            "as it is then",
+        )
 
 
 class DatabaseUnavailable(TransientError):
@@ -102,6 +132,13 @@ class ConnectionLost(TransientError):
     error = "connection_lost"
 
 
+class LockLost(TransientError):
+    """The session holding the migration lock ended (terminated by someone, or its network
+    went away): the runner stops before committing anything more."""
+
+    error = "lock_lost"
+
+
 class SessionEndedByMigration(RunnerError):
     """The connection was ended by pg_terminate_backend while a migration that calls it ran:
     retrying would end the same way, so this is not the transient ConnectionLost."""
@@ -115,6 +152,13 @@ class IncompleteMigration(RunnerError):
 
     exit_code = EXIT_MIGRATION_FAILED
     error = "incomplete_migration"
+
+
+class InvalidIndex(RunnerError):
+    """A concurrent index build left, or skipped, an INVALID index: never recorded as applied."""
+
+    exit_code = EXIT_MIGRATION_FAILED
+    error = "invalid_index"
 
 
 class Interrupted(RunnerError):
@@ -149,6 +193,9 @@ class MigrationFailed(RunnerError):
         context: Optional[str] = None,
         statement: str = "",
         rolled_back: bool = True,
+        outcome: Optional[str] = None,
+        at_commit: bool = False,
+        left_behind: tuple[str, ...] = (),
     ):
         self.file = file
         self.statement_number = statement_number
@@ -161,7 +208,9 @@ class MigrationFailed(RunnerError):
         self.context = context
         self.statement = statement
         self.rolled_back = rolled_back
-        self.outcome = (
+        self.at_commit = at_commit
+        self.left_behind = left_behind
+        self.outcome = outcome or (
             "the migration was rolled back; the database is as it was before it"
             if rolled_back
             else "this no-transaction migration stopped part-way; see `python -m runner status`"
@@ -171,10 +220,11 @@ class MigrationFailed(RunnerError):
     def _render(self) -> str:
         if self.statement_number:
             at = f"at statement {self.statement_number} of {self.statement_count} ({self.file}:{self.line})"
-        elif self.sqlstate in ("55P03", "40P01", "40001"):
-            at = "(lock timeout, deadlock or serialization failure: another session was in the way)"
+        elif self.at_commit:
+            at = (f"at COMMIT, after its {self.statement_count} statement{'' if self.statement_count == 1 else 's'} "
+                  "ran (a deferred constraint or trigger, or a serialization check)")
         else:
-            at = "(it did not fail again when its statements were run one by one, so the statement is not known)"
+            at = "before its first statement ran (while opening its transaction)"
         lines = [
             f"migration {self.file} failed {at}",
             f"  SQLSTATE {self.sqlstate or '?'}: {self.server_message}",
@@ -189,6 +239,7 @@ class MigrationFailed(RunnerError):
         if excerpt:
             lines.append("  statement:")
             lines.extend(f"    {text}" for text in excerpt)
+        lines.extend(f"  it left {what}" for what in self.left_behind)
         lines.append(f"  {self.outcome}")
         return "\n".join(lines)
 

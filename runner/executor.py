@@ -1,14 +1,33 @@
 """Apply one migration: in one transaction with its tracking row, or statement by statement.
 
-A transactional migration is sent as its own text, in one query when it is small (BEGIN,
-the file, the tracking row and COMMIT in one round trip) and in segments of whole
-statements when it is large, so PostgreSQL's parser splits it, exactly as psql would
-have. Its statements and its schema_migrations row commit together or not at all.
+Two sessions take part. The migration session runs migrations. The lock session (opened by
+runner.run) holds the migration lock, where no migration can release it (`DISCARD ALL` and
+`pg_advisory_unlock_all()` release only their own session's locks), and writes the history
+of no-transaction migrations, never inside a transaction block of theirs.
 
-When a statement fails, PostgreSQL names the position for parse errors; for errors that
-carry no position (a unique violation, a missing table), the migration is rolled back
-and run again one statement at a time, inside a transaction that is rolled back too,
-to name the statement and its line.
+A transactional migration is sent as its own bytes, in one query when it is small and in
+segments of whole statements when it is large: BEGIN, the statements, the tracking row, a
+check, COMMIT and the session reset, in one round trip for a small file. PostgreSQL's parser
+splits the text, exactly as psql would. The check reads the row back and asks whether the
+lock session still holds the migration lock (runner.lock's token); if either is not so it
+raises an error, so COMMIT, later in the same query, never runs: statements and row commit
+together or not at all, and never without the lock. A large segment of one statement goes
+as a query of its own, the bytes as read, so one large statement costs about what it costs
+psql.
+
+Between two statements of one query the query carries a marker, `pg_advisory_lock(MARK_CLASS,
+n)`: a session-level advisory lock is not released by ROLLBACK, so after a failure the runner
+reads which statement completed last. The tail carries one after the last statement and one
+after the check. Every statement runs at most once per attempt, and an error with no position
+(a constraint, a timeout, an error raised in a function) still names its statement and line.
+A query of one statement needs no marker: a one-line migration carries only the tail's two.
+The markers are released with the session reset after every migration.
+
+A no-transaction migration runs statement by statement. A `BEGIN ... COMMIT` block in it runs
+as psql runs it: progress is recorded only between blocks, a failure rolls the whole block
+back, and a lock timeout inside it retries the block from its BEGIN. A failed concurrent index
+build leaves an INVALID index behind: the runner drops what the failed statement left before
+retrying or reporting, and an index that `IF NOT EXISTS` skipped is checked to be valid.
 
 A lock timeout (55P03), a deadlock (40P01) or a serialization failure (40001) rolls the
 migration back and retries it with backoff.
@@ -17,28 +36,71 @@ migration back and retries it with backoff.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
 import psycopg2
 import psycopg2.errorcodes as codes
+import psycopg2.extensions as ext
 
-from runner import characters, history
+from runner import characters, history, lock
 from runner.errors import (
     ConnectionLost,
+    FileChanged,
+    IncompleteMigration,
     Interrupted,
+    InvalidIndex,
+    LockLost,
     LockTimeoutsExhausted,
     MigrationFailed,
+    MigrationFileError,
     SessionEndedByMigration,
     TrackingFailed,
+    UsageError,
 )
 from runner.interrupts import StopSignal
 from runner.migration import Migration
-from runner.statements import Script, Segment, Statement
+from runner.statements import READING_SETTINGS, Script, Segment, Statement, index_if_not_exists
 from runner.waiting import BlockerWatch
 
 Event = Callable[..., None]
 RETRIED = {codes.LOCK_NOT_AVAILABLE, codes.DEADLOCK_DETECTED, codes.SERIALIZATION_FAILURE}
+# A segment of one statement larger than this is sent as a query of its own, not joined with
+# BEGIN and the tail (no copy of it is made on the way to libpq).
+ALONE_BYTES = 256 * 1024
+# What the tail's check raises (an integer that does not parse: SQL has no RAISE without
+# plpgsql); the executor recognises its own words in the error.
+_LOCK_LOST = "runner: the migration lock is no longer held"
+_NOT_LANDED = "runner: the tracking row did not land"
+
+# The statement markers: two-int advisory keys (pg_locks.objsubid 2) in a class of their own,
+# apart from the bigint migration lock (objsubid 1).
+MARK_CLASS = 0x72756E  # "run"
+
+# What DISCARD ALL resets (history.RESET_SESSION), and the session's advisory locks: the
+# migration session's markers and whatever a migration took. Never sent to the lock session.
+RESET_SESSION = history.RESET_SESSION + "; SELECT pg_catalog.pg_advisory_unlock_all()"
+_LAST_MARK = (
+    "SELECT pg_catalog.max(objid::pg_catalog.int8) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
+    f"AND pid = pg_catalog.pg_backend_pid() AND classid = {MARK_CLASS} AND objsubid = 2 AND granted"
+)
+# Indexes left INVALID, not being built right now by another session.
+_INVALID_INDEXES = (
+    "SELECT i.indexrelid::pg_catalog.int8, pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' "
+    "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_index i "
+    "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    "WHERE NOT i.indisvalid AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_progress_create_index p "
+    "WHERE p.index_relid OPERATOR(pg_catalog.=) i.indexrelid AND p.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid())"
+)
+_INDEX_OF_TABLE = (
+    "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) "
+    "pg_catalog.quote_ident(c.relname), i.indisvalid, (SELECT p.pid FROM pg_catalog.pg_stat_progress_create_index p "
+    "WHERE p.index_relid OPERATOR(pg_catalog.=) c.oid LIMIT 1) FROM pg_catalog.pg_index i "
+    "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    "WHERE i.indrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%s) AND c.relname OPERATOR(pg_catalog.=) %s"
+)
 
 
 @dataclass(frozen=True)
@@ -61,22 +123,39 @@ class _Retry(Exception):
 
 
 @dataclass
-class _Failed:
-    exc: psycopg2.Error
-    segment: Segment
-    index: int  # which segment of the script
-    shift: int  # characters sent before the segment's text in the same query
+class _Undone:
+    """What a failed attempt of a no-transaction statement undid and left behind."""
+
+    block_start: Optional[Statement] = None  # the BEGIN of the transaction block rolled back
+    left_behind: list[str] = field(default_factory=list)
+    all_dropped: bool = True
 
 
 class Executor:
-    def __init__(self, connection, tracking: history.Tracking, stop: StopSignal, retry: RetryPolicy,
-                 event: Event, watch: Optional[BlockerWatch] = None):
-        self.connection = connection
+    def __init__(self, connection, control, tracking: history.Tracking, stop: StopSignal, retry: RetryPolicy,
+                 event: Event, watch: Optional[BlockerWatch] = None, lock_token: Optional[int] = None):
+        self.connection = connection  # the migration session
+        self.control = control  # the lock session: holds the migration lock, writes progress
+        # Is the migration lock still held (runner.lock's token; pg_locks without one: slower)?
+        self.lock_held = (lock.still_held_sql(lock_token) if lock_token is not None
+                          else f"({lock.held_by_sql(control.get_backend_pid())})")
         self.tracking = tracking
         self.stop = stop
         self.retry = retry
         self.event = event
         self.watch = watch
+        # The file's bytes go as they are when the session's client encoding is the files' own.
+        # (UTF8, or SQL_ASCII whose codec is UTF-8: runner.connection)
+        self.send_bytes = connection.encoding in ("UTF8", "SQL_ASCII", "SQLASCII")
+        self.reading = _reading_settings(connection)
+        if self.reading[0] not in ("on", None):
+            raise UsageError(
+                "standard_conforming_strings is off in the runner's session (a database or role setting, or "
+                "PGOPTIONS): PostgreSQL would read a backslash in '...' as an escape, unlike the runner's checks "
+                "and every tool that assumes the default; nothing was applied",
+                hint="turn it back to the default for this database or role, e.g. "
+                "ALTER DATABASE <name> RESET standard_conforming_strings (or ALTER ROLE <role> RESET ...)",
+            )
 
     def apply(self, migration: Migration, script: Script) -> Outcome:
         started = time.monotonic()
@@ -87,7 +166,7 @@ class Executor:
             if self.watch:
                 self.watch.forget()
             try:
-                if migration.transactional:
+                if script.transactional:
                     self._apply_in_transaction(migration, script)
                 else:
                     self._apply_without_transaction(migration, script)
@@ -96,137 +175,217 @@ class Executor:
                 if attempt > self.retry.lock_retries:
                     raise self._exhausted(retry.failure, attempt, started) from None
                 self.event("lock_timeout_retry", migration=migration.name, attempt=attempt, retry_in_s=delay,
-                           sqlstate=retry.failure.sqlstate, blockers=self._blockers())
+                           sqlstate=retry.failure.sqlstate, blockers=self._blockers(),
+                           statement=retry.failure.statement_number or None, rolled_back="migration",
+                           block_start=None, left_behind=[])
                 self.stop.sleep(delay)
                 delay *= 2
 
     # -- transactional ---------------------------------------------------------------
 
     def _apply_in_transaction(self, migration: Migration, script: Script) -> None:
-        begin = _terminated(script.opener or "BEGIN")
-        failed: Optional[_Failed] = None
+        begin = _terminated(script.opener or "BEGIN") + "\n"
+        held: Optional[int] = None  # the statement marker held now
         with self.connection.cursor() as cursor:
             try:
                 for index, segment, last in _with_last(script.segments()):
                     self.stop.check()
-                    prefix = begin + "\n" if index == 0 else ""
-                    suffix = ""
+                    if index:
+                        self._check_reading(migration, "it was rolled back")
+                    query = _Query(begin if index == 0 else "", segment, held)
                     if last:
-                        record = self.tracking.record_sql(cursor, migration.name, migration.checksum, script.count)
-                        suffix = f"\n;\n{record}; COMMIT; {history.RESET_SESSION}"
-                    try:
-                        cursor.execute(prefix + segment.text + suffix)
-                    except psycopg2.Error as exc:
-                        failed = _Failed(exc, segment, index, len(prefix))
-                        break
+                        query.tail = self._tail(cursor, migration, script, query.last_marker)
+                    failed = query.send(cursor, self.send_bytes)
+                    if failed is not None:
+                        exc, shift = failed
+                        completed = self._rollback(cursor)
+                        raise self._transactional_failure(exc, migration, script, query, shift, completed)
+                    held = query.last_marker
+            except FileChanged as changed:
+                if self._in_block():
+                    self._rollback(cursor)
+                raise FileChanged(changed.file, changed.line, "it was rolled back: nothing of it is applied") from None
             except BaseException:
-                self._rollback(cursor)
+                if self._in_block():
+                    self._rollback(cursor)
                 raise
-            if failed is None:
-                return
-            self._rollback(cursor)
-            exc = failed.exc
-            self._raise_unless_sql(exc, migration, script)
-            position = _position(exc)
-            # Refused before parsing (a character the database's encoding lacks): no position, so
-            # the character is found in the text.
-            body = position - 1 - failed.shift if position else \
-                characters.offset_in(str(exc.diag.message_primary), failed.segment.text)
-            if body is not None and 0 <= body < len(failed.segment.text):
-                failure = self._failure(migration, script, failed.segment, _statement_at(failed.segment, body), exc,
-                                        body)
-            elif exc.pgcode in RETRIED:
-                # Retried as a whole; which statement waited matters less than who blocked it.
-                failure = self._failure(migration, script, failed.segment, None, exc, None)
-            else:
-                failure = self._locate(cursor, migration, script, begin, failed)
-            if exc.pgcode in RETRIED:
-                raise _Retry(failure)
-            raise failure
 
-    def _locate(self, cursor, migration: Migration, script: Script, begin: str, failed: _Failed) -> MigrationFailed:
-        """Run the migration again one statement at a time, rolled back whatever happens,
-        to name the statement that fails. Only on the failure path."""
-        self.event("locating", migration=migration.name)
-        try:
-            cursor.execute(begin)
-            for index, segment in enumerate(script.segments()):
-                statements = [(s, s.text(segment)) for s in segment.statements] if index >= failed.index \
-                    else [(None, segment.text)]
-                for statement, text in statements:
-                    self.stop.check()
-                    try:
-                        cursor.execute(text)
-                    except psycopg2.Error as exc:
-                        self._rollback(cursor)
-                        self._raise_unless_sql(exc, migration, script)
-                        where = statement or segment.statement_at(max(0, _position(exc) - 1))
-                        offset = where.offset + _position(exc) - 1 if statement and _position(exc) else None
-                        return self._failure(migration, script, segment, where, exc, offset)
-                if index >= failed.index:
-                    break
-            try:
-                cursor.execute(self.tracking.record_sql(cursor, migration.name, migration.checksum, script.count))
-            except psycopg2.Error as exc:
-                self._rollback(cursor)
-                self._raise_unless_sql(exc, migration, script)
-                raise TrackingFailed(
-                    f"migration {migration.name} ran, but its row in {self.tracking.schema}.schema_migrations "
-                    f"could not be written: SQLSTATE {exc.pgcode}: {_first_line(exc)}; it was rolled back",
-                    hint="the role the runner logs in as must be able to write schema_migrations",
-                ) from None
-        except BaseException:
-            self._rollback(cursor)
-            raise
-        self._rollback(cursor)
-        # It did not fail again (a deadlock, or a lock that is gone): say what we know.
-        return self._failure(migration, script, failed.segment, None, failed.exc, None)
+    def _tail(self, cursor, migration: Migration, script: Script, held: Optional[int]) -> str:
+        """After the last statement: a marker (every statement completed), the tracking row, the
+        check (the row landed as written, the lock is held; else an error, and COMMIT does not
+        run) with a marker (the check passed), COMMIT and the session reset."""
+        count = script.count
+        record = self.tracking.record_sql(cursor, migration.name, script.checksum, count)
+        landed = self.tracking.landed_sql(cursor, migration.name, script.checksum)
+        return (f"\n;\n{_marker(count, held)}{record};\n"
+                # No FROM: a subquery there cost more server time than the check itself.
+                f"SELECT CAST(CASE WHEN NOT {self.lock_held} THEN '{_LOCK_LOST}' WHEN NOT ({landed}) "
+                f"THEN '{_NOT_LANDED}' ELSE '0' END AS pg_catalog.int4), "
+                f"pg_catalog.pg_advisory_lock({MARK_CLASS}, {count + 1}), "
+                f"pg_catalog.pg_advisory_unlock({MARK_CLASS}, {count});\n"
+                f"COMMIT; {RESET_SESSION}")
+
+    def _check_reading(self, migration: Migration, outcome: str) -> None:
+        """Stop before the server reads more of a file with a setting the file changed (through SQL
+        the checks could not see): it would read the rest differently from the runner's checks."""
+        now = _reading_settings(self.connection)
+        for setting, before, after in zip(READING_SETTINGS, self.reading, now):
+            if before != after:
+                raise MigrationFileError(
+                    f"{migration.name} turned {setting} {after} (it was {before}) part-way, which changes how "
+                    f"PostgreSQL reads the statements after it; the runner sends a file in pieces and the rest "
+                    f"would be read differently from its checks and from psql; {outcome}",
+                    hint="do not change standard_conforming_strings or client_encoding in a migration",
+                )
+
+    def _transactional_failure(self, exc: psycopg2.Error, migration: Migration, script: Script, query: "_Query",
+                               shift: Optional[int], completed: Optional[int]) -> Exception:
+        """The failure to raise (after the rollback): which statement failed, from the error's
+        position when it has one, else from the last statement marker that completed."""
+        self._raise_unless_sql(exc, migration, script)
+        segment = query.segment
+        # Every statement of the queries before this one completed; the markers say how many of this one's.
+        completed = max(completed or 0, segment.first_number - 1)
+        position = _position(exc) if shift is not None else 0
+        relative = position - 1 - shift if position else None  # characters after the prefix
+        offset: Optional[int] = None
+        if relative is not None and relative >= 0:
+            offset = query.segment_offset(relative)  # None: in a marker or the tail
+        elif relative is None and shift is not None:
+            # Refused before parsing (a character the database's encoding lacks): no position and
+            # no statement ran, so the character is found in the text.
+            offset = characters.offset_in(str(exc.diag.message_primary), segment.text)
+        message = str(exc.diag.message_primary or "")
+        if offset is not None:
+            statement: Optional[Statement] = _statement_at(segment, offset)
+        elif relative is not None and relative < 0:
+            statement = None  # in the file's own BEGIN
+        elif completed > script.count:
+            # The check passed: COMMIT failed (a deferred constraint, a serialization failure).
+            failure = self._failure(migration, script, None, None, exc, None, at_commit=True)
+            return _Retry(failure) if exc.pgcode in RETRIED else failure
+        elif completed == script.count and _LOCK_LOST in message:
+            if _ends_sessions(script):
+                return _lock_session_ended_by(migration, "it was rolled back")
+            return LockLost(
+                f"lost the migration lock while applying {migration.name}: the session holding it ended (someone "
+                f"ended it, or its connection broke); {migration.name} was rolled back and nothing more was applied",
+                hint="run again (the Job does so by itself); another run may have started meanwhile, and the lock "
+                "makes the two take turns",
+            )
+        elif completed == script.count and _NOT_LANDED in message:
+            return history.tracking_not_landed(
+                self.tracking, f"migration {migration.name} ran, but its row", "the migration was rolled back")
+        elif completed >= script.count and exc.pgcode not in RETRIED:
+            return TrackingFailed(
+                f"migration {migration.name} ran, but its row in {self.tracking.schema}.schema_migrations "
+                f"could not be written: SQLSTATE {exc.pgcode}: {_first_line(exc)}; it was rolled back",
+                hint="the role the runner logs in as must be able to write schema_migrations",
+            )
+        else:
+            number = completed + 1
+            statement = next((s for s in segment.statements if s.number == number), None)
+        failure = self._failure(migration, script, segment, statement, exc, offset)
+        return _Retry(failure) if exc.pgcode in RETRIED else failure
 
     # -- no transaction ------------------------------------------------------------------
 
     def _apply_without_transaction(self, migration: Migration, script: Script) -> None:
         started = time.monotonic()
-        done = 0
+        self._record(lambda c: self.tracking.start_incomplete(c, migration.name, script.checksum), migration,
+                     script, "nothing of it ran")
+        done = 0  # statements that ran and committed, as the history says
+        block: list[tuple[Segment, Statement]] = []  # the open transaction block, its BEGIN first
         with self.connection.cursor() as cursor:
-            self.tracking.start_incomplete(cursor, migration.name, migration.checksum)
-            for segment in script.segments():
-                for statement in segment.statements:
-                    try:
-                        self.stop.check()
-                        self._run_one(cursor, migration, script, segment, statement)
-                    except Interrupted as stopped:
-                        self._note_progress(cursor, migration, done)
-                        raise Interrupted(
-                            stopped.signum,
-                            f"{stopped.message.split(';')[0]} during no-transaction migration {migration.name}, "
-                            f"after {done} of {script.count} statements; it is recorded as incomplete",
-                            hint=f"see `python -m runner status`, then `python -m runner resolve {migration.name} ...`",
-                        ) from None
-                    except BaseException:
-                        self._note_progress(cursor, migration, done)
-                        raise
-                    done += 1
-                    self.tracking.mark_progress(cursor, migration.name, done)
-            self.tracking.mark_applied(cursor, migration.name, migration.checksum, _elapsed_ms(started), done)
-            cursor.execute(history.RESET_SESSION)
+            try:
+                for segment in self._verified(script, lambda: done):
+                    for statement in segment.statements:
+                        if done and not block:
+                            self._check_reading(migration, f"it stopped after {done} of {script.count} statements "
+                                                "and is recorded as incomplete")
+                        if block:
+                            block.append((segment, statement))
+                        self._run_one(cursor, migration, script, segment, statement, block, done)
+                        if self._in_block():
+                            block = block or [(segment, statement)]
+                            continue
+                        block = []
+                        self._record(lambda c: self.tracking.mark_progress(c, migration.name, statement.number),
+                                     migration, script, f"statement {statement.number} ran, and the row still counts {done}")
+                        done = statement.number
+                if self._in_block():
+                    opened = block[0][1]
+                    raise MigrationFileError(
+                        f"{migration.name}:{opened.line}: the transaction block begun at statement {opened.number} "
+                        f"was still open at the end of the file; it was rolled back (as psql does when it exits), "
+                        f"and the {done} statements before it stay applied",
+                        hint=f"end the block with COMMIT; then `python -m runner resolve {migration.name} --pending`",
+                    )
+            except Interrupted as stopped:
+                self._abandon(cursor, migration, script, done)
+                raise Interrupted(
+                    stopped.signum,
+                    f"{stopped.message.split(';')[0]} during no-transaction migration {migration.name}, "
+                    f"after {done} of {script.count} statements; it is recorded as incomplete",
+                    hint=f"see `python -m runner status`, then `python -m runner resolve {migration.name} ...`",
+                ) from None
+            except BaseException:
+                self._abandon(cursor, migration, script, done)
+                raise
+            self._record(lambda c: self.tracking.mark_applied(
+                c, migration.name, script.checksum, _elapsed_ms(started), done), migration, script,
+                f"all {done} statement{'' if done == 1 else 's'} ran, and the row still says incomplete "
+                f"(once the table is fixed: `python -m runner resolve {migration.name} --applied`)")
+            cursor.execute(RESET_SESSION)
 
-    def _run_one(self, cursor, migration: Migration, script: Script, segment: Segment, statement: Statement) -> None:
-        """One statement, retried on its own when it hits a lock timeout (those before it stay applied)."""
+    def _verified(self, script: Script, done: Callable[[], int]) -> Iterator[Segment]:
+        try:
+            yield from script.segments()
+        except FileChanged as changed:
+            raise IncompleteMigration(
+                f"{changed.file} changed while the runner was applying it: its bytes from line {changed.line} on are "
+                f"not the ones it read and checked; it is a no-transaction migration, {done()} of {script.count} "
+                "statements ran, and it is recorded as incomplete",
+                hint=f"check the database, then `python -m runner resolve {script.name} --applied` or `--pending`",
+            ) from None
+
+    def _run_one(self, cursor, migration: Migration, script: Script, segment: Segment, statement: Statement,
+                 block: list, done: int) -> None:
+        """One statement; a lock timeout retries it on its own, or, inside a transaction block,
+        the block from its BEGIN (what ran before stays applied)."""
         delay = self.retry.first_delay
         attempt = 0
+        watch_indexes = not block and statement.words[:1] in (("CREATE",), ("REINDEX",))
         while True:
             attempt += 1
+            replay = block if block and attempt > 1 else [(segment, statement)]
+            before = self._invalid_indexes(cursor) if watch_indexes else None
+            current = replay[0]
             try:
-                cursor.execute(statement.text(segment))
+                for current in replay:
+                    self.stop.check()
+                    cursor.execute(current[1].text(current[0]))
+                if watch_indexes:
+                    self._check_skipped_index(cursor, migration, script, segment, statement, done)
                 return
             except psycopg2.Error as exc:
-                self._raise_unless_sql(exc, migration, script, rolled_back=False, statement=statement)
-                offset = statement.offset + _position(exc) - 1 if _position(exc) else None
-                found = characters.offset_in(str(exc.diag.message_primary), statement.text(segment))
-                if offset is None and found is not None:
-                    offset = statement.offset + found
-                failure = self._failure(migration, script, segment, statement, exc, offset, rolled_back=False)
-                if exc.pgcode not in RETRIED:
+                undone = _Undone(block[0][1] if block else None)
+                if block:
+                    self._rollback(cursor)
+                self._raise_unless_sql(exc, migration, script, rolled_back=False, statement=current[1])
+                if before is not None:
+                    self._drop_leftovers(cursor, before, undone)
+                failed_segment, failed = current
+                offset = failed.offset + _position(exc) - 1 if _position(exc) else None
+                if offset is None:
+                    # Refused before parsing (a character the database's encoding lacks): no
+                    # position, so the character is found in the statement's text.
+                    found = characters.offset_in(str(exc.diag.message_primary), failed.text(failed_segment))
+                    offset = failed.offset + found if found is not None else None
+                failure = self._failure(migration, script, failed_segment, failed, exc, offset, rolled_back=False,
+                                        outcome=_no_transaction_outcome(migration, script, done, undone),
+                                        left_behind=tuple(undone.left_behind))
+                if exc.pgcode not in RETRIED or not undone.all_dropped:
                     raise failure from None
                 if attempt > self.retry.lock_retries:
                     raise LockTimeoutsExhausted(
@@ -234,15 +393,94 @@ class Executor:
                         hint="the statements before it are applied; see `python -m runner status`",
                     ) from None
                 self.event("lock_timeout_retry", migration=migration.name, attempt=attempt, retry_in_s=delay,
-                           sqlstate=exc.pgcode, blockers=self._blockers())
+                           sqlstate=exc.pgcode, blockers=self._blockers(), statement=failed.number,
+                           rolled_back="block" if block else "nothing",
+                           block_start=block[0][1].number if block else None, left_behind=undone.left_behind)
                 self.stop.sleep(delay)
                 delay *= 2
 
-    def _note_progress(self, cursor, migration: Migration, done: int) -> None:
+    def _in_block(self) -> bool:
+        """Is a transaction open on the migration session (libpq knows; no round trip)?"""
+        return not self.connection.closed and \
+            self.connection.get_transaction_status() != ext.TRANSACTION_STATUS_IDLE
+
+    def _invalid_indexes(self, cursor) -> set[int]:
+        cursor.execute(_INVALID_INDEXES)
+        return {oid for oid, _ in cursor.fetchall()}
+
+    def _drop_leftovers(self, cursor, before: set[int], undone: _Undone) -> None:
+        """Drop the INVALID indexes the failed statement left (a failed CREATE INDEX or REINDEX
+        CONCURRENTLY), as a transaction would have undone them; name what could not be dropped."""
         try:
-            self.tracking.mark_progress(cursor, migration.name, done)
+            cursor.execute(_INVALID_INDEXES)
+            left = [name for oid, name in cursor.fetchall() if oid not in before]
         except psycopg2.Error:
-            pass  # the connection is gone; the row already says `incomplete`
+            return
+        for name in left:
+            try:
+                cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                undone.left_behind.append(f"INVALID index {name}, which was dropped")
+            except psycopg2.Error as exc:
+                undone.all_dropped = False
+                undone.left_behind.append(
+                    f"INVALID index {name}, which could not be dropped ({_first_line(exc)}): drop it with "
+                    f"DROP INDEX CONCURRENTLY {name}")
+
+    def _check_skipped_index(self, cursor, migration: Migration, script: Script, segment: Segment,
+                             statement: Statement, done: int) -> None:
+        """CREATE INDEX ... IF NOT EXISTS skips an index of that name even when it is INVALID (an
+        earlier build failed): then nothing was built, and it must not be recorded as applied."""
+        target = index_if_not_exists(statement.text(segment))
+        if target is None:
+            return
+        index, table = target
+        name = index[1:-1].replace('""', '"') if index.startswith('"') else index.lower()
+        cursor.execute(_INDEX_OF_TABLE, (table, name))
+        found = cursor.fetchone()
+        if found is None or found[1]:
+            return
+        qualified, _, builder = found
+        why = (f"another session (pid {builder}) is building it right now" if builder
+               else "an earlier concurrent build of it failed")
+        raise InvalidIndex(
+            f"migration {migration.name}, statement {statement.number} of {script.count} "
+            f"({migration.name}:{statement.line}): index {qualified} exists but is INVALID ({why}), so IF NOT EXISTS "
+            f"skipped it and nothing was built; this no-transaction migration is recorded as incomplete after "
+            f"{done} statement{'' if done == 1 else 's'}",
+            hint=(f"wait for pid {builder} to finish, then " if builder else "")
+            + f"drop it: DROP INDEX CONCURRENTLY {qualified}; then `python -m runner resolve {migration.name} "
+            "--pending` and run again",
+        )
+
+    def _record(self, write: Callable, migration: Migration, script: Script, ran: str = "") -> None:
+        """A history write on the lock session (`ran`: what had run, for the message when the row
+        does not land); its failure to answer means the lock is gone."""
+        try:
+            with self.control.cursor() as cursor:
+                write(cursor)
+        except TrackingFailed as exc:
+            raise TrackingFailed(f"{exc.message}; {ran}" if ran else exc.message, exc.hint) from None
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            if not self.control.closed and exc.pgcode and not _connection_lost(exc, self.control):
+                raise
+            if _ends_sessions(script):
+                raise _lock_session_ended_by(migration, "this no-transaction migration stopped part-way: see "
+                                             "`python -m runner status`") from None
+            raise LockLost(
+                f"lost the migration lock while applying no-transaction migration {migration.name}: the session "
+                f"holding it ended ({_first_line(exc)}); the schema_migrations row may count fewer statements than ran",
+                hint="see `python -m runner status`; the row says incomplete, so the next run stops until "
+                f"`python -m runner resolve {migration.name} ...` settles it",
+            ) from None
+
+    def _abandon(self, cursor, migration: Migration, script: Script, done: int) -> None:
+        """After a failure: roll back an open block, reset the session, and record the progress."""
+        if self._in_block():
+            self._rollback(cursor)
+        try:
+            self._record(lambda c: self.tracking.mark_progress(c, migration.name, done), migration, script)
+        except (psycopg2.Error, LockLost, SessionEndedByMigration, TrackingFailed):
+            pass  # the row already says `incomplete`; the failure being raised says the rest
 
     # -- errors --------------------------------------------------------------------------
 
@@ -260,9 +498,8 @@ class Executor:
                     f"lost the connection to the database while applying {migration.name}{where}: {_first_line(exc)}; "
                     "this migration calls pg_terminate_backend, which most likely ended the runner's own session, "
                     "so running it again would end the same way",
-                    hint="spare the runner's session: add `AND pid <> pg_backend_pid()` to the query that picks "
-                    "the sessions to end" + ("" if rolled_back else "; this no-transaction migration stopped "
-                                              "part-way: see `python -m runner status`"),
+                    hint=SPARE_THE_RUNNER + ("" if rolled_back else "; this no-transaction migration stopped "
+                                             "part-way: see `python -m runner status`"),
                 ) from None
             raise ConnectionLost(
                 f"lost the connection to the database while applying {migration.name}{where}: {_first_line(exc)}",
@@ -273,8 +510,10 @@ class Executor:
                 ),
             ) from None
 
-    def _failure(self, migration: Migration, script: Script, segment: Segment, statement: Optional[Statement],
-                 exc: psycopg2.Error, offset: Optional[int], rolled_back: bool = True) -> MigrationFailed:
+    def _failure(self, migration: Migration, script: Script, segment: Optional[Segment],
+                 statement: Optional[Statement], exc: psycopg2.Error, offset: Optional[int], rolled_back: bool = True,
+                 outcome: Optional[str] = None, at_commit: bool = False, left_behind: tuple[str, ...] = ()
+                 ) -> MigrationFailed:
         diag = exc.diag
         hint = diag.message_hint
         if exc.pgcode == characters.UNTRANSLATABLE:
@@ -285,7 +524,7 @@ class Executor:
                 "a comment line above the first statement (then its statements run one by one, uncommitted work "
                 "is not rolled back, and a failure needs `python -m runner resolve`)"
             )
-        if statement is None:
+        if statement is None or segment is None:
             line, number, text = None, 0, ""
         else:
             line = segment.line_at(offset) if offset is not None else statement.line
@@ -302,6 +541,9 @@ class Executor:
             context=diag.context,
             statement=text,
             rolled_back=rolled_back,
+            outcome=outcome,
+            at_commit=at_commit,
+            left_behind=left_behind,
         )
 
     def _exhausted(self, failure: MigrationFailed, attempts: int, started: float) -> LockTimeoutsExhausted:
@@ -322,13 +564,112 @@ class Executor:
             return f"; {self.watch.unseen()}" if self.watch else ""
         return "; blocked by " + "; ".join(blockers)
 
-    def _rollback(self, cursor) -> None:
+    def _rollback(self, cursor) -> Optional[int]:
+        """Roll back and reset the session; return how many statements the markers say completed."""
         if self.connection.closed:
-            return
+            return None
         try:
-            cursor.execute(f"ROLLBACK; {history.RESET_SESSION}")
+            cursor.execute(f"ROLLBACK; {_LAST_MARK}")
+            completed = cursor.fetchone()[0]
+            cursor.execute(RESET_SESSION)
+            return completed or 0
         except psycopg2.Error:
-            pass  # a dead connection has no transaction left to roll back
+            return None  # a dead connection has no transaction left to roll back
+
+
+def _reading_settings(connection) -> tuple[Optional[str], ...]:
+    """The settings as the server last reported them (libpq keeps them: no round trip)."""
+    return tuple(connection.get_parameter_status(setting) for setting in READING_SETTINGS)
+
+
+def invalid_indexes(cursor) -> list[str]:
+    """The INVALID indexes of the database that no session is building: a failed concurrent build's."""
+    cursor.execute(_INVALID_INDEXES)
+    return sorted(name for _, name in cursor.fetchall())
+
+
+def _marker(number: int, release: Optional[int]) -> str:
+    """Statement `number` completed: hold mark `number`, release the one held before (one at a
+    time, so a long file does not fill the server's lock table)."""
+    released = f", pg_catalog.pg_advisory_unlock({MARK_CLASS}, {release})" if release is not None else ""
+    return f"\nSELECT pg_catalog.pg_advisory_lock({MARK_CLASS}, {number}){released};\n"
+
+
+class _Query:
+    """One query of a transactional migration: the prefix (the file's BEGIN, for its first
+    segment), the segment's statements with a marker between two of them, and the tail (after
+    its last segment)."""
+
+    def __init__(self, prefix: str, segment: Segment, held: Optional[int]):
+        self.prefix = prefix
+        self.segment = segment
+        self.held = held  # the marker held before this query
+        self.tail = ""
+        self.marked = segment.count > 1
+        # The marker held after it: the one after its last statement but one.
+        self.last_marker = segment.first_number + segment.count - 2 if self.marked else held
+
+    def pieces(self) -> Iterator[tuple[bool, bytes]]:
+        """The segment's bytes and the markers: (is it the file's, the bytes)."""
+        raw = self.segment.raw
+        if not self.marked:
+            yield True, raw
+            return
+        view = memoryview(raw)  # slices without copies; the join copies once
+        position = 0
+        held = self.held
+        ends = self.segment.ends
+        for index, end in enumerate(ends[:-1]):
+            number = self.segment.first_number + index
+            yield True, view[position:end]
+            # Only the file's last statement may lack its `;` (a comment may end the line).
+            yield False, (b"" if raw[end - 1:end] == b";" else b"\n;") + _marker(number, held).encode()
+            held = number
+            position = end
+        yield True, view[position:]
+
+    def send(self, cursor, send_bytes: bool) -> Optional[tuple[psycopg2.Error, Optional[int]]]:
+        """Send it; on an error, (the error, how many characters came before the segment in the
+        query that failed: None when that query did not hold the segment)."""
+        raw = self.segment.raw
+        if not self.marked and len(raw) > ALONE_BYTES:
+            # One large statement: its bytes as read, in a query of their own.
+            parts = [(self.prefix, None), (raw if send_bytes else self.segment.text, 0), (self.tail, None)]
+        elif send_bytes:
+            parts = [(b"".join([self.prefix.encode(), *(piece for _, piece in self.pieces()), self.tail.encode()]),
+                      len(self.prefix))]
+        else:
+            body = b"".join(piece for _, piece in self.pieces()).decode("utf-8")
+            parts = [(self.prefix + body + self.tail, len(self.prefix))]
+        for query, shift in parts:
+            if query:
+                try:
+                    cursor.execute(query)
+                except psycopg2.Error as exc:
+                    return exc, shift
+        return None
+
+    def segment_offset(self, offset: int) -> Optional[int]:
+        """Where a character `offset` characters after the prefix is in the segment's own text;
+        None in a marker or in the tail. Only on the failure path: it decodes the pieces."""
+        before = 0  # characters of the segment's text before this piece
+        for ours, piece in self.pieces():
+            length = len(bytes(piece).decode("utf-8", errors="replace"))
+            if offset < length:
+                return before + offset if ours else None
+            offset -= length
+            if ours:
+                before += length
+        return None
+
+
+def _no_transaction_outcome(migration: Migration, script: Script, done: int, undone: _Undone) -> Optional[str]:
+    if undone.block_start is None:
+        return None  # MigrationFailed's own sentence for a no-transaction file
+    opened = undone.block_start
+    return (f"the transaction block begun at statement {opened.number} ({migration.name}:{opened.line}) was rolled "
+            f"back; the {done} statement{'' if done == 1 else 's'} before it stay applied, and this no-transaction "
+            "migration is recorded as incomplete: see `python -m runner status`")
 
 
 def _statement_at(segment: Segment, offset: int) -> Statement:
@@ -338,6 +679,23 @@ def _statement_at(segment: Segment, offset: int) -> Statement:
         later = [s for s in segment.statements if s.offset > offset]
         return later[0] if later else statement
     return statement
+
+
+# The runner has two sessions (the migration's and the lock session), both with application_name
+# ending in db-migrations (runner.connection.application_name).
+SPARE_THE_RUNNER = ("spare the runner's sessions: add `AND pid <> pg_backend_pid() AND application_name NOT LIKE "
+                    "'%db-migrations%'` to the query that picks the sessions to end")
+
+
+def _lock_session_ended_by(migration: Migration, outcome: str) -> SessionEndedByMigration:
+    """The lock session ended while a migration that calls pg_terminate_backend ran: it most
+    likely ended it (sparing only its own pid), and would again on every retry."""
+    return SessionEndedByMigration(
+        f"lost the migration lock while applying {migration.name}: this migration calls pg_terminate_backend, which "
+        "most likely ended the session that holds the migration lock, so running it again would end the same way; "
+        f"{outcome}",
+        hint=SPARE_THE_RUNNER,
+    )
 
 
 def _ends_sessions(script: Script) -> bool:

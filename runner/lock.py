@@ -1,19 +1,38 @@
-"""One runner at a time per database: a session-level PostgreSQL advisory lock."""
+"""One runner at a time per database: a session-level PostgreSQL advisory lock.
+
+It is held by the runner's own session, never the one that runs migrations: a migration's
+`DISCARD ALL` or `pg_advisory_unlock_all()` releases its own session's locks only.
+
+With it, the lock session holds a second advisory lock whose key is drawn at random for the
+run (the run's token). The migration session checks before every COMMIT that the token is
+still held by someone: pg_try_advisory_xact_lock_shared fails only while the lock session
+holds it, and only this run's lock session knows the key. The lock session holds both until
+it ends, so the token is held exactly while the migration lock is. The check is a call to a
+lock function, not a read of pg_locks, which takes every lock partition of the server and
+cost more than a one-line migration.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
+
+import psycopg2
 
 from runner.errors import LockNotAcquired
 from runner.interrupts import StopSignal
 
 # A fixed key derived from a name, so every copy of the runner agrees on it.
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"runner:schema_migrations").digest()[:8], "big", signed=True)
+# The class of the run's token (two-int advisory keys, pg_locks.objsubid 2); the executor's
+# statement markers have a class of their own.
+TOKEN_CLASS = 0x72756C  # "rul"
 
 
-def acquire(connection, *, wait_seconds: float, stop: StopSignal, on_wait=None) -> None:
-    """Poll pg_try_advisory_lock outside any transaction until `wait_seconds` pass.
+def acquire(connection, *, wait_seconds: float, stop: StopSignal, on_wait=None) -> int:
+    """Poll pg_try_advisory_lock outside any transaction until `wait_seconds` pass; then take
+    the run's token (returned).
 
     Polling instead of a blocking pg_advisory_lock: a runner blocked inside a transaction
     would hold a snapshot that CREATE INDEX CONCURRENTLY in the lock holder waits for.
@@ -27,7 +46,9 @@ def acquire(connection, *, wait_seconds: float, stop: StopSignal, on_wait=None) 
             stop.check()
             cursor.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,))
             if cursor.fetchone()[0]:
-                return
+                token = secrets.randbits(31)
+                cursor.execute("SELECT pg_advisory_lock(%s, %s)", (TOKEN_CLASS, token))
+                return token
             if not waited and on_wait:
                 on_wait()
             waited = True
@@ -53,8 +74,26 @@ def acquire(connection, *, wait_seconds: float, stop: StopSignal, on_wait=None) 
 def release(connection) -> None:
     if connection.closed:
         return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+    try:
+        with connection.cursor() as cursor:
+            # The migration lock and the run's token: the lock session holds nothing else.
+            cursor.execute("SELECT pg_advisory_unlock_all()")
+    except psycopg2.Error:
+        pass  # the session is gone, and its lock with it
+
+
+def still_held_sql(token: int) -> str:
+    """An expression: is the run's token (so the migration lock) still held by its lock session?
+    Evaluated in the migration session's transaction (a shared try-lock taken when the token is
+    free is released with that transaction)."""
+    return f"NOT pg_catalog.pg_try_advisory_xact_lock_shared({TOKEN_CLASS}, {int(token)})"
+
+
+def held_by_sql(pid: int) -> str:
+    """A query: does session `pid` (the lock session) hold the migration lock?"""
+    high, low = _key_halves()
+    return (f"SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = {int(pid)} "
+            f"AND classid = {high} AND objid = {low} AND objsubid = 1)")
 
 
 def _key_halves() -> tuple[int, int]:

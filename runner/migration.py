@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional, Union
 
 from runner import directives
 from runner.errors import MigrationFileError
@@ -18,16 +20,37 @@ from runner.errors import MigrationFileError
 _FILE_NAME = re.compile(r"^(?P<version>\d+)(?:_(?P<label>.*))?\.sql$")
 _READ_BYTES = 1024 * 1024
 _HEAD_BYTES = 64 * 1024  # where the marker may stand: the comment lines at the top
+# The bytes of files under _READ_BYTES are kept from the one read that lists them, up to this
+# many bytes in all: a pending one runs from them, with the checksum computed from them.
+KEPT_WHEN_LISTED = 32 * 1024 * 1024
+
+
+class MemoryBudget:
+    """How many bytes of files may still be kept in memory for the rest of a run."""
+
+    def __init__(self, limit: int):
+        self.left = limit
+
+    def take(self, size: int) -> bool:
+        if size > self.left:
+            return False
+        self.left -= size
+        return True
 
 
 @dataclass(frozen=True)
 class Migration:
     name: str  # the file name, e.g. 20251124000002_user_api_keys.sql: the tracking key
     version: str
-    path: Path
+    location: str  # where the file is (`path` as a string: ten thousand Path objects cost a tenth of a second)
     checksum: str
     size: int  # bytes
     transactional: bool
+    content: Optional[bytes] = field(default=None, compare=False, repr=False)  # the bytes listed, if kept
+
+    @property
+    def path(self) -> Path:
+        return Path(self.location)
 
     @property
     def label(self) -> str:
@@ -80,7 +103,7 @@ def decode(file_name: str, raw: bytes) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _not_utf8(file_name, raw[: exc.start].count(b"\n") + 1, raw[exc.start]) from None
+        raise not_utf8(file_name, raw[: exc.start].count(b"\n") + 1, raw[exc.start]) from None
     return text[1:] if text.startswith("\ufeff") else text
 
 
@@ -89,18 +112,44 @@ def checksum(text: str) -> str:
     return hashlib.sha256(text.replace("\r\n", "\n").encode("utf-8")).hexdigest()
 
 
-def load(path: Path) -> Migration:
-    """Read the file once, in pieces: checksum (as `checksum()` computes it), UTF-8, marker."""
-    version = parse_file_name(path.name)
-    digest = hashlib.sha256()
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    head = b""
-    size = lines = 0
-    carry = b""  # a `\r` at the end of a piece may start a `\r\n`
+class ContentDigest:
+    """`checksum()` of a file's text computed from its bytes (without a byte-order mark), fed
+    in pieces: a `\r` at the end of a piece may start a `\r\n` that the next one ends."""
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self._carry = b""
+
+    def update(self, raw: bytes) -> None:
+        data = self._carry + raw if self._carry else raw
+        self._carry = b"\r" if data.endswith(b"\r") else b""
+        self._sha.update((data[:-1] if self._carry else data).replace(b"\r\n", b"\n"))
+
+    def hexdigest(self) -> str:
+        final = self._sha.copy()
+        final.update(self._carry)
+        return final.hexdigest()
+
+
+def load(path: Union[str, Path], budget: Optional[MemoryBudget] = None) -> Migration:
+    """Read the file once, in pieces: checksum (as `checksum()` computes it), UTF-8, marker.
+
+    A file under _READ_BYTES is read whole, and its bytes are kept if `budget` allows: if it is
+    pending, it runs from them (runner.statements), so what runs is what was listed."""
+    location = os.fspath(path)
+    name = os.path.basename(location)
+    version = parse_file_name(name)
     try:
-        with open(path, "rb") as handle:
+        raw = _read_small(location)
+        if raw is not None:
+            return _small(location, name, version, raw, budget is not None and budget.take(len(raw)))
+        with open(location, "rb", buffering=0) as handle:
+            raw = handle.read(_READ_BYTES)
+            digest = ContentDigest()
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            head = b""
+            size = lines = 0
             while True:
-                raw = handle.read(_READ_BYTES)
                 if size == 0 and raw.startswith(codecs.BOM_UTF8):
                     raw = raw[len(codecs.BOM_UTF8):]
                     size = len(codecs.BOM_UTF8)
@@ -108,29 +157,48 @@ def load(path: Path) -> Migration:
                     decoder.decode(raw, final=not raw)
                 except UnicodeDecodeError as exc:
                     line = lines + exc.object[: exc.start].count(b"\n") + 1
-                    raise _not_utf8(path.name, line, exc.object[exc.start]) from None
+                    raise not_utf8(name, line, exc.object[exc.start]) from None
                 if len(head) < _HEAD_BYTES:
                     head += raw[: _HEAD_BYTES - len(head)]
-                data = carry + raw
-                carry = b"\r" if raw and data.endswith(b"\r") else b""
-                digest.update((data[:-1] if carry else data).replace(b"\r\n", b"\n"))
+                digest.update(raw)
                 if not raw:
                     break
                 size += len(raw)
                 lines += raw.count(b"\n")
+                raw = handle.read(_READ_BYTES)
     except OSError as exc:
-        raise MigrationFileError(f"{path.name}: cannot be read ({exc.strerror})") from None
-    return Migration(
-        name=path.name,
-        version=version,
-        path=path,
-        checksum=digest.hexdigest(),
-        size=size,
-        transactional=directives.wants_transaction(head.decode("utf-8", errors="ignore").lstrip("\ufeff"), path.name),
-    )
+        raise MigrationFileError(f"{name}: cannot be read ({exc.strerror})") from None
+    return Migration(name, version, location, digest.hexdigest(), size,
+                     directives.wants_transaction(head.decode("utf-8", errors="ignore").lstrip("\ufeff"), name))
 
 
-def _not_utf8(file_name: str, line: int, byte: int) -> MigrationFileError:
+def _read_small(path: str) -> Optional[bytes]:
+    """The whole file if it is under _READ_BYTES (most are), else None. In one read of its size:
+    a read allocates what it asks for, and a megabyte for each of ten thousand one-line files
+    costs more than reading them."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        size = os.fstat(fd).st_size
+        if size >= _READ_BYTES:
+            return None
+        raw = os.read(fd, size + 1)
+        return raw if len(raw) <= size else None
+    finally:
+        os.close(fd)
+
+
+def _small(location: str, name: str, version: str, whole: bytes, keep: bool) -> Migration:
+    raw = whole[len(codecs.BOM_UTF8):] if whole.startswith(codecs.BOM_UTF8) else whole
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise not_utf8(name, raw[: exc.start].count(b"\n") + 1, raw[exc.start]) from None
+    digest = hashlib.sha256(raw.replace(b"\r\n", b"\n") if b"\r" in raw else raw).hexdigest()
+    return Migration(name, version, location, digest, len(whole),
+                     directives.wants_transaction(text[:_HEAD_BYTES], name), whole if keep else None)
+
+
+def not_utf8(file_name: str, line: int, byte: int) -> MigrationFileError:
     return MigrationFileError(
         f"{file_name}: line {line} is not valid UTF-8 (byte 0x{byte:02x})",
         hint="re-save the file as UTF-8",

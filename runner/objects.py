@@ -17,9 +17,10 @@ from typing import Mapping, Sequence
 
 import psycopg2
 
-from runner import history
-from runner.errors import EXIT_DRIFT, EXIT_OK, MigrationFailed, UsageError
-from runner.migration import Migration
+from runner import history, lock
+from runner.errors import EXIT_DRIFT, EXIT_OK, LockLost, MigrationFailed, UsageError
+from runner.executor import RESET_SESSION
+from runner.migration import Migration, checksum
 from runner.output import Reporter, plural
 from runner.statements import line_at, split
 
@@ -35,14 +36,15 @@ _EXISTS = {
     "trigger": f"SELECT 1 FROM pg_trigger WHERE tgrelid = {_TABLE} AND tgname = %(name)s",
     "function": "SELECT 1 FROM pg_proc WHERE proname = %(name)s AND CASE WHEN %(schema)s::text IS NULL "
                 "THEN pronamespace = ANY (current_schemas(false)::regnamespace[]) "
-                "ELSE pronamespace = %(schema)s::text::regnamespace END",
+                "ELSE pronamespace = to_regnamespace(quote_ident(%(schema)s::text)) END",  # NULL: no such schema
 }
 
 
 def describe(obj: Mapping) -> str:
     where = ".".join(p for p in (obj.get("schema"), obj.get("table")) if p)
     name = f"{obj['schema']}.{obj['name']}" if obj.get("schema") and not obj.get("table") else obj["name"]
-    return f"{obj['kind']} {name}" + (f" on {where}" if where and obj.get("table") else "")
+    return (f"{obj['kind']} {name}" + (f" on {where}" if where and obj.get("table") else "")
+            + (" (in a DO block)" if obj.get("in_do_block") else ""))
 
 
 def load_expected(path: str) -> dict:
@@ -54,6 +56,13 @@ def load_expected(path: str) -> dict:
     if data.get("format") != 1 or not isinstance(data.get("files"), dict):
         raise UsageError(f"{path} is not an expected-objects list (format 1)")
     return data["files"]
+
+
+def unchecked(entry: Mapping) -> list[str]:
+    """What of a file the list could not name objects for."""
+    if entry.get("unparsed"):
+        return [f"PostgreSQL's parser cannot read it ({entry['unparsed']})"]
+    return list(entry.get("unchecked") or ())
 
 
 def missing_objects(cursor, rows: dict[str, history.AppliedRow], expected: dict) -> tuple[dict[str, list[str]], list[str]]:
@@ -85,17 +94,29 @@ def verify(session, expected_path: str, migrations: Sequence[Migration], reporte
         if name in on_disk and on_disk[name] != entry.get("sha256"):
             reporter.event("note", text=f"{name}: the expected objects were read from another version of the file "
                                         "than the one here; its objects may differ")
-    with session.cursor() as cursor:
+    # The migration session: objects named without a schema are looked up on the search_path the
+    # migrations ran with, which the runner's own session does not have.
+    with session.migrations().cursor() as cursor:
         rows = history.load_if_present(cursor)
         missing, unknown = missing_objects(cursor, rows, expected)
     for name in unknown:
         reporter.event("note", text=f"{name} is recorded but not in {Path(expected_path).name}: not checked")
+    partly = 0
+    for name in sorted({row_name if row_name.endswith(".sql") else row_name + ".sql" for row_name in rows}):
+        gaps = unchecked(expected.get(name) or {})
+        partly += bool(gaps)
+        for what in gaps:
+            reporter.event("note", text=f"{name}: not checked: {what}")
     for name, objects in missing.items():
         reporter.event("objects_missing", migration=name, objects=objects)
     counts = {"recorded": len(rows), "incomplete_files": len(missing),
-              "missing_objects": sum(len(o) for o in missing.values())}
+              "missing_objects": sum(len(o) for o in missing.values()), "partly_checked_files": partly}
     if not missing:
-        return EXIT_OK, f"every object of the {plural(len(rows), 'recorded migration')} is in the database", counts
+        text = f"every object of the {plural(len(rows), 'recorded migration')} is in the database"
+        if partly:
+            text = (f"every object named in the {plural(len(rows), 'recorded migration')} is in the database; "
+                    f"{plural(partly, 'file')} could be checked only in part (above)")
+        return EXIT_OK, text, counts
     return EXIT_DRIFT, (f"{plural(len(missing), 'recorded migration')} left objects out "
                         f"({plural(counts['missing_objects'], 'object')}); apply each again with "
                         "`python -m runner reapply FILE`, or restore what is missing by hand"), counts
@@ -108,7 +129,8 @@ def reapply(session, tracking: history.Tracking, migration: Migration, reporter:
                          hint="run its statements by hand, then leave its record as it is")
     text = migration.text
     started = time.monotonic()
-    with session.cursor() as cursor:
+    connection = session.migrations()  # never the lock session: a migration must not be able to release the lock
+    with connection.cursor() as cursor:
         rows = tracking.load(cursor)
         row = history.lookup(rows, migration.name)
         if row is None:
@@ -132,16 +154,26 @@ def reapply(session, tracking: history.Tracking, migration: Migration, reporter:
                 )
                 failure.outcome = "it was rolled back; the database and its record are as they were"
                 failure.message = failure._render().replace(
-                    "(it did not fail again when its statements were run one by one, so the statement is not known)",
+                    "before its first statement ran (while opening its transaction)",
                     "when run again (PostgreSQL named no position)")
                 raise failure from None
             cursor.execute(history.RESET_SESSION)
-            cursor.execute(tracking.record_sql(cursor, migration.name, migration.checksum, 0))
-            cursor.execute("COMMIT")
+            # The checksum of the text that ran, read just now (the file may have changed since it was listed).
+            ran = checksum(text)
+            cursor.execute(tracking.record_sql(cursor, migration.name, ran, 0))
+            cursor.execute(f"SELECT ({tracking.landed_sql(cursor, migration.name, ran)}), "
+                           f"({lock.held_by_sql(session.connection.get_backend_pid())})")
+            landed, locked = cursor.fetchone()
+            if not (landed and locked):
+                raise (history.tracking_not_landed(tracking, f"{migration.name} ran again, but its row",
+                                                   "it was rolled back") if locked else
+                       LockLost(f"lost the migration lock while re-applying {migration.name}; it was rolled back",
+                                hint="run it again"))
+            cursor.execute(f"COMMIT; {RESET_SESSION}")
         except BaseException:
-            if not session.connection.closed:
+            if not connection.closed:
                 cursor.execute("ROLLBACK")
-                cursor.execute(history.RESET_SESSION)
+                cursor.execute(RESET_SESSION)
             raise
     elapsed = int((time.monotonic() - started) * 1000)
     reporter.event("applied", migration=migration.name, statements=0, duration_ms=elapsed, attempts=1)

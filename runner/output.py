@@ -42,13 +42,14 @@ EVENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "changed_accepted": ("warning", "WARNING: {migration} changed after it was applied; accepted (--accept-changed), "
                          "new checksum recorded", ("migration",)),
     "missing": ("warning", "WARNING: {migration} is recorded as applied but its file is gone", ("migration",)),
-    "out_of_order": ("warning", "WARNING: {migration} is older than migrations already applied; applying it now",
-                     ("migration",)),
-    "lock_timeout_retry": ("warning", "{reason} in {migration}; attempt {attempt} rolled back, retrying in "
+    "out_of_order": ("warning", "WARNING: {migration} is older than {newest_applied}, which is already applied; "
+                     "applying it (out of order allowed)", ("migration", "newest_applied")),
+    # rolled_back: "migration" (a transactional file, retried whole), "block" (a transaction block of a
+    # no-transaction file, retried from its BEGIN, block_start), "nothing" (a no-transaction statement).
+    "lock_timeout_retry": ("warning", "{reason} in {migration}{undone_text}, retrying{retried_text} in "
                            "{retry_in_s:g}s{blockers_text}",
-                           ("migration", "attempt", "retry_in_s", "sqlstate", "blockers")),
-    "locating": ("info", "{migration} failed; running its statements one by one (rolled back) to name the one "
-                 "that fails", ("migration",)),
+                           ("migration", "attempt", "retry_in_s", "sqlstate", "blockers", "statement", "rolled_back",
+                            "block_start", "left_behind")),
     "would_apply": ("info", "would apply {migration} ({statements} statement{s_statements}, {mode})",
                     ("migration", "statements", "transaction")),
     "applied": ("info", "applied {migration} ({statements} statement{s_statements}, {duration_ms} ms{attempts_text})",
@@ -152,9 +153,24 @@ def _text_helpers(fields: dict) -> dict:
         helpers["attempts_text"] = f", {fields['attempts']} attempts" if fields["attempts"] > 1 else ""
     if "sqlstate" in fields:
         helpers["reason"] = _RETRIED_REASONS.get(fields["sqlstate"], f"SQLSTATE {fields['sqlstate']}")
+    if "rolled_back" in fields:
+        helpers.update(_undone_text(fields))
     if "transaction" in fields:
         helpers["mode"] = "in one transaction" if fields["transaction"] else "without a transaction"
     return helpers
+
+
+def _undone_text(fields: dict) -> dict:
+    """What a retried attempt undid, said truthfully: a statement run without a transaction is
+    not rolled back, and what it left behind is named."""
+    rolled_back, at = fields["rolled_back"], f" at statement {fields['statement']}"
+    if rolled_back == "migration":
+        return {"undone_text": f"; attempt {fields['attempt']} rolled back", "retried_text": ""}
+    if rolled_back == "block":
+        return {"undone_text": f"{at}; the transaction block begun at statement {fields['block_start']} was rolled back",
+                "retried_text": " it"}
+    left = "".join(f"; it left {what}" for what in fields["left_behind"])
+    return {"undone_text": f"{at} (no transaction: the statements before it stay applied{left})", "retried_text": " it"}
 
 
 def write_termination_log(path: Optional[str], text: str) -> None:

@@ -14,21 +14,22 @@ from runner.errors import (
     DriftError,
     IncompleteMigration,
     MigrationFileError,
+    OutOfOrderMigration,
     RenamedMigration,
     UsageError,
 )
-from runner.executor import Executor, Outcome, RetryPolicy
+from runner.executor import Executor, Outcome, RetryPolicy, invalid_indexes
 from runner.interrupts import StopSignal
 from runner.migration import Migration
 from runner.output import Reporter, plural
-from runner.statements import Script, plan
+from runner.statements import KEEP_BYTES, MemoryBudget, Script, plan_listed
 from runner.status import Comparison, compare
 from runner.waiting import BlockerWatch
 
 # A PostgreSQL duration as the runner sends it at connection start: digits and a unit, no
 # space (the server splits startup options at spaces), or 0. A bare number would be read
 # as milliseconds, so a unit is required.
-_DURATION = re.compile(r"^(?:0|(?P<number>\d+(?:\.\d+)?)(?P<unit>us|ms|s|min|h|d))$")
+_DURATION = re.compile(r"^(?:0|(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>us|ms|s|min|h|d))\Z")  # ASCII digits, as the server
 _MS_PER_UNIT = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 _MAX_MS = 2**31 - 1  # the settings are 32-bit integers of milliseconds
 
@@ -60,6 +61,7 @@ class Options:
     wait_for_lock: float = 120.0
     sslmode: Optional[str] = None
     accept_changed: bool = False
+    allow_out_of_order: bool = False
     snapshot: Optional[str] = None  # loaded first into an empty database (runner.snapshot)
 
     def validate(self) -> None:
@@ -94,7 +96,13 @@ class Result:
 
 
 class Session:
-    """A connection to the target database, with the environment it came from."""
+    """The runner's sessions with the target database.
+
+    `connection` is the runner's own: it holds the migration lock and reads and writes the
+    history. Migrations run on a second session, `migrations()`, opened only when something is
+    pending: a migration can then end its session's state however it likes (`DISCARD ALL`,
+    `pg_advisory_unlock_all()`) without releasing the lock under a second runner's nose.
+    """
 
     def __init__(self, options: Options, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal):
         options.validate()
@@ -104,7 +112,28 @@ class Session:
         self.target = db.target_from_env(environ, options.sslmode)
         self.watch = BlockerWatch()
         self.connection = None
+        self.migration_connection = None
+        self.lock_token: Optional[int] = None  # the run's token (runner.lock), while the lock is held
         self.display = self.target.display
+
+    def _connect(self, options: str, optional: tuple[str, ...] = (), watched: bool = True):
+        return db.connect(
+            self.target,
+            options=options,
+            wait_seconds=self.options.wait_for_db,
+            stop=self.stop,
+            watch=self.watch,
+            optional=optional,
+            watched=watched,
+            on_retry=lambda attempt, reason, delay: self.reporter.event(
+                "connect_retry", database=self.target.display, reason=reason, attempt=attempt, retry_in_s=delay
+            ),
+        )
+
+    def _session_options(self) -> str:
+        """The user's startup options (options= in DATABASE_URL, or PGOPTIONS), then the runner's."""
+        return db.session_options(self.options.lock_timeout, self.options.statement_timeout,
+                                  self.options.idle_in_transaction_timeout, self.target.options)
 
     def __enter__(self) -> "Session":
         for name, value in db.settings_in_options(self.target.options).items():
@@ -112,25 +141,25 @@ class Session:
                 self.reporter.event("note", text=f"the connection's options set {name}={value}; migrations use the "
                                                  "runner's own value (--lock-timeout, --statement-timeout, "
                                                  "--idle-in-transaction-timeout)")
-        self.connection = db.connect(
-            self.target,
-            options=db.session_options(self.options.lock_timeout, self.options.statement_timeout,
-                                       self.options.idle_in_transaction_timeout, self.target.options),
-            wait_seconds=self.options.wait_for_db,
-            stop=self.stop,
-            watch=self.watch,
-            on_retry=lambda attempt, reason, delay: self.reporter.event(
-                "connect_retry", database=self.target.display, reason=reason, attempt=attempt, retry_in_s=delay
-            ),
-        )
+        # The lock session gets the user's options too (a role=, say), but its own search_path last.
+        self.connection = self._connect(db.lock_session_options(self._session_options()), db.LOCK_SESSION_OPTIONAL,
+                                        watched=False)
         self.display = db.display_connected(self.connection, self.target)
         self.reporter.event("connected", database=self.display)
         return self
 
+    def migrations(self):
+        """The session migrations run on (the blocker watch looks at its lock waits)."""
+        if self.migration_connection is None:
+            self.migration_connection = self._connect(self._session_options())
+            db.refuse_other_server(self.connection, self.migration_connection, self.display)
+        return self.migration_connection
+
     def __exit__(self, *exc_info) -> None:
         self.watch.close()
-        if self.connection is not None and not self.connection.closed:
-            self.connection.close()
+        for connection in (self.migration_connection, self.connection):
+            if connection is not None and not connection.closed:
+                connection.close()
         self.stop.connection = None
 
     def cursor(self):
@@ -147,7 +176,7 @@ class _Locked:
     def __enter__(self) -> Session:
         session = self.session
         db.refuse_read_only(session.connection, session.display)
-        lock.acquire(
+        session.lock_token = lock.acquire(
             session.connection,
             wait_seconds=session.options.wait_for_lock,
             stop=session.stop,
@@ -157,8 +186,7 @@ class _Locked:
         return session
 
     def __exit__(self, *exc_info) -> None:
-        if not self.session.connection.closed:
-            lock.release(self.session.connection)
+        lock.release(self.session.connection)
 
 
 def load_migrations(options: Options, reporter: Reporter) -> tuple[str, list[Migration]]:
@@ -174,20 +202,28 @@ def load_migrations(options: Options, reporter: Reporter) -> tuple[str, list[Mig
 
 
 def plan_all(migrations: Sequence[Migration]) -> dict[str, Script]:
-    """Every file's statements, checked before the first one runs; every problem named."""
+    """Every file's statements, checked before the first one runs; every problem named. Each
+    file is read here once, and what runs is what was read; close the scripts when done."""
     scripts: dict[str, Script] = {}
     problems: list[str] = []
+    budget = MemoryBudget(KEEP_BYTES)
     for migration in migrations:
         try:
-            scripts[migration.name] = plan(migration.name, migration.path, migration.transactional)
+            scripts[migration.name] = plan_listed(migration, budget)
         except MigrationFileError as exc:
             problems.append(str(exc).replace("\n", "\n    "))
     if problems:
+        close_all(scripts)
         if len(problems) == 1:
             raise MigrationFileError(problems[0] + "\nnothing was applied")
         raise MigrationFileError(f"{len(problems)} migrations cannot run; nothing was applied:\n"
                                  + "\n".join(f"  - {p}" for p in problems))
     return scripts
+
+
+def close_all(scripts: dict[str, Script]) -> None:
+    for script in scripts.values():
+        script.close()
 
 
 def apply(options: Options, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal,
@@ -200,30 +236,42 @@ def apply(options: Options, environ: Mapping[str, str], reporter: Reporter, stop
                 if options.snapshot and history.Tracking.find(cursor) is None:
                     reporter.event("note", text=f"would load snapshot {options.snapshot} if the database is empty")
                 comparison = compare(migrations, history.load_if_present(cursor))
-            return _dry_run(comparison, reporter)
+            return _dry_run(comparison, reporter, options.allow_out_of_order)
         with session.locked():
             if options.snapshot:
-                snapshot.load_into_empty(session.connection, options.snapshot, reporter)
+                snapshot.load_into_empty(session.migrations(), options.snapshot, reporter,
+                                         check=lambda cursor: _check_loaded(cursor, migrations, options))
             result = _apply_locked(session, migrations, options, reporter, stop)
     result.duration_ms = _elapsed_ms(started)
     return result
 
 
-def _history(cursor, migrations: list[Migration], reporter: Reporter) -> tuple[history.Tracking, Comparison]:
+def _history(cursor, migrations: list[Migration], reporter: Reporter,
+             allow_out_of_order: Optional[bool]) -> tuple[history.Tracking, Comparison]:
     """The tracking table (made or adopted) and the files compared with it; stops on a history
-    that must not be built on (an incomplete or renamed migration)."""
+    that must not be built on (an incomplete or renamed migration; files out of order unless
+    allowed, or None: not applying them)."""
     tracking, added = history.Tracking.ensure(cursor)
     if added:
         reporter.event("table_adopted", columns=added)
     comparison = compare(migrations, tracking.load(cursor))
-    check_history(comparison)
+    check_history(comparison, allow_out_of_order, invalid_indexes(cursor) if comparison.incomplete else ())
     return tracking, comparison
+
+
+def _check_loaded(cursor, migrations: list[Migration], options: Options) -> None:
+    """What the first run after loading a snapshot would stop at, found before it commits."""
+    tracking = history.Tracking.find(cursor)
+    comparison = compare(migrations, tracking.load(cursor) if tracking else {})
+    check_history(comparison, options.allow_out_of_order)
+    if comparison.changed and not options.accept_changed:
+        raise drift_error(comparison)
 
 
 def _apply_locked(session: Session, migrations: list[Migration], options: Options,
                   reporter: Reporter, stop: StopSignal) -> Result:
     with session.cursor() as cursor:
-        tracking, comparison = _history(cursor, migrations, reporter)
+        tracking, comparison = _history(cursor, migrations, reporter, options.allow_out_of_order)
         if comparison.changed:
             if not options.accept_changed:
                 raise drift_error(comparison)
@@ -236,19 +284,26 @@ def _apply_locked(session: Session, migrations: list[Migration], options: Option
     for row in comparison.missing:
         reporter.event("missing", migration=row.name)
     for migration in comparison.out_of_order:
-        reporter.event("out_of_order", migration=migration.name)
+        reporter.event("out_of_order", migration=migration.name, newest_applied=comparison.newest_applied)
 
     scripts = plan_all(comparison.pending)
-    executor = Executor(session.connection, tracking, stop, RetryPolicy(options.lock_retries, options.retry_delay),
-                        reporter.event, session.watch)
     already = len(comparison.applied) + len(comparison.changed)
     outcomes = []
-    for migration in comparison.pending:
-        stop.check()
-        outcome = executor.apply(migration, scripts[migration.name])
-        outcomes.append(outcome)
-        reporter.event("applied", migration=outcome.name, statements=outcome.statements,
-                       duration_ms=outcome.duration_ms, attempts=outcome.attempts)
+    try:
+        if comparison.pending:
+            executor = Executor(session.migrations(), session.connection, tracking, stop,
+                                RetryPolicy(options.lock_retries, options.retry_delay), reporter.event, session.watch,
+                                session.lock_token)
+            stop.connection = session.migration_connection  # a signal cancels the migration's statement
+            for migration in comparison.pending:
+                stop.check()
+                outcome = executor.apply(migration, scripts[migration.name])
+                scripts.pop(migration.name).close()
+                outcomes.append(outcome)
+                reporter.event("applied", migration=outcome.name, statements=outcome.statements,
+                               duration_ms=outcome.duration_ms, attempts=outcome.attempts)
+    finally:
+        close_all(scripts)
     if outcomes:
         text = f"applied {plural(len(outcomes), 'migration')}; {already} already applied"
     else:
@@ -256,14 +311,15 @@ def _apply_locked(session: Session, migrations: list[Migration], options: Option
     return Result("apply", text, {"applied": len(outcomes), "already_applied": already}, applied=outcomes)
 
 
-def _dry_run(comparison: Comparison, reporter: Reporter) -> Result:
-    check_history(comparison)
+def _dry_run(comparison: Comparison, reporter: Reporter, allow_out_of_order: bool) -> Result:
+    check_history(comparison, allow_out_of_order)
     if comparison.changed:
         raise drift_error(comparison)
     scripts = plan_all(comparison.pending)
+    close_all(scripts)
     for migration in comparison.pending:
         reporter.event("would_apply", migration=migration.name, statements=scripts[migration.name].count,
-                       transaction=migration.transactional)
+                       transaction=scripts[migration.name].transactional)
     pending, applied = len(comparison.pending), len(comparison.applied)
     return Result("apply --dry-run",
                   f"dry run: {plural(pending, 'migration')} would be applied; {applied} already applied",
@@ -278,7 +334,10 @@ def validate(options: Options, reporter: Reporter) -> Result:
     scripts = plan_all(migrations)
     from runner import syntax
 
-    checked = syntax.check(migrations, scripts)
+    try:
+        checked = syntax.check(migrations, scripts)
+    finally:
+        close_all(scripts)
     if not checked:
         reporter.event("note", text="syntax not checked: pglast (PostgreSQL's parser) is not installed; "
                                     "the server checks it when the migration runs")
@@ -289,13 +348,17 @@ def validate(options: Options, reporter: Reporter) -> Result:
                   _elapsed_ms(started))
 
 
-def check_history(comparison: Comparison) -> None:
+def check_history(comparison: Comparison, allow_out_of_order: Optional[bool] = False,
+                  invalid_indexes: Sequence[str] = ()) -> None:
     if comparison.incomplete:
         migration, row = comparison.incomplete[0]
+        leftovers = (f"; INVALID indexes in the database now (a concurrent index build that did not finish leaves "
+                     f"one): {', '.join(invalid_indexes)}" if invalid_indexes else "")
         raise IncompleteMigration(
             f"{row.name} is a no-transaction migration that stopped after {plural(row.statements or 0, 'statement')}; "
-            "running it again could repeat them, so nothing was applied",
-            hint=f"check the database by hand, then run `python -m runner resolve {row.name} --applied` "
+            f"running it again could repeat them, so nothing was applied{leftovers}",
+            hint=("drop the INVALID indexes it left (DROP INDEX CONCURRENTLY ...); " if invalid_indexes else "")
+            + f"check the database by hand, then run `python -m runner resolve {row.name} --applied` "
             f"if it is complete, or `python -m runner resolve {row.name} --pending` to run it again",
         )
     if comparison.renamed:
@@ -307,6 +370,25 @@ def check_history(comparison: Comparison) -> None:
             hint=f"if it is a rename, record it: `python -m runner rename {first_old} {first_new}`; if the "
             "content is meant to run again, change the new file",
         )
+    if comparison.out_of_order and allow_out_of_order is False:
+        raise out_of_order_error(comparison)
+
+
+def out_of_order_error(comparison: Comparison) -> OutOfOrderMigration:
+    names = ", ".join(m.name for m in comparison.out_of_order)
+    newest = comparison.newest_applied
+    older_release = newest not in comparison.files
+    return OutOfOrderMigration(
+        f"{names} {'is' if len(comparison.out_of_order) == 1 else 'are'} older than {newest}, which is already "
+        "applied; applying "
+        f"{'it' if len(comparison.out_of_order) == 1 else 'them'} now would run migrations in another order than "
+        "every database built from scratch, so nothing was applied"
+        + (f" ({newest} is not among these files: is this an older release than the one that last migrated the "
+           "database?)" if older_release else ""),
+        hint="give the file a version newer than every applied one (`python -m runner new NAME`, then move its SQL) "
+        "if no database applied it yet; or, once you have checked it does not conflict with what ran after it, "
+        "run once with `python -m runner apply --allow-out-of-order` (env MIGRATION_ALLOW_OUT_OF_ORDER=true)",
+    )
 
 
 def drift_error(comparison: Comparison) -> DriftError:
@@ -362,7 +444,7 @@ def baseline(options: Options, environ: Mapping[str, str], reporter: Reporter, s
         raise UsageError(f"--through {through!r} is not a version (the digits a file name starts with)")
     with Session(options, environ, reporter, stop) as session, session.locked():
         with session.cursor() as cursor:
-            tracking, comparison = _history(cursor, migrations, reporter)
+            tracking, comparison = _history(cursor, migrations, reporter, allow_out_of_order=None)
             chosen = [m for m in comparison.pending
                       if m.name in names or (through and int(m.version) <= int(through))]
             if not chosen:

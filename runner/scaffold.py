@@ -49,14 +49,16 @@ def new_migration(directory: str, name: str, now: datetime | None = None, create
 
 
 def status_rows(comparison: Comparison) -> list[tuple[str, str]]:
-    """(migration, state) in name order; states: applied, changed, incomplete, missing, renamed, pending."""
+    """(migration, state) in name order; states: applied, changed, incomplete, missing, renamed, pending,
+    out_of_order (pending, and older than a migration already applied)."""
     rows: list[tuple[str, str]] = []
     rows += [(m.name, "applied") for m in comparison.applied]
     rows += [(m.name, "changed") for m, _ in comparison.changed]
     rows += [(row.name, "incomplete") for _, row in comparison.incomplete]
     rows += [(row.name, "missing") for row in comparison.missing]
     rows += [(m.name, "renamed") for m, _ in comparison.renamed]
-    rows += [(m.name, "pending") for m in comparison.pending]
+    late = {m.name for m in comparison.out_of_order}
+    rows += [(m.name, "out_of_order" if m.name in late else "pending") for m in comparison.pending]
     return sorted(rows)
 
 
@@ -65,6 +67,8 @@ _STATE_TEXT = {
     "incomplete": "INCOMPLETE (no-transaction migration stopped part-way)",
     "missing": "missing (applied, file gone)",
     "renamed": "RENAMED: the content of an applied file that is gone (`python -m runner rename OLD NEW` records it)",
+    "out_of_order": "OUT OF ORDER: pending, older than a migration already applied (apply refuses it unless "
+                    "--allow-out-of-order)",
 }
 
 
@@ -81,8 +85,9 @@ def status_counts(comparison: Comparison) -> dict[str, int]:
         "missing": len(comparison.missing),
         "incomplete": len(comparison.incomplete),
         "renamed": len(comparison.renamed),
+        "out_of_order": len(comparison.out_of_order),
     }
 
 
 def status_summary(comparison: Comparison) -> str:
-    return ", ".join(f"{count} {state}" for state, count in status_counts(comparison).items())
+    return ", ".join(f"{count} {state.replace('_', ' ')}" for state, count in status_counts(comparison).items())

@@ -22,12 +22,19 @@ SQL (hypothesis).
 Speed: long runs of words, numbers, operators and whitespace are consumed by one
 regular-expression step; only the characters that can start a string, comment or
 statement boundary are looked at one token at a time.
+
+Memory: a repeated group costs Python's regex engine a saved state per repetition (about
+ten bytes per character of a 25 MB `VALUES` list), so every repetition of a group is
+bounded (`{0,N}`) and the scan loops instead: a statement of any size is scanned in
+constant memory. A statement cut by the end of the text (streaming) resumes from a
+checkpoint near where the scan stopped, not from its start, so a statement larger than
+a segment is scanned once.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 # Every character past ASCII is an identifier character, as every byte past 0x7f is for
@@ -53,9 +60,11 @@ _PLAIN = (
     "|[0-9][A-Za-z_0-9.]*(?![A-Za-z_0-9.])"
     f"|{_OTHER}+(?!{_OTHER})"
     "|-(?!-)|/(?!\\*)"
-    "|'[^']*(?:''[^']*)*'"
+    "|'[^']*(?:''[^']*){0,100}'"
 )
-_BORING = re.compile(f"(?:{_PLAIN}|\\((?:{_PLAIN})*\\))+")
+# At most _RUN repetitions per match (see Memory above); the caller matches again.
+_RUN = 1000
+_BORING = re.compile(f"(?:{_PLAIN}|\\((?:{_PLAIN}){{0,{_RUN}}}\\)){{1,{_RUN}}}")
 _TOKEN = re.compile(
     f"(?P<space>[{_SPACE}]+)"
     "|(?P<dash>--[^\n\r]*)"
@@ -72,13 +81,16 @@ _TOKEN = re.compile(
     "|(?P<backslash>\\\\[A-Za-z0-9_!?.]*)"
     "|(?P<other>[\\s\\S])"
 )
-_STRING_REST = re.compile(r"[^']*(?:''[^']*)*'")
-_ESCAPE_STRING_REST = re.compile(r"[^'\\]*(?:(?:\\[\s\S]|'')[^'\\]*)*'")
+# The body of a string up to (not including) a quote that may close it; a doubled quote
+# (or, in an escape string, a backslash escape) continues it. Bounded like _BORING.
+_STRING_BODY = re.compile(f"[^']*(?:''[^']*){{0,{_RUN}}}")
+_ESCAPE_STRING_BODY = re.compile(f"[^'\\\\]*(?:(?:\\\\[\\s\\S]|'')[^'\\\\]*){{0,{_RUN}}}")
 # scan.l's quotecontinue: another quote after whitespace holding a newline (and maybe
 # `--` comments) continues the string, in the same mode.
 _QUOTE_CONTINUE = re.compile(r"[ \t\f]*[\n\r](?:[ \t\n\r\f\v]+|--[^\n\r]*[\n\r])*'")
-_IDENT_REST = re.compile(r'[^"]*(?:""[^"]*)*"')
+_IDENT_BODY = re.compile(f'[^"]*(?:""[^"]*){{0,{_RUN}}}')
 _COMMENT_EDGE = re.compile(r"/\*|\*/")
+_ONLY_SPACE = re.compile(f"[{_SPACE}]*\\Z")
 
 # psql tracks BEGIN/CASE/END only in statements that start CREATE [OR REPLACE]
 # FUNCTION|PROCEDURE, keyed on the first letters of their first four words.
@@ -147,35 +159,77 @@ class _State:
     def needs_every_token(self) -> bool:
         return self.routine is not False or self.copy or self.collecting
 
+    def shifted(self, delta: int) -> "_State":
+        """A copy, with its offsets moved by `delta` (the text before them was dropped)."""
+        return replace(self, words=list(self.words), identifiers=list(self.identifiers),
+                       start=self.start + delta, last_end=self.last_end + delta,
+                       backslash=(self.backslash[0] + delta, self.backslash[1]) if self.backslash else None)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a scan cut short by the end of the text can resume: an offset between two tokens
+    of an unfinished statement, and what the scan knew of that statement there."""
+
+    pos: int
+    state: _State
+
+    def shifted(self, delta: int) -> "Checkpoint":
+        return Checkpoint(self.pos + delta, self.state.shifted(delta))
+
+
+# A checkpoint every so many characters of a statement, never closer to the end of the text
+# than a token's lookahead (`U&'` decides a token by three characters).
+CHECKPOINT_CHARS = 256 * 1024
+_CHECKPOINT_MARGIN = 64
+
 
 class Incomplete(Exception):
     """The text ended inside a statement, and more text may follow (streaming)."""
 
+    def __init__(self, checkpoint: Optional[Checkpoint]):
+        super().__init__()
+        self.checkpoint = checkpoint
 
-def scan(text: str, pos: int = 0, final: bool = True) -> tuple[list[Span], int]:
-    """The statements of `text` from `pos`, and the offset where unconsumed text starts.
+
+def scan(text: str, pos: int = 0, final: bool = True,
+         resume: Optional[Checkpoint] = None) -> tuple[list[Span], int, Optional[Checkpoint]]:
+    """The statements of `text` from `pos`, the offset where unconsumed text starts, and where
+    the scan of the unfinished statement there may resume.
 
     With final=False, a statement that reaches the end of `text` without its `;` is not
-    returned: the caller keeps `text[rest:]` and calls again with more text appended.
+    returned: the caller keeps `text[rest:]` and calls again with more text appended, passing
+    the checkpoint (shifted by what it dropped) as `resume`.
     """
     spans: list[Span] = []
     length = len(text)
     while True:
+        if final and _ONLY_SPACE.match(text, pos):  # the usual end of a file: no statement to look for
+            return spans, length, None
         try:
-            span = _statement(text, pos, length, final)
-        except Incomplete:
-            return spans, pos
+            span = _statement(text, pos, length, final, resume)
+        except Incomplete as stopped:
+            return spans, pos, stopped.checkpoint
+        resume = None
         if span is None:
-            return spans, length if final else pos
+            return spans, length if final else pos, None
         spans.append(span)
         pos = span.end
 
 
-def _statement(text: str, pos: int, length: int, final: bool) -> Optional[Span]:
-    s = _State()
+def _statement(text: str, pos: int, length: int, final: bool, resume: Optional[Checkpoint] = None) -> Optional[Span]:
+    if resume is None:
+        s = _State()
+        checkpoint = None
+    else:
+        pos, s = resume.pos, resume.state.shifted(0)
+        checkpoint = resume
+    checked_at = pos
     token = _TOKEN.match
     boring = _BORING.match
     while pos < length:
+        if pos - checked_at >= CHECKPOINT_CHARS and s.start >= 0 and length - pos > _CHECKPOINT_MARGIN:
+            checkpoint, checked_at = Checkpoint(pos, s.shifted(0)), pos
         if s.start >= 0 and not s.needs_every_token:
             m = boring(text, pos)
             if m:
@@ -193,7 +247,7 @@ def _statement(text: str, pos: int, length: int, final: bool) -> Optional[Span]:
             pos = _block_comment_end(text, end, length)
             if pos < 0:
                 if not final:
-                    raise Incomplete
+                    raise Incomplete(checkpoint)
                 return _open_at_end(s, text, m.start(), "/* comment", length)
             continue
         if s.start < 0:
@@ -216,7 +270,7 @@ def _statement(text: str, pos: int, length: int, final: bool) -> Optional[Span]:
                 end = s.last_end = _literal_end(text, m, kind, length)
                 if end < 0:
                     if not final:
-                        raise Incomplete
+                        raise Incomplete(checkpoint)
                     what = {"string": "quoted string", "estring": "quoted string",
                             "ident": "quoted identifier", "dollar": f"dollar-quoted string {m.group()}"}[kind]
                     return _open_at_end(s, text, m.start(), what, length)
@@ -226,11 +280,36 @@ def _statement(text: str, pos: int, length: int, final: bool) -> Optional[Span]:
     if s.start < 0:
         return None
     if not final:
-        raise Incomplete
+        raise Incomplete(checkpoint)
     end = s.last_end
     while end > s.start and text[end - 1] in _SPACE:  # a boring run may end in whitespace
         end -= 1
     return Span(s.start, end, tuple(s.words), False, s.copy_stdio, s.backslash)
+
+
+def head_tokens(text: str, count: int) -> list[tuple[str, str]]:
+    """The first `count` tokens of a statement as (kind, text), comments and spaces skipped;
+    kind is word, ident (a quoted identifier), or other. For reading a statement's head."""
+    found: list[tuple[str, str]] = []
+    pos, length = 0, len(text)
+    while pos < length and len(found) < count:
+        m = _TOKEN.match(text, pos)
+        kind, end = m.lastgroup, m.end()
+        if kind == "block":
+            end = _block_comment_end(text, end, length)
+            if end < 0:
+                break
+        elif kind == "ident":
+            end = _literal_end(text, m, kind, length)
+            if end < 0:
+                break
+            found.append(("ident", text[m.start():end]))
+        elif kind == "word":
+            found.append(("word", m.group()))
+        elif kind not in ("space", "dash"):
+            found.append(("other", m.group()))
+        pos = end
+    return found
 
 
 def _open_at_end(s: _State, text: str, offset: int, what: str, length: int) -> Span:
@@ -263,15 +342,53 @@ def _literal_end(text: str, m: re.Match, kind: str, length: int) -> int:
         found = text.find(tag, pos)
         return -1 if found < 0 else found + len(tag)
     if kind == "ident":
-        rest = _IDENT_REST.match(text, pos)
-        return -1 if rest is None else rest.end()
-    body = _ESCAPE_STRING_REST if kind == "estring" else _STRING_REST
+        return _closing_quote(text, pos, length, _IDENT_BODY, '"')
+    body = _ESCAPE_STRING_BODY if kind == "estring" else _STRING_BODY
     while True:
-        rest = body.match(text, pos)
-        if rest is None:
+        pos = _closing_quote(text, pos, length, body, "'")
+        if pos < 0:
             return -1
-        pos = rest.end()
         more = _QUOTE_CONTINUE.match(text, pos)
         if more is None:
             return pos
         pos = more.end()
+
+
+def _closing_quote(text: str, pos: int, length: int, body: re.Pattern, quote: str) -> int:
+    """Offset just past the quote that closes a literal whose body starts at `pos`; -1 if none.
+
+    `body` stops before a quote that may close it, or after its bounded number of doubled
+    quotes or backslash escapes, where this loop carries on."""
+    while True:
+        pos = body.match(text, pos).end()
+        if pos >= length:
+            return -1
+        if text[pos] != quote:  # a backslash escape after the bounded run: skip the pair
+            pos += 2
+        elif text.startswith(quote, pos + 1):  # a doubled quote after the bounded run
+            pos += 2
+        else:
+            return pos + 1
+
+
+def without_comments(text: str) -> str:
+    """The text with each comment replaced by a space; strings, quoted identifiers and dollar
+    bodies kept whole. Token by token: for the rare statement that needs a closer look."""
+    kept: list[str] = []
+    copied = pos = 0
+    length = len(text)
+    while pos < length:
+        m = _TOKEN.match(text, pos)
+        kind = m.lastgroup
+        if kind in ("dash", "block"):
+            end = m.end() if kind == "dash" else _block_comment_end(text, m.end(), length)
+            end = length if end < 0 else end
+            kept += [text[copied:m.start()], " "]
+            copied = pos = end
+        elif kind in ("string", "estring", "ident", "dollar"):
+            end = _literal_end(text, m, kind, length)
+            pos = length if end < 0 else end
+        else:
+            pos = m.end()
+    kept.append(text[copied:])
+    return "".join(kept)

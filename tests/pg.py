@@ -24,11 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 class Server:
     """Where test databases are created: our own scratch server unless TEST_DATABASE_URL is set."""
 
-    def __init__(self) -> None:
-        self.external_url = os.environ.get("TEST_DATABASE_URL")
+    def __init__(self, binaries: Optional[Path] = None) -> None:
+        """binaries: a scratch server of another installation (an older major version)."""
+        self.external_url = None if binaries else os.environ.get("TEST_DATABASE_URL")
         self.scratch: Optional[ScratchPostgres] = None
         if not self.external_url:
-            self.scratch = ScratchPostgres().start()
+            self.scratch = ScratchPostgres(binaries=binaries).start()
 
     @property
     def controllable(self) -> bool:

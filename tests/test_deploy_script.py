@@ -1,94 +1,36 @@
-"""deploy.py: arguments, config writing, streaming, the failure report and each refusal.
+"""deploy.py: arguments, the stack file (what runs is what it says), the cluster it names,
+streaming, the failure report and each refusal.
 
-Nothing here talks to a Pulumi backend or a cluster: the stack is a stand-in with the
-Automation API's surface, and the Kubernetes objects are the official client's models.
+Nothing here talks to a Pulumi backend or a cluster: see tests/deploy_fakes.py for the
+stand-ins. The take-over, migrate, status and hand-back flows: tests/test_deploy_take_over.py.
 """
 
-import io
 import socket
-import textwrap
 from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
 
 import pytest
+import yaml
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-from pulumi.automation import CommandError, ConcurrentUpdateError, ConfigValue
+from pulumi.automation import CommandError, ConcurrentUpdateError
 from pulumi.automation._cmd import CommandResult
 
 from deploytool import cli, cluster, job_report, stack as pulumi_stack
 from deploytool.errors import EXIT_FAILED, EXIT_OK, EXIT_TRANSIENT, EXIT_USAGE
 from deploytool.pod_logs import PodLogs
+from tests.deploy_fakes import STACK_FILE, FakeCluster, FakeStack, Harness, kubeconfig, state_of
 
 
-class FakeStack:
-    def __init__(self, name="dev", fail_with=None, outputs=None, previous=None, managed=True):
-        self.name = name
-        self.managed = managed
-        self.config = {"namespace": ConfigValue(value="ns-dev")}
-        self.calls = []
-        self.fail_with = fail_with
-        self._outputs = outputs or {}
-        self._previous = previous or {}
-
-    def set_config(self, key, value):
-        self.calls.append(("set_config", key, value.value))
-        self.config[key] = value
-
-    def get_config(self, key):
-        return self.config[key]
-
-    def remove_config(self, key):
-        self.calls.append(("remove_config", key))
-        self.config.pop(key, None)
-
-    def export_stack(self):
-        resources = [{"type": "pulumi:pulumi:Stack"}] + ([{"type": "kubernetes:apps/v1:Deployment"}] if self.managed else [])
-        return SimpleNamespace(deployment={"resources": resources})
-
-    def outputs(self):
-        return {k: SimpleNamespace(value=v) for k, v in self._previous.items()}
-
-    def refresh(self, on_output, color):
-        self.calls.append(("refresh",))
-        on_output("Refreshing (dev):\n")
-
-    def preview(self, on_output, color, diff):
-        self.calls.append(("preview",))
-        on_output("Previewing update (dev):\n")
-        return SimpleNamespace(change_summary={"same": 9, "replace": 1})
-
-    def up(self, on_output, color, show_secrets):
-        self.calls.append(("up", show_secrets))
-        on_output("Updating (dev):\n")
-        on_output("  kubernetes:batch/v1:Job db-migrations replacing\n")
-        if self.fail_with:
-            raise self.fail_with
-        return SimpleNamespace(summary=SimpleNamespace(resource_changes={"same": 8, "replace": 1, "update": 1}),
-                               outputs={k: SimpleNamespace(value=v) for k, v in self._outputs.items()})
-
-
-def tools(stack=None, **overrides):
-    fake = stack or FakeStack()
-    defaults = dict(require_cli=lambda: None, open_stack=lambda name: fake, require_reachable=lambda context: None,
-                    kube_clients=lambda context: (FakeBatch({}), FakeCore([])),
-                    unmanaged_objects=lambda namespace, context: [],
-                    delete_old_migration_job=lambda namespace, context: False,
-                    hand_over_replicas=lambda namespace, context: [],
-                    apps_client=lambda context: FakeApps({}))
-    defaults.update(overrides)
-    return cli.Tools(**defaults), fake
-
-
-def run(argv, **kw):
-    out, err = io.StringIO(), io.StringIO()
-    t, fake = tools(**kw)
-    code = cli.main(argv, tools=t, out=out, err=err)
-    return code, out.getvalue(), err.getvalue(), fake
+@pytest.fixture
+def project(tmp_path):
+    return Harness(tmp_path)
 
 
 def command_error(cls, stderr):
     return cls(CommandResult(stdout="", stderr=stderr, code=255))
+
+
+def config_of(call) -> dict:
+    return call[1]
 
 
 def test_action_and_stack_are_required():
@@ -103,49 +45,125 @@ def test_malformed_tag_is_refused_before_anything_runs():
     assert exc.value.code == EXIT_USAGE
 
 
-def test_tags_are_written_to_the_stack_config():
-    code, out, _, fake = run(["up", "--stack", "dev", "--backend-tag", "672425b", "--frontend-tag", "abc1234"])
-    assert code == EXIT_OK
-    assert fake.calls[:2] == [("set_config", "backendImageTag", "672425b"), ("set_config", "frontendImageTag", "abc1234")]
-    assert "config: backendImageTag = 672425b" in out
+# -- what runs is what the stack file says --------------------------------------------------
 
 
-def test_tags_not_given_leave_the_config_alone():
-    _, _, _, fake = run(["preview", "--stack", "dev"])
-    assert [c for c in fake.calls if c[0] == "set_config"] == []
-    assert fake.calls == [("preview",)]
+def test_up_writes_the_tags_to_the_stack_file_and_runs_what_it_says(project):
+    result = project.run(["up", "--stack", "dev", "--backend-tag", "25a0b1c", "--frontend-tag", "abc1234"])
+    assert result.code == EXIT_OK, result.err
+    written = yaml.safe_load(project.stack_text())["config"]
+    assert (written["ideaforge-ai:backendImageTag"], written["ideaforge-ai:frontendImageTag"]) == ("25a0b1c", "abc1234")
+    up = next(c for c in result.stack.calls if c[0] == "up")
+    assert config_of(up)["ideaforge-ai:backendImageTag"] == "25a0b1c" and up[2] is None  # the file itself
+    assert "config: backendImageTag = 25a0b1c (written to Pulumi.dev.yaml: commit it" in result.out
+    assert project.stack_text().startswith("# the dev stack (test copy)\n")  # comments kept
 
 
-def test_refresh_runs_before_the_update_and_output_is_streamed_in_order():
-    code, out, _, fake = run(["up", "--stack", "dev", "--refresh"])
-    assert code == EXIT_OK
-    assert [c[0] for c in fake.calls] == ["refresh", "up"]
-    assert out.index("Refreshing (dev):") < out.index("Updating (dev):") < out.index("Job db-migrations replacing")
+def test_a_preview_with_a_tag_previews_it_and_changes_nothing(project):
+    result = project.run(["preview", "--stack", "dev", "--backend-tag", "25a0b1c"])
+    assert result.code == EXIT_OK, result.err
+    assert project.stack_text() == STACK_FILE
+    preview = result.stack.calls[0]
+    assert preview[0] == "preview" and config_of(preview)["ideaforge-ai:backendImageTag"] == "25a0b1c"
+    assert "previewed with backendImageTag=25a0b1c; Pulumi.dev.yaml is unchanged" in result.out
 
 
-def test_update_never_shows_secrets():
-    _, _, _, fake = run(["up", "--stack", "dev"])
-    assert ("up", False) in fake.calls
+def test_a_refreshing_preview_does_not_write_the_refreshed_state(project):
+    result = project.run(["preview", "--stack", "dev", "--refresh"])
+    assert [(c[0], c[-1]) for c in result.stack.calls] == [("preview", True)]  # no `refresh` of its own
 
 
-def test_success_summary_names_changes_and_the_migrations_this_deploy_ships():
+def test_a_preview_without_tags_runs_on_the_stack_file(project):
+    result = project.run(["preview", "--stack", "dev"])
+    assert [c[0] for c in result.stack.calls] == ["preview"] and result.stack.calls[0][2] is None
+    assert project.stack_text() == STACK_FILE
+
+
+def test_pin_writes_the_tags_and_touches_nothing_else(project):
+    result = project.run(["pin", "--stack", "dev", "--backend-tag", "25a0b1c"],
+                         require_cli=lambda: pytest.fail("pin needs no Pulumi"),
+                         connect=lambda context: pytest.fail("pin needs no cluster"))
+    assert result.code == EXIT_OK
+    assert project.stack_text() == STACK_FILE.replace("backendImageTag: 24f45fd", "backendImageTag: 25a0b1c")
+    assert result.stack.calls == []
+
+
+def test_a_stack_without_its_file_is_refused(tmp_path):
+    result = Harness(tmp_path).run(["up", "--stack", "prod"])
+    assert result.code == EXIT_USAGE and "Pulumi.prod.yaml does not exist" in result.err
+
+
+# -- the cluster the stack names ------------------------------------------------------------
+
+
+def test_the_checks_and_pulumi_use_the_context_the_stack_names(tmp_path):
+    project = Harness(tmp_path, STACK_FILE + "  kubernetes:context: eks-dev\n")
+    result = project.run(["up", "--stack", "dev"])
+    assert result.code == EXIT_OK, result.err
+    assert result.seen == {"reachable": "eks-dev", "cluster": "eks-dev"}
+    assert config_of(next(c for c in result.stack.calls if c[0] == "up"))["kubernetes:context"] == "eks-dev"
+    assert "cluster: context eks-dev" in result.out
+
+
+def test_a_context_other_than_the_stacks_is_refused_before_anything_runs(tmp_path):
+    project = Harness(tmp_path, STACK_FILE + "  kubernetes:context: eks-dev\n")
+    result = project.run(["up", "--stack", "dev", "--context", "eks-prod", "--backend-tag", "25a0b1c"])
+    assert result.code == EXIT_USAGE
+    assert "stack dev deploys to context 'eks-dev' (kubernetes:context in Pulumi.dev.yaml), not 'eks-prod'" in result.err
+    assert result.stack.calls == [] and "25a0b1c" not in project.stack_text()
+
+
+def test_a_context_given_for_a_stack_that_names_none_steers_pulumi_and_binds_the_stack(project):
+    result = project.run(["up", "--stack", "dev", "--context", "kind-ideaforge"])
+    assert result.code == EXIT_OK, result.err
+    assert result.seen == {"reachable": "kind-ideaforge", "cluster": "kind-ideaforge"}
+    assert config_of(next(c for c in result.stack.calls if c[0] == "up"))["kubernetes:context"] == "kind-ideaforge"
+    assert yaml.safe_load(project.stack_text())["config"]["kubernetes:context"] == "kind-ideaforge"
+
+
+def test_a_previews_context_steers_pulumi_without_binding_the_stack(project):
+    result = project.run(["preview", "--stack", "dev", "--context", "kind-ideaforge"])
+    assert config_of(result.stack.calls[0])["kubernetes:context"] == "kind-ideaforge"
+    assert project.stack_text() == STACK_FILE
+
+
+def test_a_stack_that_names_no_cluster_says_which_one_it_uses(project):
+    result = project.run(["preview", "--stack", "dev"])
+    assert "cluster: the kubeconfig's current context laptop; the stack names none" in result.out
+
+
+# -- running and reporting --------------------------------------------------------------------
+
+
+def test_refresh_runs_before_the_update_and_output_is_streamed_in_order(project):
+    result = project.run(["up", "--stack", "dev", "--refresh"])
+    assert result.code == EXIT_OK
+    assert [c[0] for c in result.stack.calls] == ["refresh", "up"]
+    assert result.out.index("Refreshing (dev):") < result.out.index("Updating (dev):") < \
+        result.out.index("Job db-migrations replacing")
+
+
+def test_update_never_shows_secrets(project):
+    result = project.run(["up", "--stack", "dev"])
+    assert next(c for c in result.stack.calls if c[0] == "up")[-1] is False
+
+
+def test_success_summary_names_changes_and_the_migrations_this_deploy_ships(project):
     previous = {"migrations": [{"name": "001_a.sql", "sha256": "x"}]}
     outputs = {"migrations": [{"name": "001_a.sql", "sha256": "x"}, {"name": "002_b.sql", "sha256": "y"}],
                "backendImage": "ghcr.io/x/backend:2"}
-    code, out, _, _ = run(["up", "--stack", "dev"], stack=FakeStack(outputs=outputs, previous=previous))
-    assert code == EXIT_OK
-    assert "deployed: replace 1, update 1" in out
-    assert "migrations shipped in this deploy (1): 002_b.sql" in out
-    assert "backendImage: ghcr.io/x/backend:2" in out
+    result = project.run(["up", "--stack", "dev"], stack=FakeStack(project.project, outputs=outputs, previous=previous))
+    assert result.code == EXIT_OK
+    assert "deployed: replace 1, update 1" in result.out
+    assert "migrations shipped in this deploy (1): 002_b.sql" in result.out
+    assert "backendImage: ghcr.io/x/backend:2" in result.out
 
 
-def test_preview_summary_counts_changes():
-    code, out, _, _ = run(["preview", "--stack", "dev"])
-    assert code == EXIT_OK
-    assert "preview: replace 1" in out
+def test_preview_summary_counts_changes(project):
+    result = project.run(["preview", "--stack", "dev"])
+    assert result.code == EXIT_OK
+    assert "preview: replace 1" in result.out
 
-
-# -- the failure report ----------------------------------------------------------------
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
@@ -169,62 +187,31 @@ def failed_pod(name, minutes, message, job="db-migrations", container="migrate")
     )
 
 
-class FakeBatch:
-    """Jobs by name; a list is what successive reads see (before the deploy, after it)."""
-
-    def __init__(self, jobs):
-        self.jobs = {name: list(job) if isinstance(job, list) else [job] for name, job in jobs.items()}
+class UnreadableCluster(FakeCluster):
+    """A cluster whose Job reads fail as the API server fails them."""
 
     def read_namespaced_job(self, name, namespace):
-        seen = self.jobs.get(name)
-        if not seen or seen[0] is None:
-            if seen:
-                seen.pop(0)
-            raise ApiException(status=404, reason="Not Found")
-        return seen.pop(0) if len(seen) > 1 else seen[0]
+        raise client.exceptions.ApiException(status=500, reason="Internal Server Error")
 
 
-class FakeCore:
-    def __init__(self, pods, logs=None, events=()):
-        self.pods, self.logs, self.events = pods, logs or {}, list(events)
+class BrokenCluster(FakeCluster):
+    """Stands for a bug in deploy.py's own reading code."""
 
-    def list_namespaced_pod(self, namespace, label_selector):
-        key, value = label_selector.split("=")
-        assert key in ("job-name", "app")
-        return client.V1PodList(items=[p for p in self.pods if (p.metadata.labels or {}).get(key) == value])
-
-    def read_namespaced_pod_log(self, name, namespace, container, tail_lines=None):
-        return self.logs[name]
-
-    def list_namespaced_event(self, namespace, field_selector):
-        name = field_selector.split("=")[1]
-        return client.CoreV1EventList(items=[e for e in self.events if e.involved_object.name == name])
-
-
-class FakeApps:
-    def __init__(self, deployments):
-        self.deployments = deployments
-
-    def read_namespaced_deployment(self, name, namespace):
-        if name not in self.deployments:
-            raise ApiException(status=404, reason="Not Found")
-        return self.deployments[name]
-
-
-class UnreadableBatch:
     def read_namespaced_job(self, name, namespace):
-        raise ApiException(status=500, reason="Internal Server Error")
+        raise TypeError("a bug")
 
 
-def test_failed_up_prints_job_status_conditions_and_every_attempts_logs():
+def test_failed_up_prints_job_status_conditions_and_every_attempts_logs(project):
     pods = [failed_pod("db-migrations-second", 2, "exit 1: migration 002_b.sql failed at statement 2 of 3 (002_b.sql:7)"),
             failed_pod("db-migrations-first", 1, "exit 1: migration 002_b.sql failed at statement 2 of 3 (002_b.sql:7)")]
     logs = {"db-migrations-first": "applied 001_a.sql (1 statements, 3 ms)\nERROR: first attempt\n",
             "db-migrations-second": "ERROR: second attempt\n"}
-    failing = FakeStack(fail_with=command_error(CommandError, "error: 1 error occurred: Job db-migrations failed [BackoffLimitExceeded]"))
-    code, _, err, _ = run(["up", "--stack", "dev"], stack=failing,
-                          kube_clients=lambda context: (FakeBatch({"db-migrations": failed_job()}), FakeCore(pods, logs)))
-    assert code == EXIT_FAILED
+    failing = FakeStack(project.project, fail_with=command_error(
+        CommandError, "error: 1 error occurred: Job db-migrations failed [BackoffLimitExceeded]"))
+    result = project.run(["up", "--stack", "dev"], stack=failing,
+                         cluster=FakeCluster({("Job", "db-migrations"): failed_job()}, pods, logs))
+    err = result.err
+    assert result.code == EXIT_FAILED
     assert "pulumi up failed:" in err and "[BackoffLimitExceeded]" in err
     assert "=== Job ns-dev/db-migrations ===" in err
     assert "status: active=0 succeeded=0 failed=2" in err
@@ -245,12 +232,13 @@ def test_a_job_pod_deleted_before_the_report_is_reported_with_the_log_read_while
     for pod, uid in ((earlier, "replaced"), (running, "new")):
         pod.metadata.owner_references = [client.V1OwnerReference(api_version="batch/v1", kind="Job",
                                                                  name="db-migrations", uid=uid)]
-    watching = PodLogs(FakeCore([earlier, running], {"db-migrations-earlier": "applied 4 migrations\n",
-                                                     "db-migrations-slow": "migration lock acquired\napplying 002_slow.sql\n"}),
-                       "ns-dev")
+    watching = PodLogs(FakeCluster(pods=[earlier, running], logs={
+        "db-migrations-earlier": "applied 4 migrations\n",
+        "db-migrations-slow": "migration lock acquired\napplying 002_slow.sql\n"}), "ns-dev")
     watching.read("db-migrations")
 
-    report = job_report.job_report(FakeBatch({"db-migrations": job}), FakeCore([]), "ns-dev", kept=watching.kept)
+    report = job_report.job_report(FakeCluster({("Job", "db-migrations"): job}), FakeCluster(), "ns-dev",
+                                   kept=watching.kept)
 
     assert "condition Failed=True reason=DeadlineExceeded" in report
     assert "--- attempt 1: pod db-migrations-slow, deleted before this report (by the Job controller) ---" in report
@@ -259,107 +247,25 @@ def test_a_job_pod_deleted_before_the_report_is_reported_with_the_log_read_while
     assert "db-migrations-earlier" not in report  # the replaced Job's pod is no attempt of this one
 
 
-def test_a_failed_readiness_check_is_reported_with_its_own_pod_and_message():
+def test_a_failed_readiness_check_is_reported_with_its_own_pod_and_message(project):
     job = client.V1Job(metadata=client.V1ObjectMeta(name="wait-for-postgres"), status=client.V1JobStatus(
         failed=1, conditions=[client.V1JobCondition(type="Failed", status="True", reason="BackoffLimitExceeded",
                                                     message="Job has reached the specified backoff limit")]))
     message = "postgres at postgres-ha-primary:5432 did not become ready within 300s (waited 300s)"
     pods = [failed_pod("wait-for-postgres-x", 1, message, job="wait-for-postgres", container="check")]
-    failing = FakeStack(fail_with=command_error(CommandError, "Job wait-for-postgres failed"))
-    code, _, err, _ = run(["up", "--stack", "dev"], stack=failing, kube_clients=lambda context: (
-        FakeBatch({"wait-for-postgres": job}), FakeCore(pods, {"wait-for-postgres-x": "waiting for postgres\n"})))
-    assert code == EXIT_FAILED
-    assert "=== Job ns-dev/wait-for-postgres ===" in err
-    assert f"  {message}" in err and "  waiting for postgres" in err
+    failing = FakeStack(project.project, fail_with=command_error(CommandError, "Job wait-for-postgres failed"))
+    result = project.run(["up", "--stack", "dev"], stack=failing, cluster=FakeCluster(
+        {("Job", "wait-for-postgres"): job}, pods, {"wait-for-postgres-x": "waiting for postgres\n"}))
+    assert result.code == EXIT_FAILED
+    assert "=== Job ns-dev/wait-for-postgres ===" in result.err
+    assert f"  {message}" in result.err and "  waiting for postgres" in result.err
 
 
-def test_a_first_up_into_a_namespace_the_old_flow_filled_is_refused_with_the_take_over_command():
-    code, _, err, fake = run(["up", "--stack", "dev"], stack=FakeStack(managed=False),
-                             unmanaged_objects=lambda namespace, context: ["Deployment backend", "Job db-migrations"])
-    assert code == EXIT_USAGE
-    assert "namespace ns-dev already holds Deployment backend, Job db-migrations, created outside Pulumi" in err
-    assert "python deploy.py take-over --stack dev" in err
-    assert not [c for c in fake.calls if c[0] == "up"]
-
-
-def test_take_over_deletes_the_old_job_runs_up_with_take_over_and_then_clears_it():
-    deleted, handed = [], []
-    code, out, _, fake = run(["take-over", "--stack", "dev"], stack=FakeStack(managed=False),
-                             delete_old_migration_job=lambda namespace, context: deleted.append(namespace) or True,
-                             hand_over_replicas=lambda namespace, context: handed.append(namespace) or ["backend"])
-    assert code == EXIT_OK
-    assert deleted == handed == ["ns-dev"]
-    assert "Deployment backend: its replica count stays with its autoscaler" in out
-    assert [c[0] for c in fake.calls] == ["set_config", "up", "remove_config", "up"]
-    assert fake.calls[0] == ("set_config", "takeOver", "true")
-    assert "taken over: ns-dev is now managed by stack dev" in out
-
-
-def test_take_over_clears_its_setting_even_when_the_up_fails():
-    failing = FakeStack(managed=False, fail_with=command_error(CommandError, "boom"))
-    code, _, _, fake = run(["take-over", "--stack", "dev"], stack=failing)
-    assert code == EXIT_FAILED
-    assert fake.calls[-1] == ("remove_config", "takeOver")  # and no second up after a failed first
-
-
-def test_take_over_of_a_stack_that_already_manages_the_namespace_is_refused():
-    code, _, err, fake = run(["take-over", "--stack", "dev"], stack=FakeStack(managed=True))
-    assert code == EXIT_USAGE and "there is nothing to take over" in err
-    assert fake.calls == []
-
-
-def test_no_kubeconfig_is_reported_as_such(tmp_path, monkeypatch):
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    code, _, err, _ = run(["up", "--stack", "dev"], require_reachable=cluster.require_reachable)
-    assert code == EXIT_USAGE
-    assert "no kubeconfig found (KUBECONFIG, ~/.kube/config)" in err
-    assert "Service host/port is not set" not in err
-
-
-def test_failure_before_the_job_exists_says_so():
-    failing = FakeStack(fail_with=command_error(CommandError, "wait-for-postgres failed"))
-    code, _, err, _ = run(["up", "--stack", "dev"], stack=failing)
-    assert code == EXIT_FAILED
-    assert "=== Job ns-dev/db-migrations: not found (it was not created because an earlier step failed" in err
-
-
-# -- refusals ----------------------------------------------------------------------------
-
-def test_missing_pulumi_cli_is_refused_with_how_to_install_it():
-    code, _, err, fake = run(["up", "--stack", "dev"],
-                             require_cli=lambda: pulumi_stack.require_cli(which=lambda name: None))
-    assert code == EXIT_USAGE
-    assert "the Pulumi CLI is not installed or not on PATH; install it with" in err
-    assert fake.calls == []
-
-
-def test_stack_locked_by_another_update_is_refused_as_transient():
-    locked = FakeStack(fail_with=command_error(ConcurrentUpdateError, "the stack is currently locked by 1 lock(s)"))
-    code, _, err, _ = run(["up", "--stack", "dev"], stack=locked)
-    assert code == EXIT_TRANSIENT
-    assert "stack dev is locked by another update" in err and "pulumi cancel" in err
-
-
-def test_unreachable_cluster_is_refused_before_the_stack_is_touched(tmp_path, monkeypatch):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    kubeconfig = tmp_path / "config"
-    kubeconfig.write_text(textwrap.dedent(f"""\
-        apiVersion: v1
-        kind: Config
-        clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}}}]
-        users: [{{name: u, user: {{token: t}}}}]
-        contexts: [{{name: local, context: {{cluster: c, user: u}}}}]
-        current-context: local
-        """))
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    code, _, err, fake = run(["up", "--stack", "dev"], require_reachable=cluster.require_reachable)
-    assert code == EXIT_TRANSIENT
-    assert "the Kubernetes cluster is not reachable" in err and "kubectl cluster-info" in err
-    assert fake.calls == []
+def test_failure_before_the_job_exists_says_so(project):
+    failing = FakeStack(project.project, fail_with=command_error(CommandError, "wait-for-postgres failed"))
+    result = project.run(["up", "--stack", "dev"], stack=failing)
+    assert result.code == EXIT_FAILED
+    assert "=== Job ns-dev/db-migrations: not found (it was not created because an earlier step failed" in result.err
 
 
 def succeeded_job(uid):
@@ -374,26 +280,25 @@ def succeeded_pod(name):
                         status=client.V1PodStatus(phase="Succeeded"))
 
 
-def test_success_summary_lists_the_migrations_the_job_ran():
+def test_success_summary_lists_the_migrations_the_job_ran(project):
     log = ("migrations: /migrations (3 files)\nmigration lock acquired\n"
            "applied 002_b.sql (2 statements, 14 ms)\napplied 003_c.sql (1 statements, 3 ms)\n"
            "applied 2 migrations in 17 ms; 1 were already applied\n")
-    batch = FakeBatch({"db-migrations": [succeeded_job("before"), succeeded_job("replaced")]})
-    clients = lambda context: (batch,
-                               FakeCore([succeeded_pod("db-migrations-x")], {"db-migrations-x": log}))
-    code, out, _, _ = run(["up", "--stack", "dev"], kube_clients=clients)
-    assert code == EXIT_OK
-    assert "the migration Job ran and applied 2: 002_b.sql, 003_c.sql" in out
+    cluster_ = FakeCluster(pods=[succeeded_pod("db-migrations-x")], logs={"db-migrations-x": log},
+                           jobs_seen={"db-migrations": [succeeded_job("before"), succeeded_job("replaced")]})
+    result = project.run(["up", "--stack", "dev"], cluster=cluster_)
+    assert result.code == EXIT_OK
+    assert "the migration Job ran and applied 2: 002_b.sql, 003_c.sql" in result.out
 
 
-def test_success_summary_says_when_the_job_did_not_run():
-    batch = FakeBatch({"db-migrations": succeeded_job("unchanged")})
-    clients = lambda context: (batch,
-                               FakeCore([succeeded_pod("db-migrations-old")], {"db-migrations-old": "applied 001_a.sql (1 statements, 1 ms)\n"}))
-    code, out, _, _ = run(["up", "--stack", "dev"], kube_clients=clients)
-    assert code == EXIT_OK
-    assert "the migration Job did not run" in out
-    assert "001_a.sql" not in out
+def test_success_summary_says_when_the_job_did_not_run(project):
+    cluster_ = FakeCluster(pods=[succeeded_pod("db-migrations-old")],
+                           logs={"db-migrations-old": "applied 001_a.sql (1 statements, 1 ms)\n"},
+                           jobs_seen={"db-migrations": [succeeded_job("unchanged")]})
+    result = project.run(["up", "--stack", "dev"], cluster=cluster_)
+    assert result.code == EXIT_OK
+    assert "the migration Job did not run" in result.out
+    assert "001_a.sql" not in result.out
 
 
 def test_objects_the_stack_only_reads_are_not_counted_as_changes():
@@ -403,18 +308,16 @@ def test_objects_the_stack_only_reads_are_not_counted_as_changes():
     assert "the migrations are the ones in the backend image" in text
 
 
-def test_a_job_the_cluster_cannot_read_is_not_reported_as_not_run():
-    code, out, _, _ = run(["up", "--stack", "dev"], kube_clients=lambda context: (UnreadableBatch(), FakeCore([])))
-    assert code == EXIT_OK
-    assert "could not tell whether the migration Job ran: (500)" in out
-    assert "did not run" not in out
+def test_a_job_the_cluster_cannot_read_is_not_reported_as_not_run(project):
+    result = project.run(["up", "--stack", "dev"], cluster=UnreadableCluster())
+    assert result.code == EXIT_OK
+    assert "could not tell whether the migration Job ran: (500)" in result.out
+    assert "did not run" not in result.out
 
 
-def test_a_bug_reading_the_job_is_not_taken_for_a_job_that_did_not_run():
-    def broken(context):
-        raise TypeError("a bug")
+def test_a_bug_reading_the_job_is_not_taken_for_a_job_that_did_not_run(project):
     with pytest.raises(TypeError):
-        run(["up", "--stack", "dev"], kube_clients=broken)
+        project.run(["up", "--stack", "dev"], cluster=BrokenCluster())
 
 
 def waiting_pod(name, reason, message):
@@ -428,7 +331,7 @@ def waiting_pod(name, reason, message):
                                           waiting=client.V1ContainerStateWaiting(reason=reason, message=message)))]))
 
 
-def test_a_failed_rollout_report_names_each_unready_pods_reason_and_the_kubelets_warnings():
+def test_a_failed_rollout_report_names_each_unready_pods_reason_and_the_kubelets_warnings(project):
     deployment = client.V1Deployment(
         metadata=client.V1ObjectMeta(name="frontend"), spec=client.V1DeploymentSpec(
             replicas=3, selector=client.V1LabelSelector(), template=client.V1PodTemplateSpec()),
@@ -440,13 +343,62 @@ def test_a_failed_rollout_report_names_each_unready_pods_reason_and_the_kubelets
     event = client.CoreV1Event(metadata=client.V1ObjectMeta(name="e"), type="Warning", reason="Failed", count=4,
                                message="Error: container has runAsNonRoot and image will run as root",
                                involved_object=client.V1ObjectReference(name="frontend-1-a"))
-    failing = FakeStack(fail_with=command_error(CommandError, "error: Deployment frontend failed"))
-    code, _, err, _ = run(["up", "--stack", "dev"], stack=failing,
-                          kube_clients=lambda context: (FakeBatch({}), FakeCore([pod], {"frontend-1-a": ""}, [event])),
-                          apps_client=lambda context: FakeApps({"frontend": deployment}))
-    assert code == EXIT_FAILED
+    failing = FakeStack(project.project, fail_with=command_error(CommandError, "error: Deployment frontend failed"),
+                        state=state_of(("Deployment", "frontend")))
+    result = project.run(["up", "--stack", "dev"], stack=failing, cluster=FakeCluster(
+        {("Deployment", "frontend"): deployment}, [pod], {"frontend-1-a": ""}, events=[event]))
+    err = result.err
+    assert result.code == EXIT_FAILED
     assert "=== Deployment ns-dev/frontend: rollout not complete ===" in err
     assert "condition Progressing=False reason=ProgressDeadlineExceeded" in err
     assert ("container frontend: waiting, CreateContainerConfigError: container has runAsNonRoot and image will "
             "run as root") in err
     assert "event Failed (x4): Error: container has runAsNonRoot and image will run as root" in err
+
+
+# -- refusals ----------------------------------------------------------------------------
+
+
+def test_missing_pulumi_cli_is_refused_with_how_to_install_it(project):
+    result = project.run(["up", "--stack", "dev"], require_cli=lambda: pulumi_stack.require_cli(which=lambda name: None))
+    assert result.code == EXIT_USAGE
+    assert "the Pulumi CLI is not installed or not on PATH; install it with" in result.err
+    assert result.stack.calls == []
+
+
+def test_stack_locked_by_another_update_is_refused_as_transient(project):
+    locked = FakeStack(project.project, fail_with=command_error(ConcurrentUpdateError,
+                                                                "the stack is currently locked by 1 lock(s)"))
+    result = project.run(["up", "--stack", "dev"], stack=locked)
+    assert result.code == EXIT_TRANSIENT
+    assert "stack dev is locked by another update" in result.err and "pulumi cancel" in result.err
+
+
+def test_no_kubeconfig_is_reported_as_such(project, tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    result = project.run(["up", "--stack", "dev"], require_reachable=cluster.require_reachable)
+    assert result.code == EXIT_USAGE
+    assert "no kubeconfig found (KUBECONFIG, ~/.kube/config)" in result.err
+    assert "Service host/port is not set" not in result.err
+
+
+def test_a_context_the_kubeconfig_lacks_is_named(project, tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig(tmp_path / "config", 1)))
+    result = project.run(["preview", "--stack", "dev", "--context", "eks-dev"],
+                         require_reachable=cluster.require_reachable)
+    assert result.code == EXIT_USAGE
+    assert "has no usable context 'eks-dev'" in result.err
+
+
+def test_unreachable_cluster_is_refused_before_the_stack_is_touched(project, tmp_path, monkeypatch):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig(tmp_path / "config", port)))
+    result = project.run(["up", "--stack", "dev", "--backend-tag", "25a0b1c"],
+                         require_reachable=cluster.require_reachable)
+    assert result.code == EXIT_TRANSIENT
+    assert "the Kubernetes cluster is not reachable" in result.err and "kubectl cluster-info" in result.err
+    assert result.stack.calls == [] and project.stack_text() == STACK_FILE

@@ -16,7 +16,7 @@ def deployment():
 
 def test_every_manifest_of_the_dev_stack_passes_strict_kubernetes_validation(deployment):
     kinds = sorted(m["kind"] for m in deployment.manifests())
-    assert kinds == ["ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler", "HorizontalPodAutoscaler",
+    assert kinds == ["ConfigMap", "ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler", "HorizontalPodAutoscaler",
                      "Ingress", "Job", "Job", "Job", "Service", "Service"]
     assert deployment.invalid == []
 
@@ -95,7 +95,7 @@ def test_outputs_show_namespace_job_services_tags_and_what_carries_the_migration
     assert out["migrationsSource"] == "image" and out["migrations"] == []
     assert len(out["runnerChecksum"]) == 64
     assert (out["backendService"], out["frontendService"]) == ("backend", "frontend")
-    assert (out["backendImageTag"], out["frontendImageTag"]) == ("672425b", "672425b")
+    assert (out["backendImageTag"], out["frontendImageTag"]) == ("24f45fd", "24f45fd")
 
 
 @pytest.mark.parametrize("name", ["wait-for-postgres", "wait-for-redis"])
@@ -128,28 +128,20 @@ def test_readiness_is_checked_again_when_a_shipped_migration_file_changes(tmp_pa
     assert readiness_inputs(shipped) != before
 
 
-def test_existing_objects_the_stack_uses_are_read_at_preview(deployment):
-    assert sorted(deployment.reads) == sorted([
+def test_existing_objects_the_stack_uses_are_read_at_preview():
+    assert sorted(run_program(dev(readSecrets="true")).reads) == sorted([
         ("kubernetes:core/v1:Secret", f"{NS}/ideaforge-ai-secrets"),
         ("kubernetes:core/v1:Secret", f"{NS}/ghcr-secret"),
-        ("kubernetes:core/v1:ConfigMap", f"{NS}/ideaforge-ai-config"),
     ])
 
 
+def test_the_dev_stack_reads_no_secret_so_its_state_holds_none(deployment):
+    # readSecrets false: the pull-request preview reads the state; deploy.py checks the Secrets.
+    assert [r for r in deployment.reads if r[0] == "kubernetes:core/v1:Secret"] == []
+
+
 def test_a_missing_app_secret_stops_the_deploy_before_anything_is_created():
-    result = run_program(dev(), missing={f"{NS}/ideaforge-ai-secrets"})
+    result = run_program(dev(readSecrets="true"), missing={f"{NS}/ideaforge-ai-secrets"})
     assert f"{NS}/ideaforge-ai-secrets" in str(result.error)
     assert [r for r in result.resources if r.kind in ("Job", "Deployment")] == []
 
-
-def test_an_app_configmap_without_the_database_keys_stops_the_preview():
-    existing = {f"{NS}/ideaforge-ai-config": {"data": {"POSTGRES_HOST": "postgres-ha-primary", "REDIS_URL": "x"}}}
-    result = run_program(dev(), existing=existing)
-    assert "ConfigMap 20890-ideaforge-ai-dev-58a50/ideaforge-ai-config has no POSTGRES_PORT, POSTGRES_USER, " \
-           "POSTGRES_DB" in str(result.error)
-
-
-def test_nothing_is_read_in_a_namespace_the_stack_creates():
-    result = run_program(dev(createNamespace="true"))
-    assert result.error is None, result.error
-    assert result.reads == []

@@ -1,6 +1,7 @@
 """The migration Job: its fields, what it runs, and exactly which changes make it run again."""
 
 import base64
+import hashlib
 import io
 import zipfile
 
@@ -55,9 +56,22 @@ def test_job_labels_keep_the_old_selectors(job):
 
 def test_job_runs_the_shipped_runner_on_the_backend_images_own_python(job, deployment):
     backend = deployment.find("Deployment", "backend").inputs["spec"]["template"]["spec"]["containers"][0]
-    assert container(job)["image"] == backend["image"] == "ghcr.io/soumantrivedi/ideaforge-ai/backend:672425b"
-    assert container(job)["command"] == ["python", "/opt/db-migrations-runner/runner.pyz"]
+    assert container(job)["image"] == backend["image"] == "ghcr.io/soumantrivedi/ideaforge-ai/backend:24f45fd"
+    command = container(job)["command"]
+    assert command[:2] == ["python", "-c"] and command[3] == "/opt/db-migrations-runner/runner.pyz"
     assert {"name": "runner", "mountPath": "/opt/db-migrations-runner", "readOnly": True} in container(job)["volumeMounts"]
+
+
+def test_the_jobs_command_carries_the_checksum_of_the_zipapp_it_ships(job, deployment):
+    data = base64.b64decode(deployment.find("ConfigMap", "db-migrations-runner").inputs["binaryData"]["runner.pyz"])
+    checksum = hashlib.sha256(data).hexdigest()
+    assert container(job)["command"][4] == checksum
+    assert job.inputs["spec"]["template"]["metadata"]["annotations"]["ideaforge.ai/runner-sha256"] == checksum
+
+
+def test_a_command_without_a_dedicated_image_fails_the_preview():
+    result = run_program(dev(**{"migrations.command": ["python", "/opt/db-migrations-runner/runner.pyz"]}))
+    assert "migrations.command: is the command of a dedicated migrations.image" in str(result.error)
 
 
 def test_the_runner_configmap_holds_a_zipapp_of_the_runner_and_nothing_else(deployment):
@@ -93,6 +107,18 @@ def test_a_database_value_set_in_the_stack_replaces_the_configmaps():
 def test_waiting_for_another_runs_lock_follows_the_deadline():
     env = env_of(container(run_program(dev(**{"migrations.activeDeadlineSeconds": 1800})).find("Job", "db-migrations")))
     assert env["MIGRATION_WAIT_FOR_LOCK"]["value"] == "900"
+
+
+def test_the_job_refuses_out_of_order_files_unless_the_stack_allows_them(job):
+    assert "MIGRATION_ALLOW_OUT_OF_ORDER" not in env_of(container(job))
+    allowed = run_program(dev(**{"migrations.allowOutOfOrder": "true"})).find("Job", "db-migrations")
+    assert env_of(container(allowed))["MIGRATION_ALLOW_OUT_OF_ORDER"] == {"name": "MIGRATION_ALLOW_OUT_OF_ORDER",
+                                                                          "value": "true"}
+
+
+def test_allow_out_of_order_must_be_true_or_false():
+    result = run_program(dev(**{"migrations.allowOutOfOrder": "sometimes"}))
+    assert "migrations.allowOutOfOrder: 'sometimes' is not true or false" in str(result.error)
 
 
 def test_job_pulls_with_the_pull_secret_and_surfaces_its_logs_on_failure(job):
@@ -154,7 +180,7 @@ def test_a_dedicated_migrations_image_runs_its_own_command_and_ships_nothing():
     assert result.error is None, result.error
     c = container(result.find("Job", "db-migrations"))
     assert (c["image"], c["command"]) == ("ghcr.io/acme/migrations:9", ["python", "-m", "runner"])
-    assert result.of_kind("ConfigMap") == []
+    assert [r.object_name for r in result.of_kind("ConfigMap") if r.object_name.startswith("db-migrations")] == []
 
 
 def test_a_dedicated_image_does_not_read_the_checkout_dirs(tmp_path):
@@ -228,7 +254,8 @@ def test_changed_or_added_migration_file_changes_the_job(tmp_path):
     {"backend.autoscaling.max": 30},
     {"frontend.replicas": 1},
     {"backend.resources.limits.memory": "8Gi"},
-    {"ingress.backendHost": "api.example.com"},
+    {"ingress.awaitAddressSeconds": 120},
+    {"app.configData.LOG_LEVEL": "debug"},
 ])
 def test_changes_that_do_not_concern_migrations_leave_the_job_alone(baseline, change):
     assert job_inputs(dev(**change)) == baseline

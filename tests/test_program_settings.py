@@ -92,7 +92,8 @@ def test_every_problem_is_reported_at_once_with_the_command_that_fixes_it():
     ("frontend.resources.limits.memory", "lots", "is not a memory quantity"),
     ("migrations.source", "git", "is not image or configmap"),
     ("backend.security.capabilities.add", ["net_admin"], "is not a capability name"),
-    ("ingress.backendHost", "not a host", "is not a host name"),
+    ("ingress.awaitAddressSeconds", "soon", "is not a whole number"),
+    ("backend.initWaits.redis", "a while", "is not forever, off or a number of seconds"),
 ])
 def test_a_wrong_value_in_a_workload_object_is_named_by_its_path(field, value, message):
     text = problems(**{field: value})

@@ -82,3 +82,18 @@ def test_the_local_stacks_first_migration_job_passes_on_an_empty_database(local,
     code, log = run_local_job(local, empty_db, tmp_path / "next")  # the next `up` that runs the Job
     assert code == 0, log
     assert "not used: the database has a migration history" in log
+
+
+def test_a_snapshot_too_large_for_a_configmap_in_bytes_fails_the_preview(tmp_path):
+    big = tmp_path / "big.sql"
+    big.write_text("-- runner:snapshot\n-- " + "é" * 470_000 + "\nSELECT 1;\n", encoding="utf-8")  # 918 KiB, 459 Ki characters
+    result = run_program(with_settings(LOCAL_CONFIG, **{"migrations.snapshot": str(big)}), stack="local", preview=True)
+    assert result.error is not None and "is 918 KiB; a ConfigMap holds at most 900 KiB" in str(result.error)
+
+
+def test_a_snapshot_that_is_not_utf8_fails_the_preview_with_its_name(tmp_path):
+    latin1 = tmp_path / "latin1.sql"
+    latin1.write_bytes("-- runner:snapshot\nCOMMENT ON TABLE t IS 'café';\n".encode("latin-1"))
+    result = run_program(with_settings(LOCAL_CONFIG, **{"migrations.snapshot": str(latin1)}), stack="local", preview=True)
+    assert result.error is not None
+    assert f"migrations.snapshot {latin1} is not UTF-8 text (byte 45)" in str(result.error)

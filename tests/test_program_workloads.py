@@ -1,7 +1,12 @@
 """Backend and frontend as the app's manifests run them: capacity, probes, autoscalers, security,
-environment, Ingress, and migration sets too big for one ConfigMap."""
+init containers, the take-over, and migration sets too big for one ConfigMap."""
+
+import os
+import subprocess
 
 import pytest
+
+from tests import app_files
 
 from components.migration_bundle import CONFIGMAP_BUDGET, MAX_CONFIGMAPS
 from tests.program import dev, run_program
@@ -24,19 +29,61 @@ def main_container(deployment, name):
     return pod(deployment.find("Deployment", name))["containers"][0]
 
 
-def test_backend_keeps_its_wait_for_init_containers_and_has_no_migration_parts(deployment):
-    spec = pod(deployment.find("Deployment", "backend"))
-    assert [c["name"] for c in spec["initContainers"]] == ["wait-for-postgres", "wait-for-redis"]
-    assert "volumes" not in spec
-    assert all("runner" not in " ".join(c.get("command", [])) for c in spec["initContainers"] + spec["containers"])
+def test_the_dev_backend_runs_without_init_containers_as_the_live_one(deployment):
+    live = app_files.manifest("backend.yaml", "Deployment", "backend")["spec"]["template"]["spec"]
+    assert "initContainers" not in live
+    assert "initContainers" not in pod(deployment.find("Deployment", "backend"))
 
 
-@pytest.mark.parametrize("name", ["backend", "frontend"])
-def test_workloads_take_their_environment_from_the_app_configmap_and_secret_without_overriding_it(deployment, name):
-    c = main_container(deployment, name)
-    assert c["envFrom"] == [{"configMapRef": {"name": "ideaforge-ai-config"}},
-                            {"secretRef": {"name": "ideaforge-ai-secrets"}}]
-    assert "env" not in c  # nothing set here replaces POSTGRES_USER / POSTGRES_DB of the ConfigMap
+def test_no_web_workload_has_migration_parts(deployment):
+    for name in ("backend", "frontend"):
+        spec = pod(deployment.find("Deployment", name))
+        assert "volumes" not in spec
+        assert all("runner" not in " ".join(c.get("command", [])) for c in spec["containers"])
+
+
+def init_containers(**waits):
+    result = run_program(dev(**{"backend.initWaits": None}, **{f"backend.initWaits.{k}": v for k, v in waits.items()}))
+    assert result.error is None, result.error
+    return {c["name"]: {e["name"]: e.get("value") for e in c["env"]}
+            for c in pod(result.find("Deployment", "backend")).get("initContainers", [])}
+
+
+def test_by_default_the_backend_waits_forever_for_postgres_and_redis():
+    waits = init_containers()
+    assert list(waits) == ["wait-for-postgres", "wait-for-redis"]
+    assert [(w["TIMEOUT"], w.get("ON_TIMEOUT")) for w in waits.values()] == [("0", None), ("0", None)]
+
+
+def test_one_wait_can_be_turned_off_and_the_other_kept():
+    assert list(init_containers(redis="off")) == ["wait-for-postgres"]
+
+
+def test_a_bounded_wait_starts_the_pod_anyway_when_it_runs_out():
+    waits = init_containers(redis=30)
+    assert (waits["wait-for-redis"]["TIMEOUT"], waits["wait-for-redis"]["ON_TIMEOUT"]) == ("30", "start")
+    assert waits["wait-for-postgres"]["TIMEOUT"] == "0"
+
+
+def test_the_bounded_wait_script_ends_in_success_when_the_service_never_answers():
+    result = run_program(dev(**{"backend.initWaits.redis": 1}))
+    container = pod(result.find("Deployment", "backend"))["initContainers"][0]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    run = subprocess.run(container["command"], env={**os.environ, **env, "CHECK": "false"}, capture_output=True,
+                         text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert "did not answer within 1s; starting without it" in run.stdout
+
+
+def test_a_wait_setting_that_is_not_a_duration_fails_at_preview():
+    result = run_program(dev(**{"backend.initWaits.postgres": "soon"}))
+    assert "backend.initWaits.postgres: 'soon' is not forever, off or a number of seconds" in str(result.error)
+
+
+def test_the_readiness_jobs_are_deleted_after_the_stacks_jobs_ttl():
+    result = run_program(dev(**{"migrations.ttlSecondsAfterFinished": 120}))
+    for name in ("wait-for-postgres", "wait-for-redis", "db-migrations"):
+        assert result.find("Job", name).inputs["spec"]["ttlSecondsAfterFinished"] == 120
 
 
 def test_a_password_given_to_pulumi_reaches_the_backend_from_the_secret_it_creates():
@@ -57,7 +104,7 @@ def test_backend_capacity_and_probes_match_the_apps_manifest(deployment):
 
 def test_frontend_capacity_and_probes_match_the_apps_manifest(deployment):
     c = main_container(deployment, "frontend")
-    assert c["image"] == "ghcr.io/soumantrivedi/ideaforge-ai/frontend:672425b"
+    assert c["image"] == "ghcr.io/soumantrivedi/ideaforge-ai/frontend:24f45fd"
     assert c["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
     assert (c["readinessProbe"]["periodSeconds"], c["readinessProbe"]["timeoutSeconds"]) == (5, 3)
     assert (c["livenessProbe"]["initialDelaySeconds"], c["livenessProbe"]["timeoutSeconds"]) == (30, 5)
@@ -121,35 +168,19 @@ def test_the_jobs_this_program_owns_run_unprivileged(deployment):
         assert spec["containers"][0]["securityContext"]["runAsUser"] == 65534
 
 
-def test_the_ingress_routes_the_two_hosts_with_the_apps_alb_annotations(deployment):
-    ingress = deployment.find("Ingress", "ideaforge-ai-ingress").inputs
-    rules = {r["host"]: r["http"]["paths"][0]["backend"]["service"] for r in ingress["spec"]["rules"]}
-    assert rules == {
-        "ideaforge-ai-dev-58a50.cf.platform.mckinsey.cloud": {"name": "frontend", "port": {"number": 3000}},
-        "api-ideaforge-ai-dev-58a50.cf.platform.mckinsey.cloud": {"name": "backend", "port": {"number": 8000}},
-    }
-    assert ingress["metadata"]["annotations"]["kubernetes.io/ingress.class"] == "alb"
-    assert "ingressClassName" not in ingress["spec"]
-
-
-def test_an_ingress_without_hosts_routes_api_to_the_backend_and_the_rest_to_the_frontend():
-    result = run_program(dev(ingress={"className": "nginx"}))
-    spec = result.find("Ingress", "ideaforge-ai-ingress").inputs["spec"]
-    assert spec["ingressClassName"] == "nginx"
-    assert [(p["path"], p["backend"]["service"]["name"]) for p in spec["rules"][0]["http"]["paths"]] == [
-        ("/api", "backend"), ("/", "frontend")]
-
-
 def test_take_over_forces_ownership_of_the_objects_make_eks_deploy_created():
     result = run_program(dev(takeOver="true"))
     for kind, name in (("Deployment", "backend"), ("Service", "frontend"), ("HorizontalPodAutoscaler", "backend-hpa"),
-                       ("Ingress", "ideaforge-ai-ingress")):
+                       ("Ingress", "ideaforge-ai-ingress-nginx")):
         assert result.find(kind, name).inputs["metadata"]["annotations"]["pulumi.com/patchForce"] == "true"
 
 
-def test_without_take_over_nothing_forces_ownership(deployment):
-    for r in deployment.manifests():
-        assert "pulumi.com/patchForce" not in (r["metadata"].get("annotations") or {})
+def test_without_take_over_nothing_forces_ownership_but_the_retained_app_configmap(deployment):
+    # The app ConfigMap is replaced when its data changes, over the retained live object
+    # (components/app_config.py): its own previous fields are the only ones it forces.
+    forced = [(r["kind"], r["metadata"]["name"]) for r in deployment.manifests()
+              if "pulumi.com/patchForce" in (r["metadata"].get("annotations") or {})]
+    assert forced == [("ConfigMap", "ideaforge-ai-config")]
 
 
 # -- migration sets too big for one ConfigMap -------------------------------------------------

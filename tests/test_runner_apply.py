@@ -249,10 +249,11 @@ def test_the_tracking_row_commits_in_the_same_transaction_as_the_migration(db, t
 @pytest.fixture
 def tiny_segments(monkeypatch):
     """Files read in segments of a few statements, as files of many megabytes are."""
-    from runner import statements
+    from runner import migration, statements
 
     monkeypatch.setattr(statements, "SEGMENT_CHARS", 60)
     monkeypatch.setattr(statements, "_READ_BYTES", 16)
+    monkeypatch.setattr(migration, "_READ_BYTES", 16)  # no file is small enough to run from its listing
 
 
 def test_a_file_read_in_segments_applies_whole_in_one_transaction(db, tmp_path, tiny_segments):

@@ -3,6 +3,7 @@
 import contextlib
 import time
 
+import psycopg2
 import pytest
 
 from runner.connection import target_from_env
@@ -404,3 +405,52 @@ def test_a_server_that_never_answers_is_given_up_on_within_the_wait(tmp_path):
     assert result.returncode == EXIT_TRANSIENT, result.stderr
     assert time.monotonic() - started < 15
     assert "did not complete the connection" in result.stderr
+
+
+# -- the user's options and the runner's own session ----------------------------------------------
+
+FIXED_CLOCK = "CREATE FUNCTION app.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT '2000-01-01'::timestamptz $$"
+
+
+def test_the_users_search_path_decides_the_migrations_names_but_never_the_runners(db, tmp_path):
+    """options= puts `app` before pg_catalog, where app.now() answers 2000-01-01: the migration's
+    SQL sees it; the history the runner writes on its own session (no-transaction progress, the
+    row of a transactional file) does not."""
+    from urllib.parse import quote
+
+    db.execute(f"CREATE SCHEMA app; {FIXED_CLOCK}")
+    write(tmp_path, {
+        "001_clock.sql": "CREATE TABLE clock AS SELECT now() AS seen;\n",
+        "002_index.sql": "-- runner:no-transaction\nCREATE INDEX CONCURRENTLY clock_seen ON clock (seen);\n",
+    })
+    url = f"{db.dsn}?options={quote('-c search_path=app,pg_catalog')}"
+    result = db.run("--dir", str(tmp_path), env={"DATABASE_URL": url})
+    assert result.code == EXIT_OK, result.output
+    assert db.query("SELECT extract(year FROM seen)::int FROM app.clock") == [(2000,)]
+    # The history is public.schema_migrations (found in the catalog, not through app), its
+    # times the server's own.
+    assert db.query("SELECT migration_name, extract(year FROM applied_at)::int > 2000 FROM public.schema_migrations "
+                    "ORDER BY 1") == [("001_clock.sql", True), ("002_index.sql", True)]
+    assert db.query("SELECT to_regclass('app.schema_migrations')") == [(None,)]
+    # Without the options, the same history: nothing runs twice.
+    again = db.run("--dir", str(tmp_path))
+    assert again.code == EXIT_OK and "nothing to apply; 2 migrations already applied" in again.out, again.output
+
+
+def test_the_lock_sessions_search_path_comes_after_the_users_and_the_server_takes_the_last(db):
+    from runner.connection import lock_session_options, session_options
+
+    options = lock_session_options(session_options("5s", "5min", "60s", "-c search_path=app"))
+    with contextlib.closing(psycopg2.connect(db.dsn, options=options)) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('search_path'), current_setting('lock_timeout')")
+        assert cursor.fetchone() == ("pg_catalog,pg_temp", "5s")
+
+
+def test_a_line_built_from_the_connection_options_is_redacted_where_it_is_printed():
+    # The note about the user's own lock_timeout quotes the options as given, with no redaction
+    # of its own: only the reporter's stands between it and the log.
+    url = "postgresql://app:Hunter2secret@127.0.0.1:1/postgres?options=-c%20lock_timeout%3DHunter2secret"
+    for log_format in ("text", "json"):
+        result, log, _ = run_with_url(url, "--wait-for-db", "0", "--log-format", log_format)
+        assert "the connection's options set lock_timeout=***" in result.out, result.output
+        assert "Hunter2secret" not in result.output + log

@@ -105,13 +105,16 @@ def test_removed_file_is_reported_and_does_not_block(db, tmp_path):
     assert db.applied() == ["001_users.sql", "002_x.sql", "003_y.sql"]
 
 
-def test_pending_file_older_than_applied_ones_is_applied_with_a_warning(db, tmp_path):
+def test_pending_file_older_than_applied_ones_is_refused_and_applied_only_when_allowed(db, tmp_path):
     write(tmp_path, {"002_b.sql": "CREATE TABLE b (id int);"})
     assert db.run("--dir", str(tmp_path)).code == EXIT_OK
     write(tmp_path, {"001_a.sql": "CREATE TABLE a (id int);"})
-    result = db.run("--dir", str(tmp_path))
-    assert result.code == EXIT_OK
-    assert "001_a.sql is older than migrations already applied" in result.out
+    refused = db.run("--dir", str(tmp_path))
+    assert refused.code == EXIT_DRIFT
+    assert "a" not in db.tables()
+    allowed = db.run("--dir", str(tmp_path), "apply", "--allow-out-of-order")
+    assert allowed.code == EXIT_OK, allowed.output
+    assert "001_a.sql is older than 002_b.sql, which is already applied" in allowed.out
     assert "a" in db.tables()
 
 

@@ -9,6 +9,7 @@ import re
 import time
 from pathlib import Path
 
+import psycopg2
 import pytest
 import yaml
 
@@ -31,17 +32,24 @@ def blocking_session(db, table: str, last_query: str):
 
 # -- the blocker is reported without the literals of its SQL -----------------------------------
 
-def test_the_blocking_sessions_query_is_reported_without_its_secrets(db, tmp_path):
-    db.execute("CREATE TABLE items (id int); CREATE ROLE reporting_reader")
-    write(tmp_path, {"001_alter.sql": "ALTER TABLE items ADD COLUMN name text;\n"})
+def run_behind_a_blocker(db, tmp_path, blockers_query: str):
+    """One run (JSON log, one lock retry) while a session whose last query is `blockers_query`
+    holds a lock on `items`; returns the result and the termination log's path."""
     log = tmp_path / "termination-log"
     log.write_text("")
-    blocker = blocking_session(db, "items", "ALTER ROLE reporting_reader PASSWORD 'S3cret-Rotation-2025'")
+    blocker = blocking_session(db, "items", blockers_query)
     try:
         result = db.run("--dir", str(tmp_path), "--lock-timeout", "600ms", "--lock-retries", "1",
                         "--retry-delay", "0.1", "--log-format", "json", env={"TERMINATION_LOG": str(log)})
     finally:
         blocker.close()
+    return result, log
+
+
+def test_the_blocking_sessions_query_is_reported_without_its_secrets(db, tmp_path):
+    db.execute("CREATE TABLE items (id int); CREATE ROLE reporting_reader")
+    write(tmp_path, {"001_alter.sql": "ALTER TABLE items ADD COLUMN name text;\n"})
+    result, log = run_behind_a_blocker(db, tmp_path, "ALTER ROLE reporting_reader PASSWORD 'S3cret-Rotation-2025'")
     assert result.code == EXIT_TRANSIENT, result.output
     printed = result.output + log.read_text()
     assert "S3cret-Rotation-2025" not in printed
@@ -84,8 +92,9 @@ def test_literals_are_removed_also_from_cut_off_and_unusual_sql(query, shown):
 
 @pytest.fixture
 def limited_role(db):
-    """A login role allowed one connection: the runner's own, none left to look for blockers."""
-    db.execute("DROP ROLE IF EXISTS one_conn; CREATE ROLE one_conn LOGIN CONNECTION LIMIT 1")
+    """A login role allowed two connections: the runner's own (the lock session and the migration
+    session), none left to look for blockers."""
+    db.execute("DROP ROLE IF EXISTS one_conn; CREATE ROLE one_conn LOGIN CONNECTION LIMIT 2")
     db.execute("GRANT ALL ON SCHEMA public TO one_conn; CREATE TABLE items (id int); ALTER TABLE items OWNER TO one_conn")
     yield "one_conn"
     db.execute("DROP OWNED BY one_conn; DROP ROLE one_conn")
@@ -181,3 +190,51 @@ def test_a_migration_that_terminates_its_own_session_is_not_called_safe_to_retry
     assert "this migration calls pg_terminate_backend" in result.err
     assert "pid <> pg_backend_pid()" in result.err
     assert db.applied() == ["001_a.sql"] and "b" not in db.tables()
+
+
+@pytest.mark.parametrize("marker", ["", "-- runner:no-transaction\n"])
+def test_a_migration_that_terminates_the_lock_session_is_not_retried_forever(db, tmp_path, marker):
+    """Sparing only its own pid, the migration ends the runner's other session, the one holding the
+    migration lock: that would happen on every retry, so exit 1, not the transient lock_lost."""
+    write(tmp_path, {
+        "001_a.sql": "CREATE TABLE a (id int);\n",
+        "002_kick.sql": marker + "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE datname = current_database() AND pid <> pg_backend_pid();\n"
+                                 "SELECT pg_sleep(1);\nCREATE TABLE b (id int);\n",
+    })
+    result = db.run("--dir", str(tmp_path), "--log-format", "json")
+    assert result.code == EXIT_MIGRATION_FAILED, result.output
+    failure = json.loads(result.err.splitlines()[-1])
+    assert failure["error"] == "session_ended_by_migration", failure
+    assert "ended the session that holds the migration lock" in failure["message"]
+    assert "application_name NOT LIKE '%db-migrations%'" in failure["hint"]
+    if not marker:
+        assert "b" not in db.tables()  # rolled back before COMMIT
+
+
+def test_a_blocker_of_a_transaction_block_in_a_no_transaction_file_is_reported_without_its_secrets(db, tmp_path):
+    db.execute("CREATE TABLE items (id int); DROP ROLE IF EXISTS block_reader; CREATE ROLE block_reader")
+    write(tmp_path, {"001_block.sql": "-- runner:no-transaction\nCREATE TABLE before (id int);\n"
+                                      "BEGIN;\nCREATE TABLE inside (id int);\nALTER TABLE items ADD COLUMN name text;\n"
+                                      "COMMIT;\n"})
+    result, log = run_behind_a_blocker(db, tmp_path, "ALTER ROLE block_reader PASSWORD 'S3cret-Rotation-2025'")
+    assert result.code == EXIT_TRANSIENT, result.output
+    assert "S3cret-Rotation-2025" not in result.output + log.read_text()
+    retry = next(json.loads(line) for line in result.out.splitlines() if '"lock_timeout_retry"' in line)
+    assert (retry["rolled_back"], retry["block_start"]) == ("block", 2)
+    assert "ALTER ROLE block_reader PASSWORD ?" in retry["blockers"][0]
+    assert "ALTER ROLE block_reader PASSWORD ?" in log.read_text()
+    assert "inside" not in db.tables() and "before" in db.tables()
+
+
+def test_the_two_sessions_must_reach_the_same_server(db, standby):
+    """The lock session on the primary, the migration session elsewhere (here a standby): the lock
+    would not keep a second runner off the migrations, so the run stops."""
+    from runner.connection import refuse_other_server
+    from runner.errors import UsageError
+
+    with contextlib.closing(db.connect()) as primary, contextlib.closing(db.connect()) as same:
+        refuse_other_server(primary, same, "here")
+        with contextlib.closing(psycopg2.connect(standby.url(db.name))) as other:
+            with pytest.raises(UsageError, match="reached different servers"):
+                refuse_other_server(primary, other, "here")

@@ -37,10 +37,10 @@ def runner_split(text: str) -> list[str]:
     return [s.text.rstrip(";").strip() for s in split("f.sql", text)]
 
 
-def plan_text(tmp_path, text: str, transactional: bool = True, name: str = "001_f.sql"):
+def plan_text(tmp_path, text: str, name: str = "001_f.sql"):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
-    return plan(name, path, transactional)
+    return plan(name, path)
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
@@ -174,11 +174,19 @@ _literals = st.one_of(
 )
 _identifiers = st.one_of(_words, _junk.map(lambda s: '"' + (s or "q").replace('"', '""') + '"'))
 _any_identifier = st.one_of(_identifiers, _keywords_as_names)
+
+
+def _inside_comment(text: str) -> str:
+    """`text` without comment delimiters; removing one can join two more (`//**` -> `/*`)."""
+    while "/*" in text or "*/" in text:
+        text = text.replace("*/", "").replace("/*", "")
+    return text
+
+
 _comments = st.one_of(
     st.just(" "), st.just("\n"),
     _junk.map(lambda s: "-- " + s.replace("\n", " ") + "\n"),
-    st.tuples(_junk, _junk).map(lambda p: "/* " + p[0].replace("*/", "").replace("/*", "")
-                                + " /* " + p[1].replace("*/", "").replace("/*", "") + " */ ; */"),
+    st.tuples(_junk, _junk).map(lambda p: "/* " + _inside_comment(p[0]) + " /* " + _inside_comment(p[1]) + " */ ; */"),
 )
 
 

@@ -8,13 +8,15 @@ import pytest
 from runner.connection import session_options
 from tests.test_program_settings import load, problems
 
-ACCEPTED = ["5s", "500ms", "0", "1.5s", "10min", "2h", "1d", "250000us", "24d"]
+ACCEPTED = ["5s", "500ms", "0", "1.5s", "10min", "2h", "1d", "250000us", "24d",
+            "0s", "0min"]  # zero with a unit disables the timeout as 0 does
 REFUSED = [
     "5 s",  # the server splits startup options at spaces: refused at connection start, retried for a minute
     "5",  # a bare number is milliseconds to PostgreSQL, rarely what was meant
     "5sec", "5S", "-1s", " ", "soon",
     "25d",  # more than 2^31-1 milliseconds
     "0.1us",  # rounds to 0, which disables the timeout
+    "\u0665s", "\uff15s",  # digits of other scripts (Arabic-Indic, fullwidth five): the server reads ASCII digits only
 ]
 
 

@@ -376,11 +376,12 @@ class E2E:
                 "ports": [{"name": "tcp", "port": target, "protocol": "TCP"}]})
 
     def prepare_namespace(self) -> None:
-        """What the app team's tooling keeps in the namespace: its ConfigMap and Secret, the
-        pull secret, and the database and Redis Services."""
+        """What the app team's tooling keeps in the namespace (its Secret, the pull secret, the
+        database and Redis Services), and the app's settings (k8s/eks/configmap.yaml's data) in
+        the stack, which writes the app ConfigMap from them."""
         namespace = self.namespace
+        self.set_app_config(**self.app_config_map()["data"])
         self.create_namespace(namespace)
-        self.core.create_namespaced_config_map(namespace, self.app_config_map())
         self.core.create_namespaced_secret(namespace, self.app_secret())
         self.core.create_namespaced_secret(namespace, {"metadata": {"name": "ghcr-secret"},
                                                        "type": "kubernetes.io/dockerconfigjson",
@@ -413,6 +414,21 @@ class E2E:
                 return
             assert time.monotonic() < deadline, f"namespaces {left} were not deleted within {seconds:.0f}s"
             time.sleep(1)
+
+    def stack_file(self) -> Path:
+        return self.project / f"Pulumi.{self.stack}.yaml"
+
+    def set_app_config(self, **values: str) -> None:
+        """Values of the app ConfigMap, written into the stack file as `pulumi config set --path
+        app.configData.KEY` would (also before `pulumi stack init`)."""
+        document = yaml.safe_load(self.stack_file().read_text())
+        app = document["config"].setdefault("ideaforge-ai:app", {})
+        app.setdefault("configData", {}).update(values)
+        self.stack_file().write_text(yaml.safe_dump(document, sort_keys=False))
+
+    def app_config(self) -> dict:
+        """The stack's app settings (app.configData), as the program writes them to the ConfigMap."""
+        return yaml.safe_load(self.stack_file().read_text())["config"]["ideaforge-ai:app"]["configData"]
 
     def pods_of_job(self, job: str) -> list:
         return self.core.list_namespaced_pod(self.namespace, label_selector=f"job-name={job}").items

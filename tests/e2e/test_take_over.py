@@ -140,6 +140,7 @@ def fill_like_make_eks_deploy(e2e) -> None:
     for name, document in documents:
         if document["kind"] == "ConfigMap" and document["metadata"]["name"] == "ideaforge-ai-config":
             document["data"]["POSTGRES_DB"] = e2e.database_name
+            e2e.set_app_config(**document["data"])  # the stack holds the values the namespace has
         if document["kind"] != "Job":
             apply(fit_to_node(document))
     # The database was there before: the app's Postgres, whose password is the Secret's.
@@ -236,6 +237,14 @@ def test_8_take_over_of_a_namespace_filled_by_make_eks_deploy(e2e, old_flow_pass
                      "ORDER BY 1") == schema_before
     backend = e2e.apps.read_namespaced_deployment("backend", NAMESPACE)
     assert backend.metadata.labels["app.kubernetes.io/managed-by"] == "pulumi"
+    config_map = e2e.core.read_namespaced_config_map("ideaforge-ai-config", NAMESPACE)
+    assert config_map.metadata.labels["app.kubernetes.io/managed-by"] == "pulumi"
+    assert config_map.data == e2e.app_config()
+    networking = client.NetworkingV1Api(e2e.kube)
+    assert networking.read_namespaced_ingress("ideaforge-ai-ingress-nginx", NAMESPACE).metadata.labels[
+        "app.kubernetes.io/managed-by"] == "pulumi"
+    assert "app.kubernetes.io/managed-by" not in (networking.read_namespaced_ingress(
+        "ideaforge-ai-ingress", NAMESPACE).metadata.labels or {})  # the dead ALB one is left alone
     # The autoscaler's counts, never dropped to the default of 1 along the way.
     assert scaled_to == {"backend": [5], "frontend": [3]}
     assert "takeOver" not in (e2e.project / "Pulumi.takeover.yaml").read_text()
