@@ -32,10 +32,11 @@ e2e-images: $(VENV)/.installed
 
 # As root, and never two at once: run it as `flock /tmp/e2e.lock make e2e`. The tests run in
 # namespaces of their own and the host is put back afterwards (e2e/isolate.sh).
-# One scenario: make e2e PYTEST_ARGS="-k test_5"
+# One scenario: make e2e PYTEST_ARGS="-k test_5"; one file: make e2e E2E_TESTS=tests/e2e/test_cli.py
+E2E_TESTS ?= tests/e2e
 e2e: $(VENV)/.installed e2e-tools e2e-images
 	@echo "Pulumi CLI: $$($$(e2e/build-tools.sh | head -1)/pulumi version)"
-	e2e/isolate.sh $(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
+	e2e/isolate.sh $(PY) -m pytest -m e2e $(E2E_TESTS) $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench

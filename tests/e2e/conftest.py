@@ -352,9 +352,12 @@ class E2E:
         return manifest
 
     def app_secret(self, password: str = PASSWORD) -> dict:
-        """ideaforge-ai-secrets as `make eks-load-secrets` builds it from env.eks (here the app's
-        env.eks.example, with a database password of the test's)."""
-        data = env_file(APP / "env.eks.example")
+        """ideaforge-ai-secrets as the live namespace holds it: k8s/eks/secrets.yaml's keys (which
+        `make eks-deploy` applies), with the values `make eks-load-secrets` loads from env.eks
+        (here the app's env.eks.example) and a database password of the test's."""
+        manifest = next(d for d in app_documents("secrets.yaml") if d["metadata"]["name"] == "ideaforge-ai-secrets")
+        data = {key: str(value) for key, value in manifest["stringData"].items()}
+        data.update(env_file(APP / "env.eks.example"))
         data["POSTGRES_PASSWORD"] = password
         data["FRONTEND_URL"], data["CORS_ORIGINS"] = (on_test_domain(data.get(k, "")) for k in ("FRONTEND_URL",
                                                                                               "CORS_ORIGINS"))

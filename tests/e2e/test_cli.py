@@ -208,7 +208,8 @@ def checkout(e2e, tmp_path) -> Checkout:
     project = Checkout(directory, stack, env)
     init = project.run(["pulumi", "stack", "init", stack, "--secrets-provider", "passphrase"])
     assert init.returncode == 0, init.stderr
-    return project
+    yield project
+    e2e.remove_namespaces()  # the node has room for one stack at the dev stack's requests
 
 
 def deployed(checkout: Checkout) -> None:

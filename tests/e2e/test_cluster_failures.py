@@ -57,7 +57,8 @@ def job_pod_running(e2e, job: str = "db-migrations"):
 
 
 def test_postgres_down_stops_the_deploy_at_its_readiness_check_and_new_backend_pods_wait(e2e):
-    e2e.fresh_stack("pgdown", ("readiness.postgresTimeoutSeconds", "15"))
+    # The dev stack runs no init containers (Pulumi.dev.yaml); a stack that keeps the waits:
+    e2e.fresh_stack("pgdown", ("readiness.postgresTimeoutSeconds", "15"), ("backend.initWaits.postgres", "forever"))
     backend_tag(e2e, "pgdown-2", {"20251202000000_add_sso_fields.sql": "ALTER TABLE tenants ADD COLUMN sso text;\n"})
     before, job = backend_image_now(e2e), e2e.job("db-migrations").metadata.uid
     e2e.postgres.stop()
