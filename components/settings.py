@@ -182,6 +182,7 @@ class Workload:
     replicas: int
     health_path: str
     progress_deadline_seconds: int
+    rollout_timeout_seconds: int  # how long `up` waits for a rollout (Pulumi's wait)
     requests: dict[str, str]
     limits: dict[str, str]
     readiness: Probe
@@ -661,6 +662,7 @@ def _workload(s: _Section, name: str) -> Workload:
         replicas=s.integer("replicas", 0, 1000),
         health_path=s.string("healthPath", re.compile(r"^/\S*$"), "an absolute HTTP path", "/health"),
         progress_deadline_seconds=s.integer("progressDeadlineSeconds", 10, 86400),
+        rollout_timeout_seconds=s.integer("rolloutTimeoutSeconds", 30, 86400),
         requests=_quantities(resources.sub("requests")),
         limits=_quantities(resources.sub("limits")),
         readiness=_probe(s.sub("readinessProbe")),

@@ -62,6 +62,12 @@ class WebAppArgs:
     depends_on: Sequence[pulumi.Resource] = ()
 
 
+def _rollout_wait(seconds: int) -> pulumi.CustomTimeouts:
+    """How long `up` waits for a rollout: Pulumi's wait for the Deployment, which ends only with
+    the rollout or this timeout (ProgressDeadlineExceeded does not end it)."""
+    return pulumi.CustomTimeouts(create=f"{seconds}s", update=f"{seconds}s")
+
+
 class WebApp(pulumi.ComponentResource):
     deployment: Deployment
     service: Service
@@ -89,7 +95,8 @@ class WebApp(pulumi.ComponentResource):
                                     annotations=annotations),
             spec=DeploymentSpecArgs(
                 replicas=None if w.autoscaling.enabled else w.replicas,
-                # The provider fails the deploy when the Deployment reports ProgressDeadlineExceeded.
+                # The Deployment's own verdict, shown by kubectl and in deploy.py's report. The
+                # provider does not stop at it: it waits out the resource's timeout (below).
                 progress_deadline_seconds=w.progress_deadline_seconds,
                 selector=LabelSelectorArgs(match_labels={"app": name}),
                 template=PodTemplateSpecArgs(
@@ -103,7 +110,8 @@ class WebApp(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on),
+                                        custom_timeouts=_rollout_wait(w.rollout_timeout_seconds)),
         )
         self.service = Service(
             name,

@@ -220,6 +220,17 @@ def test_a_rollout_gives_up_after_the_kubernetes_default_progress_deadline(deplo
         assert deployment.find("Deployment", name).inputs["spec"]["progressDeadlineSeconds"] == 600
 
 
+def test_up_waits_ten_minutes_for_a_rollout_by_default(deployment):
+    for name in ("backend", "frontend"):
+        assert deployment.find("Deployment", name).custom_timeouts == {"create": "600s", "update": "600s"}
+
+
+def test_a_stack_can_bound_how_long_up_waits_for_a_workloads_rollout():
+    result = run_program(dev(**{"backend.rolloutTimeoutSeconds": 90}))
+    assert result.find("Deployment", "backend").custom_timeouts == {"create": "90s", "update": "90s"}
+    assert result.find("Deployment", "frontend").custom_timeouts == {"create": "600s", "update": "600s"}
+
+
 def test_a_stack_can_shorten_the_progress_deadline_of_a_workload():
     result = run_program(dev(**{"backend.progressDeadlineSeconds": 120}))
     assert result.error is None, result.error

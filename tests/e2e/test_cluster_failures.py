@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.e2e import images as image_builds
-from tests.e2e.conftest import FIXTURE_FOLDERS
+from tests.e2e.conftest import FIXTURE_FOLDERS, record_timing
 
 
 @pytest.fixture(autouse=True)
@@ -95,9 +95,13 @@ def test_postgres_down_stops_the_deploy_at_its_readiness_check_and_new_backend_p
 
 
 def test_a_wrong_health_path_fails_the_rollout_and_the_report_names_the_probe(e2e):
-    e2e.fresh_stack("probe", ("backend.healthPath", "/healthz"), ("backend.progressDeadlineSeconds", "30"), up=False)
+    e2e.fresh_stack("probe", ("backend.healthPath", "/healthz"), ("backend.progressDeadlineSeconds", "30"),
+                    ("backend.rolloutTimeoutSeconds", "60"), up=False)
 
+    started = time.monotonic()
     up = e2e.deploy("up")
+    record_timing(f"a wrong health path: deploy.py up failed after {time.monotonic() - started:.0f} s "
+                  "(backend.rolloutTimeoutSeconds 60)")
 
     assert up.returncode == 1, output_of(up)
     report = section(up.stderr, f"=== Deployment {e2e.namespace}/backend: rollout not complete ===")
@@ -112,7 +116,7 @@ def test_a_wrong_health_path_fails_the_rollout_and_the_report_names_the_probe(e2
 
 def test_run_as_non_root_on_an_image_that_runs_as_root_is_named_in_the_report(e2e):
     # The dev security settings start the images as built (the first deploy); runAsNonRoot does not.
-    e2e.fresh_stack("nonroot", ("frontend.progressDeadlineSeconds", "30"))
+    e2e.fresh_stack("nonroot", ("frontend.progressDeadlineSeconds", "30"), ("frontend.rolloutTimeoutSeconds", "60"))
     e2e.config("frontend.security.runAsNonRoot", "true", path=True)
 
     up = e2e.deploy("up")
