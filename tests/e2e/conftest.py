@@ -62,11 +62,33 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
-def pytest_collection_modifyitems(items):
+# Minutes each module took alone on the real node (BENCHMARKS.md, "The e2e tier's time"), to
+# share the modules among side-by-side workers (E2E_WORKERS, e2e/isolate.sh); unlisted: 5.
+MODULE_MINUTES = {"test_deploy": 13, "test_cluster_failures": 24, "test_operations": 20, "test_cli": 7,
+                  "test_live_namespace": 8, "test_take_over": 5, "test_scale": 8}
+
+
+def shares(modules: list[str], workers: int) -> dict[str, int]:
+    """Module -> worker (1..workers): the longest first, each to the worker with the least so far."""
+    load, given = [0.0] * workers, {}
+    for module in sorted(modules, key=lambda m: (-MODULE_MINUTES.get(m, 5), m)):
+        worker = min(range(workers), key=lambda w: (load[w], w))
+        load[worker] += MODULE_MINUTES.get(module, 5)
+        given[module] = worker + 1
+    return given
+
+
+def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
             item.add_marker(pytest.mark.timeout(1200))  # a deploy takes its time; a hang still ends
+    workers, me = int(os.environ.get("E2E_WORKERS", "1")), int(os.environ.get("E2E_WORKER", "1"))
+    if workers > 1:
+        given = shares(sorted({item.module.__name__.rsplit(".", 1)[-1] for item in items}), workers)
+        mine = [item for item in items if given[item.module.__name__.rsplit(".", 1)[-1]] == me]
+        config.hook.pytest_deselected(items=[item for item in items if item not in mine])
+        items[:] = mine
 
 
 @dataclass

@@ -8,8 +8,10 @@ its Python language host (not deploy.py's in-process program).
   `with:` (`pulumi preview --stack dev --diff`), whose output is the pull-request comment;
 - the deploy workflow: its virtualenv step and its deploy step, as bash runs them.
 
-`dev` becomes the scenario's own stack (Pulumi.e2e.yaml's settings in a namespace and database
-of its own), so each scenario runs alone (`-k`) from a fresh checkout.
+`dev` becomes a stack of this module (Pulumi.e2e.yaml's settings in a namespace and database of
+its own). README's preview, its `up`, the unchanged `up` and the pull request's preview share one
+fresh checkout and stack, in that order, as a team's first deploys go (each still runs alone with
+`-k`: the ones that need a deployed stack deploy it first); the deploy workflow has its own.
 """
 
 from __future__ import annotations
@@ -190,8 +192,7 @@ def normalized(requirement: str) -> str:
     return f"{re.sub(r'[-_.]+', '-', name).lower()}=={version}"
 
 
-@pytest.fixture
-def checkout(e2e, tmp_path) -> Checkout:
+def new_checkout(e2e, tmp_path: Path) -> Checkout:
     number = next(_stacks)
     stack = f"cli-{number}"
     e2e.use_stack(stack, namespace=f"ideaforge-cli-{number}", database=f"agentic_pm_cli_{number}")
@@ -208,8 +209,22 @@ def checkout(e2e, tmp_path) -> Checkout:
     project = Checkout(directory, stack, env)
     init = project.run(["pulumi", "stack", "init", stack, "--secrets-provider", "passphrase"])
     assert init.returncode == 0, init.stderr
+    return project
+
+
+@pytest.fixture(scope="module")
+def shared(e2e, tmp_path_factory) -> Checkout:
+    """The checkout README's and the pull request's commands share."""
+    project = new_checkout(e2e, tmp_path_factory.mktemp("cli"))
     yield project
     e2e.remove_namespaces()  # the node has room for one stack at the dev stack's requests
+
+
+@pytest.fixture
+def checkout(e2e, shared) -> Checkout:
+    number = shared.stack.rsplit("-", 1)[1]  # back on the shared stack after one of its own
+    e2e.stack, e2e.namespace, e2e.database_name = shared.stack, f"ideaforge-cli-{number}", f"agentic_pm_cli_{number}"
+    return shared
 
 
 def deployed(checkout: Checkout) -> None:
@@ -219,7 +234,7 @@ def deployed(checkout: Checkout) -> None:
 
 
 def test_readme_preview_builds_the_virtualenv_and_lists_the_chain_it_would_create(e2e, checkout):
-    assert not (checkout.dir / "venv").exists()
+    assert not (checkout.dir / "venv").exists()  # the first command on this checkout
 
     preview = checkout.run(on_stack(readme_command("pulumi preview --stack dev"), checkout.stack))
 
@@ -232,6 +247,7 @@ def test_readme_preview_builds_the_virtualenv_and_lists_the_chain_it_would_creat
 
 
 def test_readme_up_asks_then_runs_the_chain_once_answered_yes(e2e, checkout):
+    assert e2e.job("db-migrations") is None  # nothing deployed yet
     code, screen = checkout.on_terminal(on_stack(readme_command("pulumi up --stack dev"), checkout.stack), "yes")
 
     assert code == 0, screen[-6000:]
@@ -294,7 +310,8 @@ def test_pull_request_preview_of_a_new_backend_tag_shows_the_migration_job_repla
     assert e2e.job("db-migrations").metadata.uid == job
 
 
-def test_deploy_workflow_builds_its_virtualenv_and_deploys_with_deploy_py(e2e, checkout):
+def test_deploy_workflow_builds_its_virtualenv_and_deploys_with_deploy_py(e2e, tmp_path):
+    checkout = new_checkout(e2e, tmp_path)
     for name in ("Build the program's virtualenv",):
         built = checkout.bash(workflow_step("deploy.yml", name)["run"])
         assert built.returncode == 0, built.stderr[-4000:]

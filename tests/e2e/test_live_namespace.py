@@ -47,7 +47,7 @@ def live(e2e):
 @pytest.fixture
 def on_live(e2e, live):
     """The scenario runs on the shared stack (a scenario with a stack of its own switched away)."""
-    e2e.use_stack("live", "live-live", "live_live")
+    e2e.stack, e2e.namespace, e2e.database_name = "live", "live-live", "live_live"
     return live
 
 
