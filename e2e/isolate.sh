@@ -4,6 +4,10 @@
 #
 #   e2e/isolate.sh COMMAND...     (make e2e runs the tests this way; run it as root, under
 #                                  `flock /tmp/e2e.lock`: it uses host-global paths)
+#   E2E_WORKERS=N e2e/isolate.sh COMMAND...
+#                                 N copies of COMMAND side by side, each in namespaces and a
+#                                 cgroup of its own (its own node), told E2E_WORKER=1..N; the
+#                                 host is saved and put back once, around all of them
 #
 # The command runs in namespaces of its own, so nothing of the node reaches the host:
 # - a network namespace: the node's address on a veth pair (the kubelet refuses loopback, and
@@ -54,6 +58,7 @@ if [ "${1:-}" = "--inside" ]; then
         mkdir -p "$run/fs$path"
         mount --bind "$run/fs$path" "$path"
     done
+    export PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} --basetemp=$run/pytest"
     "$@" &
     child=$!
     trap 'kill -TERM $child 2>/dev/null' TERM INT
@@ -74,7 +79,9 @@ fi
 [ $# -gt 0 ] || { echo "usage: e2e/isolate.sh COMMAND..." >&2; exit 2; }
 
 run=$(mktemp -d "/var/tmp/$NAME.XXXXXX")
-export E2E_NODE_IP=${E2E_NODE_IP:-10.213.0.2} E2E_RUN_DIR=$run E2E_CGROUP_ROOT=/$NAME E2E_ISOLATED=1
+workers=${E2E_WORKERS:-1}
+[[ "$workers" =~ ^[1-9]$ ]] || { echo "e2e/isolate.sh: E2E_WORKERS must be 1 to 9, not $workers" >&2; exit 2; }
+export E2E_NODE_IP=${E2E_NODE_IP:-10.213.0.2} E2E_ISOLATED=1 E2E_WORKERS=$workers
 
 snapshot() {
     ip -o link show | sed 's/ state [A-Z]*.*//' | sort >"$1.links"
@@ -101,10 +108,18 @@ for h in "$CGROUP_ROOT"/*/; do
     mkdir -p "$h/$NAME"
     hierarchies+=("$h")
 done
-# cpuset children start with no CPUs and no memory nodes.
+# One cgroup per worker below the run's (each worker's node has its own cgroupRoot); cpuset
+# children start with no CPUs and no memory nodes.
+for k in $(seq 1 "$workers"); do
+    for h in "${hierarchies[@]}"; do
+        mkdir -p "$h/$NAME/w$k"
+    done
+done
 if [ -d "$CGROUP_ROOT/cpuset/$NAME" ]; then
-    cat "$CGROUP_ROOT/cpuset/cpuset.cpus" >"$CGROUP_ROOT/cpuset/$NAME/cpuset.cpus"
-    cat "$CGROUP_ROOT/cpuset/cpuset.mems" >"$CGROUP_ROOT/cpuset/$NAME/cpuset.mems"
+    for dir in "$CGROUP_ROOT/cpuset/$NAME" "$CGROUP_ROOT"/cpuset/$NAME/w*; do
+        cat "$CGROUP_ROOT/cpuset/cpuset.cpus" >"$dir/cpuset.cpus"
+        cat "$CGROUP_ROOT/cpuset/cpuset.mems" >"$dir/cpuset.mems"
+    done
 fi
 
 cleanup() {
@@ -155,14 +170,39 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# The command joins the node's cgroups before it unshares, so everything it starts is in them.
-join=""
-for h in "${hierarchies[@]}"; do
-    join+="echo \$\$ >$h/$NAME/cgroup.procs; "
-done
+# Each worker joins its node's cgroups before it unshares, so everything it starts is in them.
+start_worker() {
+    local k=$1
+    shift
+    local join=""
+    for h in "${hierarchies[@]}"; do
+        join+="echo \$\$ >$h/$NAME/w$k/cgroup.procs; "
+    done
+    mkdir -p "$run/w$k"
+    E2E_WORKER=$k E2E_RUN_DIR=$run/w$k E2E_CGROUP_ROOT=/$NAME/w$k sh -c "$join exec \"\$@\"" sh \
+        unshare --net --mount --propagation private --pid --fork --mount-proc -- \
+        "$here/isolate.sh" --inside "$run/w$k" "$@"
+}
 set +e
-sh -c "$join exec \"\$@\"" sh \
-    unshare --net --mount --propagation private --pid --fork --mount-proc -- "$here/isolate.sh" --inside "$run" "$@"
-status=$?
+if [ "$workers" = 1 ]; then
+    start_worker 1 "$@"
+    status=$?
+else
+    # Side by side, each worker's output kept apart and shown whole when it ends.
+    pids=()
+    for k in $(seq 1 "$workers"); do
+        start_worker "$k" "$@" >"$run/w$k.log" 2>&1 &
+        pids+=($!)
+        echo "e2e/isolate.sh: worker $k of $workers started (its output follows when it ends)" >&2
+    done
+    status=0
+    for k in $(seq 1 "$workers"); do
+        wait "${pids[$((k - 1))]}"
+        code=$?
+        echo "===== e2e worker $k of $workers: exit $code =====" >&2
+        cat "$run/w$k.log"
+        [ "$code" = 0 ] || status=$code
+    done
+fi
 set -e
 exit $status

@@ -162,7 +162,8 @@ def test_the_job_pod_killed_mid_migration_is_retried_and_the_next_attempt_conver
     deploying = e2e.spawn_deploy("up", "--backend-tag", "killed-2")
     # Inside the migration's transaction: the column is added, the sleep runs.
     pod = wait_for(lambda: job_pod_running(e2e) if e2e.query(
-        "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE tenants ADD COLUMN region%%'") else None,
+        "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%%ALTER TABLE tenants ADD COLUMN region%%' "
+        "AND pid <> pg_backend_pid()") else None,
         120, "the migration to be running")
     e2e.core.delete_namespaced_pod(pod.metadata.name, e2e.namespace, grace_period_seconds=0)
 

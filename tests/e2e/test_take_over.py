@@ -158,6 +158,20 @@ def fill_like_make_eks_deploy(e2e) -> None:
             break
         assert time.monotonic() < deadline, "the old db-migrations Job did not finish"
         time.sleep(2)
+    assert job.status.succeeded, "the old db-migrations Job failed:\n" + old_job_logs(e2e)
+
+
+def old_job_logs(e2e) -> str:
+    """Each pod of the old Job: its containers' logs (what `kubectl logs` shows)."""
+    parts = []
+    for pod in e2e.pods_of_job("db-migrations"):
+        for container in [c.name for c in pod.spec.init_containers or []] + [c.name for c in pod.spec.containers]:
+            try:
+                log = e2e.core.read_namespaced_pod_log(pod.metadata.name, NAMESPACE, container=container)
+            except client.exceptions.ApiException as exc:
+                log = f"(no log: {exc.status} {exc.reason})"
+            parts.append(f"--- {pod.metadata.name}/{container}:\n{log}")
+    return "\n".join(parts)
 
 
 def settled(e2e, app: str) -> None:
@@ -209,7 +223,7 @@ def test_8_take_over_of_a_namespace_filled_by_make_eks_deploy(e2e, old_flow_pass
     fill_like_make_eks_deploy(e2e)
     old_job = e2e.job("db-migrations")
     recorded = e2e.applied()
-    assert recorded, "the old migrate.py recorded nothing"
+    assert recorded, "the old migrate.py recorded nothing:\n" + old_job_logs(e2e)
     for app in ("backend", "frontend"):
         settled(e2e, app)
     record_timing(f"old flow (make eks-deploy's applies, its migration Job, waits until the pods are Ready; "
