@@ -152,26 +152,30 @@ def fill_like_make_eks_deploy(e2e) -> None:
         if document["kind"] == "Job":
             apply(document)
     deadline = time.monotonic() + 600  # `kubectl wait --for=condition=complete job/db-migrations --timeout=600s`
+    seen: dict[str, str] = {}  # its pods' logs, read while they exist (a failed Job's pod is deleted)
     while True:
         job = e2e.job("db-migrations")
+        seen.update(old_job_logs(e2e))
         if job.status.succeeded or any(c.type == "Failed" and c.status == "True" for c in job.status.conditions or []):
             break
         assert time.monotonic() < deadline, "the old db-migrations Job did not finish"
         time.sleep(2)
-    assert job.status.succeeded, "the old db-migrations Job failed:\n" + old_job_logs(e2e)
+    assert job.status.succeeded, "the old db-migrations Job failed:\n" + "\n".join(
+        f"--- {where}:\n{log}" for where, log in seen.items())
 
 
-def old_job_logs(e2e) -> str:
-    """Each pod of the old Job: its containers' logs (what `kubectl logs` shows)."""
-    parts = []
+def old_job_logs(e2e) -> dict[str, str]:
+    """pod/container -> its log (what `kubectl logs` shows), for each pod of the old Job."""
+    logs = {}
     for pod in e2e.pods_of_job("db-migrations"):
         for container in [c.name for c in pod.spec.init_containers or []] + [c.name for c in pod.spec.containers]:
             try:
                 log = e2e.core.read_namespaced_pod_log(pod.metadata.name, NAMESPACE, container=container)
-            except client.exceptions.ApiException as exc:
-                log = f"(no log: {exc.status} {exc.reason})"
-            parts.append(f"--- {pod.metadata.name}/{container}:\n{log}")
-    return "\n".join(parts)
+            except client.exceptions.ApiException:
+                continue  # not started yet
+            if log:
+                logs[f"{pod.metadata.name}/{container}"] = log
+    return logs
 
 
 def settled(e2e, app: str) -> None:
@@ -223,7 +227,7 @@ def test_8_take_over_of_a_namespace_filled_by_make_eks_deploy(e2e, old_flow_pass
     fill_like_make_eks_deploy(e2e)
     old_job = e2e.job("db-migrations")
     recorded = e2e.applied()
-    assert recorded, "the old migrate.py recorded nothing:\n" + old_job_logs(e2e)
+    assert recorded, f"the old migrate.py recorded nothing: {old_job_logs(e2e)}"
     for app in ("backend", "frontend"):
         settled(e2e, app)
     record_timing(f"old flow (make eks-deploy's applies, its migration Job, waits until the pods are Ready; "
