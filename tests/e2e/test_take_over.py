@@ -175,6 +175,11 @@ def old_job_logs(e2e) -> dict[str, str]:
                 continue  # not started yet
             if log:
                 logs[f"{pod.metadata.name}/{container}"] = log
+        for status in (pod.status.init_container_statuses or []) + (pod.status.container_statuses or []):
+            for state in (status.state, status.last_state):
+                if state and state.terminated and state.terminated.exit_code:
+                    logs[f"{pod.metadata.name}/{status.name} (restarts {status.restart_count})"] = (
+                        f"exit {state.terminated.exit_code} ({state.terminated.reason}): {state.terminated.message}")
     return logs
 
 
