@@ -8,9 +8,11 @@ the app's old migrate.py in the backend image against the database. Only what a 
 must change is changed: the namespace, the hosts, the images (built here), and CPU requests
 (2 cores). The database tier of k8s/eks (the postgres-ha StatefulSets with 20Gi volumes,
 Redis, etcd, the one-off seed and restore Jobs, and the other environment's stg/ files) is
-not applied: the run's PostgreSQL and Redis stand in behind the same Service names, and the
-database is initialized with the app's init-db/01-init-schema.sql as the Postgres image's
-entrypoint would (uuid-ossp: the suite's stand-in extension).
+not applied: the run's PostgreSQL and Redis stand in behind the same Service names. The
+database is the one the old flow's first deploy leaves (tests/old_flow.py runs its Jobs'
+commands from the app's manifests: migrate.py fails on the app's dollar-quoted DO blocks,
+db-setup and update-migration-tracking fill and record everything), copied in; the next
+deploy's db-migrations Job then runs as a pod and finds everything recorded.
 Then the documented path: deploy.py take-over.
 """
 
@@ -22,11 +24,14 @@ import re
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 from kubernetes import client
 
+from runner.scratch import _binaries
+from tests import old_flow
 from tests.e2e import images as image_builds
 from tests.old_flow import STANDIN_SHARE
 from tests.e2e.conftest import APP, PASSWORD, on_test_domain, record_timing
@@ -108,17 +113,30 @@ class KubectlApply:
             patch(manifest["metadata"]["name"], namespace, manifest, field_manager=FIELD_MANAGER)
 
 
-def init_database(e2e) -> None:
-    """What the Postgres image's entrypoint does with postgres-init-scripts' 01-init-schema.sql on
-    a new data directory, as the app's user (psql, stopping at the first error). This server
-    has pgvector but not uuid-ossp: the suite's stand-in extension of that name
-    (tests/fixtures/uuid-ossp-standin, uuid_generate_v4() only) is found through
-    extension_control_path, as tests/old_flow.py does."""
+_old_flow_dump: list[Path] = []
+
+
+def old_flow_database(e2e) -> None:
+    """The database as the old flow's Jobs leave it, in this scenario's database: built once per
+    run by tests/old_flow.py from the app's own files (the first migrate.py, which fails on the
+    app's dollar-quoted DO blocks; db-setup: the base schema, every migration with errors
+    ignored, the sample data; update-migration-tracking: every file recorded; migrate.py again),
+    then copied here with pg_dump. Its psql Jobs run as host processes there (README, "Tests");
+    the db-migrations Job of the next deploy runs here as a pod. uuid-ossp is the suite's
+    stand-in extension (tests/fixtures/uuid-ossp-standin), found through extension_control_path."""
+    if not _old_flow_dump:
+        work = e2e.project.parent / "old-flow"
+        built = old_flow.build(work)
+        try:
+            dump = work / "old-flow.sql"
+            subprocess.run([str(_binaries() / "pg_dump"), "--file", str(dump), built.server.url(old_flow.DATABASE)],
+                           check=True, capture_output=True, text=True)
+        finally:
+            built.server.cleanup()
+        _old_flow_dump.append(dump)
     e2e.query(f'ALTER DATABASE "{e2e.database_name}" SET extension_control_path = %s', (f"{STANDIN_SHARE}:$system",))
-    e2e.query("CREATE EXTENSION IF NOT EXISTS vector")  # the pgvector image's superuser made it
-    script = (APP / "init-db" / "01-init-schema.sql").read_text()
-    subprocess.run(["psql", e2e.postgres.url(e2e.database_name), "-q", "-v", "ON_ERROR_STOP=1",
-                    "-c", "SET ROLE agentic_pm", "-f", "-"], input=script, capture_output=True, text=True, check=True)
+    subprocess.run([str(_binaries() / "psql"), e2e.postgres.url(e2e.database_name), "-q", "-v", "ON_ERROR_STOP=1",
+                    "-f", str(_old_flow_dump[0])], capture_output=True, text=True, check=True)
 
 
 def fill_like_make_eks_deploy(e2e) -> None:
@@ -143,11 +161,12 @@ def fill_like_make_eks_deploy(e2e) -> None:
             e2e.set_app_config(**document["data"])  # the stack holds the values the namespace has
         if document["kind"] != "Job":
             apply(fit_to_node(document))
-    # The database was there before: the app's Postgres, whose password is the Secret's.
+    # The database was there before, as the old flow's first deploy left it: the app's Postgres,
+    # whose password is the Secret's.
     secret = core.read_namespaced_secret("ideaforge-ai-secrets", NAMESPACE)
     e2e.query("ALTER ROLE agentic_pm PASSWORD %s", (base64.b64decode(secret.data["POSTGRES_PASSWORD"]).decode(),))
-    init_database(e2e)
-    # eks-deploy's migration step: `kubectl apply -f db-migrations-job.yaml`, then it waits.
+    old_flow_database(e2e)
+    # The next eks-deploy's migration step: `kubectl apply -f db-migrations-job.yaml`, then it waits.
     for name, document in documents:
         if document["kind"] == "Job":
             apply(document)
