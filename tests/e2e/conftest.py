@@ -160,7 +160,7 @@ class Images:
 
 def first_images(tools: Tools) -> list[image_builds.Image]:
     return [
-        image_builds.backend(FIRST_TAG), image_builds.frontend(FIRST_TAG), image_builds.frontend("e2e-1b"),
+        image_builds.backend(FIRST_TAG, None, FIXTURE_FOLDERS), image_builds.frontend(FIRST_TAG), image_builds.frontend("e2e-1b"),
         image_builds.tool(image_builds.POSTGRES_CLIENT_IMAGE), image_builds.tool(image_builds.REDIS_CLIENT_IMAGE),
         image_builds.tool(image_builds.BUSYBOX_IMAGE), image_builds.pause(),
         image_builds.coredns(tools.dir_with("coredns") / "coredns"),

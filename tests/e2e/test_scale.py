@@ -41,7 +41,8 @@ def test_ten_thousand_migrations_from_configmaps_run_in_one_job_within_its_deadl
     assert first.returncode == 0, output_of(first)[-6000:]
     job = e2e.job("db-migrations")
     assert job.status.succeeded == 1 and len(e2e.pods_of_job("db-migrations")) == 1
-    assert e2e.query("SELECT count(*) FROM schema_migrations") == [(COUNT,)]
+    # Besides the first deploy's (the image's four, recorded before the source changed):
+    assert e2e.query("SELECT count(*) FROM schema_migrations WHERE migration_name >= '2026'") == [(COUNT,)]
     assert e2e.query("SELECT count(*) FROM scale_marks") == [(COUNT - 1,)]
     job_seconds = (job.status.completion_time - job.status.start_time).total_seconds()
     assert job_seconds < job.spec.active_deadline_seconds
