@@ -34,8 +34,12 @@ e2e-images: $(VENV)/.installed
 # namespaces of their own and the host is put back afterwards (e2e/isolate.sh).
 # One scenario: make e2e PYTEST_ARGS="-k test_5"; one file: make e2e E2E_TESTS=tests/e2e/test_cli.py
 E2E_TESTS ?= tests/e2e
+# The pods' network has no way out, nor has the CLI's `pip install` of the program's virtualenv
+# (Pulumi.yaml's runtime.options.virtualenv) inside it: the wheels it needs, fetched here first.
+export E2E_WHEELS ?= $(HOME)/.cache/ideaforge-e2e-wheels
 e2e: $(VENV)/.installed e2e-tools e2e-images
 	@echo "Pulumi CLI: $$($$(e2e/build-tools.sh | head -1)/pulumi version)"
+	$(PY) -m pip download --quiet --dest $(E2E_WHEELS) -r requirements.txt pip setuptools wheel
 	e2e/isolate.sh $(PY) -m pytest -m e2e $(E2E_TESTS) $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed node_modules/.installed

@@ -303,7 +303,9 @@ class E2E:
         return dict(os.environ, PATH=self.tools.path, PULUMI_HOME=str(self.tools.pulumi_home),
                     PULUMI_BACKEND_URL=f"file://{self.state}", PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
                     PULUMI_SKIP_UPDATE_CHECK="true", PULUMI_DIY_BACKEND_NO_LEGACY_WARNING="true",
-                    KUBECONFIG=str(self.plane.kubeconfig), PYTHONUNBUFFERED="1")
+                    KUBECONFIG=str(self.plane.kubeconfig), PYTHONUNBUFFERED="1",
+                    # pip inside the run's network (no way out): the wheels `make e2e` fetched.
+                    PIP_NO_INDEX="1", PIP_FIND_LINKS=os.environ.get("E2E_WHEELS", ""))
 
     def pulumi(self, *args: str, check: bool = True, timeout: float = 900,
                env: Optional[dict] = None) -> subprocess.CompletedProcess:

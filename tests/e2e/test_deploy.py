@@ -121,9 +121,9 @@ def test_1_preview_then_up_on_an_empty_namespace_runs_the_chain_in_order(e2e, de
     assert events.ended_before_started(steps, job, backend)
     assert events.ended_before_started(steps, backend, frontend)
     for service in ("backend", "frontend"):
-        assert events.ended_before_started(steps, (events.SERVICE, service), (events.INGRESS, "ideaforge-ai-ingress"))
+        assert events.ended_before_started(steps, (events.SERVICE, service), (events.INGRESS, "ideaforge-ai-ingress-nginx"))
     # No ingress controller answers here: the Ingress has no address, and the deploy did not wait for one.
-    ingress = e2e.networking.read_namespaced_ingress("ideaforge-ai-ingress", NAMESPACE)
+    ingress = e2e.networking.read_namespaced_ingress("ideaforge-ai-ingress-nginx", NAMESPACE)
     assert not (ingress.status.load_balancer and ingress.status.load_balancer.ingress)
     assert e2e.job("db-migrations").status.succeeded == 1
     assert e2e.applied() == APP_MIGRATIONS
@@ -274,7 +274,7 @@ def test_9_a_created_password_reaches_the_job_and_never_the_state_or_the_output(
 
 def test_10_a_second_up_while_one_runs_stops_at_the_stack_lock(e2e, deployed):
     # The first deploy holds the stack for as long as its migration sleeps.
-    backend_tag(e2e, "e2e-5", {**FIXED, "20251204000000_slow.sql": "SELECT pg_sleep(20);\n"})
+    backend_tag(e2e, "e2e-5", {**FIXED, "20251209500000_slow.sql": "SELECT pg_sleep(20);\n"})
     first = e2e.spawn_deploy("up", "--backend-tag", "e2e-5")
     deadline = time.monotonic() + 60
     while not list(e2e.state.glob(".pulumi/locks/**/*.json")):
