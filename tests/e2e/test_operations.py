@@ -141,6 +141,8 @@ def allow_ingress_writes(e2e, name: str) -> None:
 
 def test_a_take_over_that_stops_at_the_ingress_converges_when_run_again(e2e):
     namespace = filled_by_make_eks_deploy(e2e, "halfway")
+    with old_flow_in(namespace):
+        kept = {app: old_flow.autoscaled(e2e, app) for app in ("backend", "frontend")}
     policy = refuse_ingress_writes(e2e, namespace)
 
     stopped = e2e.deploy("take-over")
@@ -162,7 +164,7 @@ def test_a_take_over_that_stops_at_the_ingress_converges_when_run_again(e2e):
     unchanged = e2e.deploy("up")
     assert unchanged.returncode == 0, output_of(unchanged)
     assert "deployed: no changes" in unchanged.stdout
-    for app, replicas in (("backend", 5), ("frontend", 3)):
+    for app, replicas in kept.items():
         assert e2e.apps.read_namespaced_deployment(app, namespace).spec.replicas == replicas
         assert revisions(e2e, namespace, app) == ["1", "2"]  # one rollout over both runs
 

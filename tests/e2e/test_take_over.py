@@ -216,6 +216,17 @@ def settled(e2e, app: str) -> None:
         time.sleep(1)
 
 
+def autoscaled(e2e, app: str) -> int:
+    """The replica count the Deployment's autoscaler keeps, once the Deployment has it."""
+    low = client.AutoscalingV2Api(e2e.kube).read_namespaced_horizontal_pod_autoscaler(
+        f"{app}-hpa", NAMESPACE).spec.min_replicas
+    deadline = time.monotonic() + 120
+    while e2e.apps.read_namespaced_deployment(app, NAMESPACE).spec.replicas != low:
+        assert time.monotonic() < deadline, f"{app} did not reach its autoscaler's minimum {low}"
+        time.sleep(1)
+    return low
+
+
 def watch_replicas(e2e):
     """Every replica count the Deployments show while the take-over runs (sampled)."""
     stop, seen = threading.Event(), {"backend": [], "frontend": []}
@@ -263,6 +274,9 @@ def test_8_take_over_of_a_namespace_filled_by_make_eks_deploy(e2e, old_flow_pass
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "python deploy.py take-over --stack takeover" in refused.stderr
 
+    # What the autoscalers keep (eks-deploy applies the -stg autoscalers after the dev ones, under
+    # the same names: theirs win), never dropped to the default of 1 along the way.
+    kept = {app: autoscaled(e2e, app) for app in ("backend", "frontend")}
     watching, scaled_to = watch_replicas(e2e)
     started = time.monotonic()
     taken = e2e.deploy("take-over")
@@ -287,8 +301,7 @@ def test_8_take_over_of_a_namespace_filled_by_make_eks_deploy(e2e, old_flow_pass
         "app.kubernetes.io/managed-by"] == "pulumi"
     assert "app.kubernetes.io/managed-by" not in (networking.read_namespaced_ingress(
         "ideaforge-ai-ingress", NAMESPACE).metadata.labels or {})  # the dead ALB one is left alone
-    # The autoscaler's counts, never dropped to the default of 1 along the way.
-    assert scaled_to == {"backend": [5], "frontend": [3]}
+    assert scaled_to == {app: [count] for app, count in kept.items()}
     assert "takeOver" not in (e2e.project / "Pulumi.takeover.yaml").read_text()
 
     for app in ("backend", "frontend"):
@@ -302,4 +315,4 @@ def test_8_take_over_of_a_namespace_filled_by_make_eks_deploy(e2e, old_flow_pass
     time.sleep(3)  # what a template change would have started by now
     assert {app: pod_uids(e2e, app) for app in ("backend", "frontend")} == running
     assert "deployed: no changes" in again.stdout
-    assert e2e.apps.read_namespaced_deployment("backend", NAMESPACE).spec.replicas == 5
+    assert e2e.apps.read_namespaced_deployment("backend", NAMESPACE).spec.replicas == kept["backend"]
