@@ -62,10 +62,10 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
-# Minutes each module took alone on the real node (BENCHMARKS.md, "The e2e tier's time"), to
+# Minutes each module took on the real node (two workers, 2026-12-02: BENCHMARKS.md), to
 # share the modules among side-by-side workers (E2E_WORKERS, e2e/isolate.sh); unlisted: 5.
-MODULE_MINUTES = {"test_deploy": 13, "test_cluster_failures": 24, "test_operations": 20, "test_cli": 7,
-                  "test_live_namespace": 8, "test_take_over": 5, "test_scale": 8}
+MODULE_MINUTES = {"test_deploy": 14, "test_cluster_failures": 15, "test_operations": 24, "test_cli": 9,
+                  "test_live_namespace": 8, "test_take_over": 5, "test_scale": 4}
 
 
 def shares(modules: list[str], workers: int) -> dict[str, int]:
