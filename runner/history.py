@@ -188,6 +188,12 @@ class Tracking:
             ).format(self.table).as_string(cursor)
         return cursor.mogrify(self._landed, (name, checksum, APPLIED)).decode()
 
+    def applied_rows_sql(self, cursor, names: list[str]) -> str:
+        """A query: (name, duration_ms) of the rows among `names` recorded as applied."""
+        return cursor.mogrify(
+            sql.SQL("SELECT migration_name, duration_ms FROM {} WHERE migration_name = ANY(%s) AND status = %s")
+            .format(self.table), (names, APPLIED)).decode()
+
     def record_applied(self, cursor, name: str, checksum: str, statements: Optional[int]) -> None:
         """A row for a file that did not run here (`baseline`): applied before the runner knew it."""
         self._write(cursor, sql.SQL(
