@@ -92,7 +92,7 @@ RESET_SESSION = history.RESET_SESSION + "; SELECT pg_catalog.pg_advisory_unlock_
 # The reset at the start of a batched file's transaction (the advisory locks follow, with its
 # first marker). UNLISTEN * is not here: inside a transaction it takes effect at COMMIT, so it
 # ends the previous file's transaction instead.
-_RESET_IN_TRANSACTION = history.RESET_SESSION.replace(" UNLISTEN *;", "")
+_RESET_IN_TRANSACTION = history.RESET_SESSION.replace(" UNLISTEN *;", "").replace(" SET SESSION AUTHORIZATION DEFAULT;", "")
 _LAST_MARK = (
     "SELECT pg_catalog.max(objid::pg_catalog.int8) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
     f"AND pid = pg_catalog.pg_backend_pid() AND classid = {MARK_CLASS} AND objsubid = 2 AND granted"
@@ -234,6 +234,7 @@ class Executor:
                 if index == 1:  # the session was reset after the query before this one
                     prefix = f"{begin}SELECT pg_catalog.pg_advisory_lock({MARK_CLASS}, {base});\n"
                 else:
+                    # The previous file's tail made the login role current again, for the session.
                     prefix = (f"{begin}{_RESET_IN_TRANSACTION}; SELECT pg_catalog.pg_advisory_unlock_all(), "
                               f"pg_catalog.pg_advisory_lock({MARK_CLASS}, {base});\n")
                 query = _Query(prefix, segment, base, base)  # its first marker releases the file's own
@@ -393,9 +394,11 @@ class Executor:
         run) with a marker (the check passed), then `end`: COMMIT and the session reset. `base`:
         the file's marker keys in a batch (apply_batch)."""
         count = script.count
-        record = self.tracking.record_sql(cursor, migration.name, script.checksum, count)
+        released = f", pg_catalog.pg_advisory_unlock({MARK_CLASS}, {held})" if held is not None else ""
+        record = self.tracking.record_sql(cursor, migration.name, script.checksum, count,
+                                          also=f", pg_catalog.pg_advisory_lock({MARK_CLASS}, {base + count}){released}")
         landed = self.tracking.landed_sql(cursor, migration.name, script.checksum)
-        return (f"\n;\n{_marker(base + count, held)}{record};\n"
+        return (f"\n;\n{record};\n"
                 # No FROM: a subquery there cost more server time than the check itself.
                 f"SELECT CAST(CASE WHEN NOT {self.lock_held} THEN '{_LOCK_LOST}' WHEN NOT ({landed}) "
                 f"THEN '{_NOT_LANDED}' ELSE '0' END AS pg_catalog.int4), "
