@@ -79,4 +79,4 @@ def _order(row_name: str) -> Optional[tuple[int, str]]:
     if match is None:
         return None
     name = row_name if row_name.endswith(".sql") else row_name + ".sql"
-    return int(match.group(1)), name
+    return int(match.group()), name
