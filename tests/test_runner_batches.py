@@ -8,7 +8,7 @@ from runner import executor
 from runner.errors import EXIT_BAD_INPUT, EXIT_MIGRATION_FAILED, EXIT_OK, EXIT_TRANSIENT
 from runner.run import batches
 from tests.pg import write
-from tests.test_runner_concurrency import wait_for_query
+from tests.test_runner_concurrency import hold_share_lock, wait_for_query
 
 # `calls` counts the statements that ran (a sequence is not rolled back); `seen` keeps the text
 # of the query a file ran in (current_query(): the whole round trip's text).
@@ -138,6 +138,29 @@ def test_a_lost_lock_in_the_middle_of_a_batch_stops_before_that_file_commits(db,
     assert "applied 002_f.sql" in out and "applied 003_f.sql" not in out
     assert db.applied() == ["000_setup.sql", "001_f.sql", "002_f.sql"]
     assert {"t1", "t2", "t3", "t4"} & db.tables() == {"t1", "t2"}
+
+
+def test_a_lock_timeout_in_the_middle_of_a_batch_retries_that_file_and_goes_on(db, tmp_path):
+    import threading
+
+    files = {f"00{n}_f.sql": good(n) for n in range(1, FILES + 1)}
+    files["003_f.sql"] = "SELECT nextval('calls');\nALTER TABLE items ADD COLUMN name text;\n"
+    prepared(db, tmp_path, files)
+    db.execute("CREATE TABLE items (id int)")
+    blocker = hold_share_lock(db, "items")
+    threading.Timer(0.8, blocker.rollback).start()
+    try:
+        result = db.run("--dir", str(tmp_path), "--lock-timeout", "100ms", "--lock-retries", "5",
+                        "--retry-delay", "0.3")
+    finally:
+        blocker.close()
+
+    assert result.code == EXIT_OK, result.output
+    assert "lock timeout in 003_f.sql; attempt 1 rolled back, retrying in 0.3s" in result.out
+    assert db.applied() == ["000_setup.sql"] + [f"00{n}_f.sql" for n in range(1, FILES + 1)]
+    assert result.out.index("applied 002_f.sql") < result.out.index("lock timeout in 003_f.sql")
+    attempts = result.out.count("lock timeout in 003_f.sql") + 1
+    assert calls(db) == FILES - 1 + attempts  # each other file's statement once, 003's once per attempt
 
 
 LEAVE_BEHIND = (
