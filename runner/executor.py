@@ -260,6 +260,10 @@ class Executor:
             except psycopg2.Error as exc:
                 self._batch_failed(cursor, batch, queries, starts, text, exc, applied)
                 return
+            except BaseException:
+                if self._in_block():  # the open file's transaction; those before it committed
+                    self._rollback(cursor)
+                raise
             for migration, script in batch:
                 if migration.name not in rows:
                     raise history.tracking_not_landed(
