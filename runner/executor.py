@@ -93,6 +93,18 @@ RESET_SESSION = history.RESET_SESSION + "; SELECT pg_catalog.pg_advisory_unlock_
 # first marker). UNLISTEN * is not here: inside a transaction it takes effect at COMMIT, so it
 # ends the previous file's transaction instead.
 _RESET_IN_TRANSACTION = history.RESET_SESSION.replace(" UNLISTEN *;", "").replace(" SET SESSION AUTHORIZATION DEFAULT;", "")
+# The settings a transaction takes when it starts: the next file's BEGIN would start with those a
+# file set for its session (SET SESSION CHARACTERISTICS, SET default_transaction_*), before its
+# own reset can run. Reset at the end of each batched file's transaction (they commit with it).
+_RESET_TRANSACTION_DEFAULTS = ("RESET default_transaction_isolation; RESET default_transaction_read_only; "
+                               "RESET default_transaction_deferrable;")
+# When a batched file's transaction began: now() is the start of the whole query, the same for
+# every file of a batch. Epoch seconds, which read back the same whatever DateStyle or TimeZone
+# the file set.
+FILE_STARTED = "runner.file_started"
+_MARK_FILE_START = (f", pg_catalog.set_config('{FILE_STARTED}', "
+                    "pg_catalog.date_part('epoch', pg_catalog.clock_timestamp())::pg_catalog.text, true)")
+_FILE_START = f"pg_catalog.to_timestamp(pg_catalog.current_setting('{FILE_STARTED}')::pg_catalog.float8)"
 _LAST_MARK = (
     "SELECT pg_catalog.max(objid::pg_catalog.int8) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
     f"AND pid = pg_catalog.pg_backend_pid() AND classid = {MARK_CLASS} AND objsubid = 2 AND granted"
@@ -232,14 +244,14 @@ class Executor:
                 segment = next(script.segments())
                 begin = _terminated(script.opener or "BEGIN") + "\n"
                 if index == 1:  # the session was reset after the query before this one
-                    prefix = f"{begin}SELECT pg_catalog.pg_advisory_lock({MARK_CLASS}, {base});\n"
+                    prefix = f"{begin}SELECT pg_catalog.pg_advisory_lock({MARK_CLASS}, {base}){_MARK_FILE_START};\n"
                 else:
                     # The previous file's tail made the login role current again, for the session.
                     prefix = (f"{begin}{_RESET_IN_TRANSACTION}; SELECT pg_catalog.pg_advisory_unlock_all(), "
-                              f"pg_catalog.pg_advisory_lock({MARK_CLASS}, {base});\n")
+                              f"pg_catalog.pg_advisory_lock({MARK_CLASS}, {base}){_MARK_FILE_START};\n")
                 query = _Query(prefix, segment, base, base)  # its first marker releases the file's own
                 query.tail = self._tail(cursor, migration, script, query.last_marker, base,
-                                        end="UNLISTEN *; COMMIT;\n")
+                                        end=f"{_RESET_TRANSACTION_DEFAULTS} UNLISTEN *; COMMIT;\n", started=_FILE_START)
                 queries.append(query)
                 head = prefix.encode()
                 parts.append(head)
@@ -320,7 +332,11 @@ class Executor:
         failure = self._transactional_failure(exc, migration, script, queries[committed], shift, completed)
         if not isinstance(failure, _Retry):
             raise failure
-        # A lock timeout: this file is retried on its own, as apply() retries; the rest follow.
+        # A lock timeout: this file is retried on its own, as apply() retries; the rest follow. The
+        # sessions seen blocking during the round trip may have blocked a file before it: not
+        # named for this one.
+        if committed and self.watch:
+            self.watch.forget()
         applied(self.apply(migration, script, failed=failure))
         rest = batch[committed + 1:]
         if len(rest) > 1:
@@ -392,7 +408,7 @@ class Executor:
                 raise
 
     def _tail(self, cursor, migration: Migration, script: Script, held: Optional[int], base: int = 0,
-              end: str = "COMMIT; " + RESET_SESSION) -> str:
+              end: str = "COMMIT; " + RESET_SESSION, started: str = "now()") -> str:
         """After the last statement: a marker (every statement completed), the tracking row, the
         check (the row landed as written, the lock is held; else an error, and COMMIT does not
         run) with a marker (the check passed), then `end`: COMMIT and the session reset. `base`:
@@ -400,7 +416,8 @@ class Executor:
         count = script.count
         released = f", pg_catalog.pg_advisory_unlock({MARK_CLASS}, {held})" if held is not None else ""
         record = self.tracking.record_sql(cursor, migration.name, script.checksum, count,
-                                          also=f", pg_catalog.pg_advisory_lock({MARK_CLASS}, {base + count}){released}")
+                                          also=f", pg_catalog.pg_advisory_lock({MARK_CLASS}, {base + count}){released}",
+                                          started=started)
         landed = self.tracking.landed_sql(cursor, migration.name, script.checksum)
         return (f"\n;\n{record};\n"
                 # No FROM: a subquery there cost more server time than the check itself.

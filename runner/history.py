@@ -166,23 +166,27 @@ class Tracking:
         self._write(cursor, sql.SQL("UPDATE {} SET checksum = %s WHERE migration_name = %s"), (value, name),
                     name, {"checksum": value}, f"the new checksum of {name}")
 
-    def record_sql(self, cursor, name: str, checksum: str, statements: int, also: str = "") -> str:
+    def record_sql(self, cursor, name: str, checksum: str, statements: int, also: str = "",
+                   started: str = "now()") -> str:
         """The tracking row, written as the login role whatever role the migration switched to,
         with only pg_catalog on the search_path whatever the migration set (its own functions or
         operators named now() or - must not decide the row); its duration is the transaction's
-        age, measured by the server. `also`: more calls for the SELECT that sets the search_path
+        age, measured by the server from `started` (now(): the transaction's start; a file that
+        shares its query with others has its own start, see runner.executor.FILE_STARTED), also
+        its applied_at. `also`: more calls for the SELECT that sets the search_path
         (the executor's statement marker: one statement fewer per migration). Composed from
         parts made once per run, the values quoted here (standard_conforming_strings is on:
         runner.executor refuses to run otherwise): composing costs more than a small migration."""
         if self._record is None:
             self._record = sql.SQL(
                 "INSERT INTO {} (migration_name, checksum, duration_ms, statements, status, applied_at) VALUES ("
-                "\x00, \x00, (extract(epoch FROM clock_timestamp() - now()) * 1000)::int, \x00, '" + APPLIED
-                + "', now())").format(self.table).as_string(cursor).split("\x00")
+                "\x00, \x00, (extract(epoch FROM clock_timestamp() - \x01) * 1000)::int, \x00, '" + APPLIED
+                + "', \x01)").format(self.table).as_string(cursor).split("\x00")
         head, first, second, tail = self._record
         return ("SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; SELECT pg_catalog.set_config('search_path', "
                 f"'pg_catalog, pg_temp', true){also}; "
-                f"{head}{literal(name)}{first}{literal(checksum)}{second}{int(statements)}{tail}")
+                f"{head}{literal(name)}{first}{literal(checksum)}{second.replace(chr(1), started)}{int(statements)}"
+                f"{tail.replace(chr(1), started)}")
 
     def landed_sql(self, cursor, name: str, checksum: str) -> str:
         """A query that says whether the row of record_sql is there as written."""
