@@ -93,11 +93,12 @@ RESET_SESSION = history.RESET_SESSION + "; SELECT pg_catalog.pg_advisory_unlock_
 # first marker). UNLISTEN * is not here: inside a transaction it takes effect at COMMIT, so it
 # ends the previous file's transaction instead.
 _RESET_IN_TRANSACTION = history.RESET_SESSION.replace(" UNLISTEN *;", "").replace(" SET SESSION AUTHORIZATION DEFAULT;", "")
-# The settings a transaction takes when it starts: the next file's BEGIN would start with those a
-# file set for its session (SET SESSION CHARACTERISTICS, SET default_transaction_*), before its
-# own reset can run. Reset at the end of each batched file's transaction (they commit with it).
-_RESET_TRANSACTION_DEFAULTS = ("RESET default_transaction_isolation; RESET default_transaction_read_only; "
-                               "RESET default_transaction_deferrable;")
+# What a transaction takes when it starts: a batched file's BEGIN would take what the file
+# before it set for its session (SET SESSION CHARACTERISTICS, SET default_transaction_*), before
+# its own reset can run. So its BEGIN names them, as the session had them after its reset.
+_TRANSACTION_DEFAULTS = ("SELECT pg_catalog.current_setting('default_transaction_isolation'), "
+                         "pg_catalog.current_setting('default_transaction_read_only'), "
+                         "pg_catalog.current_setting('default_transaction_deferrable')")
 # When a batched file's transaction began: now() is the start of the whole query, the same for
 # every file of a batch. Epoch seconds, which read back the same whatever DateStyle or TimeZone
 # the file set.
@@ -173,6 +174,7 @@ class Executor:
         # (UTF8, or SQL_ASCII whose codec is UTF-8: runner.connection)
         self.send_bytes = connection.encoding in ("UTF8", "SQL_ASCII", "SQLASCII")
         self.reading = _reading_settings(connection)
+        self._batch_begin: Optional[str] = None  # apply_batch's BEGIN, once per run
         if self.reading[0] not in ("on", None):
             raise UsageError(
                 "standard_conforming_strings is off in the runner's session (a database or role setting, or "
@@ -218,7 +220,7 @@ class Executor:
         memory since it was listed (nothing to read again, so nothing can change under it), that
         does not end sessions (which would end the batch's and the lock session's alike: alone,
         its failure names it)."""
-        return (self.send_bytes and script.transactional and script.kept is not None
+        return (self.send_bytes and script.transactional and script.kept is not None and script.opener is None
                 and len(script.kept.raw) <= BATCH_FILE_BYTES and not _ends_sessions(script))
 
     def apply_batch(self, batch: Sequence[tuple[Migration, Script]], applied: Callable[[Outcome], None]) -> None:
@@ -242,7 +244,7 @@ class Executor:
             for index, (migration, script) in enumerate(batch, start=1):
                 base = index << _FILE_SHIFT
                 segment = next(script.segments())
-                begin = _terminated(script.opener or "BEGIN") + "\n"
+                begin = self._begin_for_batch(cursor)
                 if index == 1:  # the session was reset after the query before this one
                     prefix = f"{begin}SELECT pg_catalog.pg_advisory_lock({MARK_CLASS}, {base}){_MARK_FILE_START};\n"
                 else:
@@ -251,7 +253,7 @@ class Executor:
                               f"pg_catalog.pg_advisory_lock({MARK_CLASS}, {base}){_MARK_FILE_START};\n")
                 query = _Query(prefix, segment, base, base)  # its first marker releases the file's own
                 query.tail = self._tail(cursor, migration, script, query.last_marker, base,
-                                        end=f"{_RESET_TRANSACTION_DEFAULTS} UNLISTEN *; COMMIT;\n", started=_FILE_START)
+                                        end="UNLISTEN *; COMMIT;\n", started=_FILE_START)
                 queries.append(query)
                 head = prefix.encode()
                 parts.append(head)
@@ -282,6 +284,17 @@ class Executor:
                         self.tracking, f"migration {migration.name} committed, but its row",
                         "it is applied and the next run would apply it again")
                 applied(Outcome(migration.name, script.count, rows[migration.name] or 0, 1))
+
+    def _begin_for_batch(self, cursor) -> str:
+        """BEGIN with the transaction characteristics the session has after its reset (the
+        database's and role's defaults), read once per run (the session is reset before)."""
+        if self._batch_begin is None:
+            cursor.execute(_TRANSACTION_DEFAULTS)
+            isolation, read_only, deferrable = cursor.fetchone()
+            self._batch_begin = (f"BEGIN ISOLATION LEVEL {isolation.upper()} "
+                                 f"{'READ ONLY' if read_only == 'on' else 'READ WRITE'} "
+                                 f"{'DEFERRABLE' if deferrable == 'on' else 'NOT DEFERRABLE'};\n")
+        return self._batch_begin
 
     def _batch_failed(self, cursor, batch: Sequence[tuple[Migration, Script]], queries: list["_Query"],
                       starts: list[int], text: bytes, exc: psycopg2.Error, applied: Callable[[Outcome], None]) -> None:
