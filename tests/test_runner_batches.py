@@ -9,6 +9,7 @@ from runner.errors import EXIT_BAD_INPUT, EXIT_MIGRATION_FAILED, EXIT_OK, EXIT_T
 from runner.run import batches
 from tests.pg import write
 from tests.test_runner_concurrency import hold_share_lock, wait_for_query
+from tests.test_runner_lock_holding import end_the_lock_session
 
 # `calls` counts the statements that ran (a sequence is not rolled back); `seen` keeps the text
 # of the query a file ran in (current_query(): the whole round trip's text).
@@ -125,12 +126,7 @@ def test_a_lost_lock_in_the_middle_of_a_batch_stops_before_that_file_commits(db,
     prepared(db, tmp_path, files)
     runner = db.spawn("--dir", str(tmp_path))
     wait_for_query(db, "pg_sleep(3)")
-    from runner.lock import _key_halves
-
-    high, low = _key_halves()
-    holder = db.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s "
-                      "AND objid = %s AND objsubid = 1", (high, low))
-    db.execute("SELECT pg_terminate_backend(%s)", (holder[0][0],))  # a DBA ends the wrong session
+    end_the_lock_session(db)
 
     assert runner.wait(timeout=30) == EXIT_TRANSIENT
     out, err = runner.stdout.read(), runner.stderr.read()
