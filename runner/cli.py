@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 from typing import Mapping, Optional, Sequence
 
 import psycopg2
 
-from runner import __version__, objects, redaction, run, scaffold
+from runner import __version__, redaction, run, scaffold
 from runner.errors import (
     EXIT_DRIFT,
     EXIT_MIGRATION_FAILED,
@@ -145,6 +144,8 @@ def _run(args, environ: Mapping[str, str], reporter: Reporter, stop: StopSignal)
         reporter.termination_log(termination_log, f"exit {code}: {message}")
         return code
     except Exception:
+        import traceback  # only on this path: the no-op run starts faster without it
+
         reporter.bug(traceback.format_exc(), EXIT_BUG)
         reporter.termination_log(termination_log, f"exit {EXIT_BUG}: unexpected error: {traceback.format_exc(limit=0)}")
         return EXIT_BUG
@@ -200,6 +201,8 @@ def _dispatch(command: str, args, environ: Mapping[str, str], reporter: Reporter
     if command == "verify":
         _, migrations = run.load_migrations(options, reporter)
         with run.Session(options, environ, reporter, stop) as session:
+            from runner import objects  # the verify command's alone
+
             code, text, counts = objects.verify(session, args.expected, migrations, reporter)
         return code, run.Result("verify", text, counts)
     if command == "reapply":

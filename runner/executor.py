@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 import psycopg2
 import psycopg2.errorcodes as codes
@@ -77,9 +77,35 @@ _NOT_LANDED = "runner: the tracking row did not land"
 # apart from the bigint migration lock (objsubid 1).
 MARK_CLASS = 0x72756E  # "run"
 
+# Batches (Executor.apply_batch): a file joins one when it is at most BATCH_FILE_BYTES; a batch
+# holds at most BATCH_FILES files and BATCH_BYTES of them (the memory of a batch is its text).
+BATCH_FILE_BYTES = 16 * 1024
+BATCH_FILES = 100
+BATCH_BYTES = 256 * 1024
+# A file's marker keys in a batch: its place (1, 2, ...) shifted by this, plus the statement
+# number (a batched file has far fewer than 2**20 statements; 2**11 files fit in an int4 key).
+_FILE_SHIFT = 20
+
 # What DISCARD ALL resets (history.RESET_SESSION), and the session's advisory locks: the
 # migration session's markers and whatever a migration took. Never sent to the lock session.
 RESET_SESSION = history.RESET_SESSION + "; SELECT pg_catalog.pg_advisory_unlock_all()"
+# The reset at the start of a batched file's transaction (the advisory locks follow, with its
+# first marker). UNLISTEN * is not here: inside a transaction it takes effect at COMMIT, so it
+# ends the previous file's transaction instead.
+_RESET_IN_TRANSACTION = history.RESET_SESSION.replace(" UNLISTEN *;", "").replace(" SET SESSION AUTHORIZATION DEFAULT;", "")
+# What a transaction takes when it starts: a batched file's BEGIN would take what the file
+# before it set for its session (SET SESSION CHARACTERISTICS, SET default_transaction_*), before
+# its own reset can run. So its BEGIN names them, as the session had them after its reset.
+_TRANSACTION_DEFAULTS = ("SELECT pg_catalog.current_setting('default_transaction_isolation'), "
+                         "pg_catalog.current_setting('default_transaction_read_only'), "
+                         "pg_catalog.current_setting('default_transaction_deferrable')")
+# When a batched file's transaction began: now() is the start of the whole query, the same for
+# every file of a batch. Epoch seconds, which read back the same whatever DateStyle or TimeZone
+# the file set.
+FILE_STARTED = "runner.file_started"
+_MARK_FILE_START = (f", pg_catalog.set_config('{FILE_STARTED}', "
+                    "pg_catalog.date_part('epoch', pg_catalog.clock_timestamp())::pg_catalog.text, true)")
+_FILE_START = f"pg_catalog.to_timestamp(pg_catalog.current_setting('{FILE_STARTED}')::pg_catalog.float8)"
 _LAST_MARK = (
     "SELECT pg_catalog.max(objid::pg_catalog.int8) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
     f"AND pid = pg_catalog.pg_backend_pid() AND classid = {MARK_CLASS} AND objsubid = 2 AND granted"
@@ -148,6 +174,7 @@ class Executor:
         # (UTF8, or SQL_ASCII whose codec is UTF-8: runner.connection)
         self.send_bytes = connection.encoding in ("UTF8", "SQL_ASCII", "SQLASCII")
         self.reading = _reading_settings(connection)
+        self._batch_begin: Optional[str] = None  # apply_batch's BEGIN, once per run
         if self.reading[0] not in ("on", None):
             raise UsageError(
                 "standard_conforming_strings is off in the runner's session (a database or role setting, or "
@@ -157,29 +184,212 @@ class Executor:
                 "ALTER DATABASE <name> RESET standard_conforming_strings (or ALTER ROLE <role> RESET ...)",
             )
 
-    def apply(self, migration: Migration, script: Script) -> Outcome:
+    def apply(self, migration: Migration, script: Script, failed: Optional[_Retry] = None) -> Outcome:
+        """Apply one file, retrying it after a lock timeout; `failed`: its first attempt, made in
+        a batch (apply_batch), ended in one."""
         started = time.monotonic()
         delay = self.retry.first_delay
         attempt = 0
         while True:
             attempt += 1
-            if self.watch:
-                self.watch.forget()
-            try:
-                if script.transactional:
-                    self._apply_in_transaction(migration, script)
+            if failed is None:
+                if self.watch:
+                    self.watch.forget()
+                try:
+                    if script.transactional:
+                        self._apply_in_transaction(migration, script)
+                    else:
+                        self._apply_without_transaction(migration, script)
+                    return Outcome(migration.name, script.count, _elapsed_ms(started), attempt)
+                except _Retry as retry:
+                    failed = retry
+            if attempt > self.retry.lock_retries:
+                raise self._exhausted(failed.failure, attempt, started) from None
+            self.event("lock_timeout_retry", migration=migration.name, attempt=attempt, retry_in_s=delay,
+                       sqlstate=failed.failure.sqlstate, blockers=self._blockers(),
+                       statement=failed.failure.statement_number or None, rolled_back="migration",
+                       block_start=None, left_behind=[])
+            failed = None
+            self.stop.sleep(delay)
+            delay *= 2
+
+    # -- several small transactional files in one round trip -------------------------------
+
+    def batchable(self, script: Script) -> bool:
+        """Whether a file may share a round trip with others: a small transactional file kept in
+        memory since it was listed (nothing to read again, so nothing can change under it), that
+        does not end sessions (which would end the batch's and the lock session's alike: alone,
+        its failure names it)."""
+        return (self.send_bytes and script.transactional and script.kept is not None and script.opener is None
+                and len(script.kept.raw) <= BATCH_FILE_BYTES and not _ends_sessions(script))
+
+    def apply_batch(self, batch: Sequence[tuple[Migration, Script]], applied: Callable[[Outcome], None]) -> None:
+        """Apply several batchable files in one query, each in its own transaction: BEGIN, the
+        session reset (for all but the first), a marker naming the file, its statements, its
+        tail with COMMIT; then the session reset and the batch's rows read back. PostgreSQL stops
+        a query at its first error: the files before the failing one are committed, it is rolled
+        back, the later ones do not run. `applied` is called for each file once its row is read
+        back from the history; a failure is raised as applying that file alone would raise it.
+
+        PostgreSQL parses a query whole before running any of it: a syntax error anywhere in the
+        batch (or a character the database's encoding lacks) runs nothing, and then the files
+        are applied one per round trip, which finds the failing one exactly as before."""
+        if self.watch:
+            self.watch.forget()
+        parts: list[bytes] = []
+        queries: list[_Query] = []
+        starts: list[int] = []  # where each file's own bytes start in the query, in bytes
+        length = 0
+        with self.connection.cursor() as cursor:
+            for index, (migration, script) in enumerate(batch, start=1):
+                base = index << _FILE_SHIFT
+                segment = next(script.segments())
+                begin = self._begin_for_batch(cursor)
+                if index == 1:  # the session was reset after the query before this one
+                    prefix = f"{begin}SELECT pg_catalog.pg_advisory_lock({MARK_CLASS}, {base}){_MARK_FILE_START};\n"
                 else:
-                    self._apply_without_transaction(migration, script)
-                return Outcome(migration.name, script.count, _elapsed_ms(started), attempt)
-            except _Retry as retry:
-                if attempt > self.retry.lock_retries:
-                    raise self._exhausted(retry.failure, attempt, started) from None
-                self.event("lock_timeout_retry", migration=migration.name, attempt=attempt, retry_in_s=delay,
-                           sqlstate=retry.failure.sqlstate, blockers=self._blockers(),
-                           statement=retry.failure.statement_number or None, rolled_back="migration",
-                           block_start=None, left_behind=[])
-                self.stop.sleep(delay)
-                delay *= 2
+                    # The previous file's tail made the login role current again, for the session.
+                    prefix = (f"{begin}{_RESET_IN_TRANSACTION}; SELECT pg_catalog.pg_advisory_unlock_all(), "
+                              f"pg_catalog.pg_advisory_lock({MARK_CLASS}, {base}){_MARK_FILE_START};\n")
+                query = _Query(prefix, segment, base, base)  # its first marker releases the file's own
+                query.tail = self._tail(cursor, migration, script, query.last_marker, base,
+                                        end="UNLISTEN *; COMMIT;\n", started=_FILE_START)
+                queries.append(query)
+                head = prefix.encode()
+                parts.append(head)
+                starts.append(length + len(head))
+                length += len(head)
+                for _, piece in query.pieces():
+                    parts.append(piece)
+                    length += len(piece)
+                tail = query.tail.encode()
+                parts.append(tail)
+                length += len(tail)
+            names = [migration.name for migration, _ in batch]
+            parts.append(f"{RESET_SESSION};\n{self.tracking.applied_rows_sql(cursor, names)}".encode())
+            text = b"".join(parts)
+            try:
+                cursor.execute(text)
+                rows = dict(cursor.fetchall())
+            except psycopg2.Error as exc:
+                self._batch_failed(cursor, batch, queries, starts, text, exc, applied)
+                return
+            except BaseException:
+                if self._in_block():  # the open file's transaction; those before it committed
+                    self._rollback(cursor)
+                raise
+            for migration, script in batch:
+                if migration.name not in rows:
+                    raise history.tracking_not_landed(
+                        self.tracking, f"migration {migration.name} committed, but its row",
+                        "it is applied and the next run would apply it again")
+                applied(Outcome(migration.name, script.count, rows[migration.name] or 0, 1))
+
+    def _begin_for_batch(self, cursor) -> str:
+        """BEGIN with the transaction characteristics the session has after its reset (the
+        database's and role's defaults), read once per run (the session is reset before)."""
+        if self._batch_begin is None:
+            cursor.execute(_TRANSACTION_DEFAULTS)
+            isolation, read_only, deferrable = cursor.fetchone()
+            self._batch_begin = (f"BEGIN ISOLATION LEVEL {isolation.upper()} "
+                                 f"{'READ ONLY' if read_only == 'on' else 'READ WRITE'} "
+                                 f"{'DEFERRABLE' if deferrable == 'on' else 'NOT DEFERRABLE'};\n")
+        return self._batch_begin
+
+    def _batch_failed(self, cursor, batch: Sequence[tuple[Migration, Script]], queries: list["_Query"],
+                      starts: list[int], text: bytes, exc: psycopg2.Error, applied: Callable[[Outcome], None]) -> None:
+        """After a failed batch: which files committed (read from the history, not assumed),
+        which one failed and where (its markers, or the error's position), what to raise."""
+        names = [migration.name for migration, _ in batch]
+        mark, rows = self._rollback_batch(cursor, names)
+        if rows is None:  # the migration session is gone: ask the lock session what committed
+            rows = self._committed_on_control(names)
+        if rows is None:
+            if self.stop.requested:
+                raise self.stop.interrupted() from None
+            raise ConnectionLost(
+                f"lost the connection to the database while applying {len(batch)} migrations in one round trip "
+                f"({names[0]} to {names[-1]}): {_first_line(exc)}",
+                hint="each of them committed whole or not at all, and schema_migrations says which; running again "
+                "is safe (see `python -m runner status`)",
+            ) from None
+        committed = 0
+        while committed < len(batch) and batch[committed][0].name in rows:
+            committed += 1
+        if any(name in rows for name in names[committed:]):
+            raise TrackingFailed(
+                f"a batch of {len(batch)} migrations ({names[0]} to {names[-1]}) failed, and schema_migrations "
+                f"holds rows for some after the first one that has none: {_first_line(exc)}",
+                hint="a migration of the batch changed schema_migrations; see `python -m runner status`")
+        for migration, script in batch[:committed]:
+            applied(Outcome(migration.name, script.count, rows[migration.name] or 0, 1))
+        if committed == len(batch):
+            # Every file committed; the session reset after them failed. Nothing is pending.
+            self._raise_unless_sql(exc, batch[-1][0], batch[-1][1])
+            raise TrackingFailed(f"every migration of the batch ({names[0]} to {names[-1]}) was applied, then "
+                                 f"resetting the session failed: {_first_line(exc)}")
+        if committed == 0 and mark is None and not _connection_lost(exc, self.connection) \
+                and self._refused_after_first(queries, starts, text, exc):
+            # Refused before anything ran (PostgreSQL parses the whole query first), at a file
+            # after the first: one file per round trip applies those before it and fails there.
+            for migration, script in batch:
+                applied(self.apply(migration, script))
+            return
+        migration, script = batch[committed]
+        base = (committed + 1) << _FILE_SHIFT
+        if mark is not None and mark >> _FILE_SHIFT == committed + 1:
+            completed: Optional[int] = mark - base
+        else:
+            completed = 0  # before the file's first marker, or the file released the markers itself
+        shift = len(text[:starts[committed]].decode("utf-8", errors="replace"))
+        failure = self._transactional_failure(exc, migration, script, queries[committed], shift, completed)
+        if not isinstance(failure, _Retry):
+            raise failure
+        # A lock timeout: this file is retried on its own, as apply() retries; the rest follow. The
+        # sessions seen blocking during the round trip may have blocked a file before it: not
+        # named for this one.
+        if committed and self.watch:
+            self.watch.forget()
+        applied(self.apply(migration, script, failed=failure))
+        rest = batch[committed + 1:]
+        if len(rest) > 1:
+            self.apply_batch(rest, applied)
+        elif rest:
+            applied(self.apply(*rest[0]))
+
+    def _rollback_batch(self, cursor, names: list[str]) -> tuple[Optional[int], Optional[dict]]:
+        """Roll back, read the marker held and reset the session, then read the batch's rows from
+        the history: (the marker, {name: duration}); (None, None) when the session is gone."""
+        if self.connection.closed:
+            return None, None
+        try:
+            cursor.execute(f"ROLLBACK; {_LAST_MARK}")
+            mark = cursor.fetchone()[0]
+            cursor.execute(f"{RESET_SESSION}; {self.tracking.applied_rows_sql(cursor, names)}")
+            return mark, dict(cursor.fetchall())
+        except psycopg2.Error:
+            return None, None
+
+    def _committed_on_control(self, names: list[str]) -> Optional[dict]:
+        try:
+            with self.control.cursor() as cursor:
+                cursor.execute(self.tracking.applied_rows_sql(cursor, names))
+                return dict(cursor.fetchall())
+        except psycopg2.Error:
+            return None
+
+    def _refused_after_first(self, queries: list["_Query"], starts: list[int], text: bytes,
+                             exc: psycopg2.Error) -> bool:
+        """Whether an error that ran nothing of the batch lies after its first file: its position
+        (a syntax error), or the character the database's encoding lacks, found in the text."""
+        position = _position(exc)
+        if position:
+            first_end = len(text[:starts[1]].decode("utf-8", errors="replace")) if len(starts) > 1 else None
+            return first_end is not None and position - 1 >= first_end
+        if characters.offset_in(str(exc.diag.message_primary), queries[0].segment.text) is not None:
+            return False
+        return any(characters.offset_in(str(exc.diag.message_primary), query.segment.text) is not None
+                   for query in queries[1:])
 
     # -- transactional ---------------------------------------------------------------
 
@@ -210,20 +420,25 @@ class Executor:
                     self._rollback(cursor)
                 raise
 
-    def _tail(self, cursor, migration: Migration, script: Script, held: Optional[int]) -> str:
+    def _tail(self, cursor, migration: Migration, script: Script, held: Optional[int], base: int = 0,
+              end: str = "COMMIT; " + RESET_SESSION, started: str = "now()") -> str:
         """After the last statement: a marker (every statement completed), the tracking row, the
         check (the row landed as written, the lock is held; else an error, and COMMIT does not
-        run) with a marker (the check passed), COMMIT and the session reset."""
+        run) with a marker (the check passed), then `end`: COMMIT and the session reset. `base`:
+        the file's marker keys in a batch (apply_batch)."""
         count = script.count
-        record = self.tracking.record_sql(cursor, migration.name, script.checksum, count)
+        released = f", pg_catalog.pg_advisory_unlock({MARK_CLASS}, {held})" if held is not None else ""
+        record = self.tracking.record_sql(cursor, migration.name, script.checksum, count,
+                                          also=f", pg_catalog.pg_advisory_lock({MARK_CLASS}, {base + count}){released}",
+                                          started=started)
         landed = self.tracking.landed_sql(cursor, migration.name, script.checksum)
-        return (f"\n;\n{_marker(count, held)}{record};\n"
+        return (f"\n;\n{record};\n"
                 # No FROM: a subquery there cost more server time than the check itself.
                 f"SELECT CAST(CASE WHEN NOT {self.lock_held} THEN '{_LOCK_LOST}' WHEN NOT ({landed}) "
                 f"THEN '{_NOT_LANDED}' ELSE '0' END AS pg_catalog.int4), "
-                f"pg_catalog.pg_advisory_lock({MARK_CLASS}, {count + 1}), "
-                f"pg_catalog.pg_advisory_unlock({MARK_CLASS}, {count});\n"
-                f"COMMIT; {RESET_SESSION}")
+                f"pg_catalog.pg_advisory_lock({MARK_CLASS}, {base + count + 1}), "
+                f"pg_catalog.pg_advisory_unlock({MARK_CLASS}, {base + count});\n"
+                f"{end}")
 
     def _check_reading(self, migration: Migration, outcome: str) -> None:
         """Stop before the server reads more of a file with a setting the file changed (through SQL
@@ -600,14 +815,15 @@ class _Query:
     segment), the segment's statements with a marker between two of them, and the tail (after
     its last segment)."""
 
-    def __init__(self, prefix: str, segment: Segment, held: Optional[int]):
+    def __init__(self, prefix: str, segment: Segment, held: Optional[int], base: int = 0):
         self.prefix = prefix
         self.segment = segment
         self.held = held  # the marker held before this query
+        self.base = base  # added to the statement numbers in the marker keys (a file's place in a batch)
         self.tail = ""
         self.marked = segment.count > 1
         # The marker held after it: the one after its last statement but one.
-        self.last_marker = segment.first_number + segment.count - 2 if self.marked else held
+        self.last_marker = base + segment.first_number + segment.count - 2 if self.marked else held
 
     def pieces(self) -> Iterator[tuple[bool, bytes]]:
         """The segment's bytes and the markers: (is it the file's, the bytes)."""
@@ -620,7 +836,7 @@ class _Query:
         held = self.held
         ends = self.segment.ends
         for index, end in enumerate(ends[:-1]):
-            number = self.segment.first_number + index
+            number = self.base + self.segment.first_number + index
             yield True, view[position:end]
             # Only the file's last statement may lack its `;` (a comment may end the line).
             yield False, (b"" if raw[end - 1:end] == b";" else b"\n;") + _marker(number, held).encode()

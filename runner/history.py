@@ -166,27 +166,42 @@ class Tracking:
         self._write(cursor, sql.SQL("UPDATE {} SET checksum = %s WHERE migration_name = %s"), (value, name),
                     name, {"checksum": value}, f"the new checksum of {name}")
 
-    def record_sql(self, cursor, name: str, checksum: str, statements: int) -> str:
+    def record_sql(self, cursor, name: str, checksum: str, statements: int, also: str = "",
+                   started: str = "now()") -> str:
         """The tracking row, written as the login role whatever role the migration switched to,
         with only pg_catalog on the search_path whatever the migration set (its own functions or
         operators named now() or - must not decide the row); its duration is the transaction's
-        age, measured by the server. Composed once per run: composing costs more than the rest
-        of a small migration."""
+        age, measured by the server from `started` (now(): the transaction's start; a file that
+        shares its query with others has its own start, see runner.executor.FILE_STARTED), also
+        its applied_at. `also`: more calls for the SELECT that sets the search_path
+        (the executor's statement marker: one statement fewer per migration). Composed from
+        parts made once per run, the values quoted here (standard_conforming_strings is on:
+        runner.executor refuses to run otherwise): composing costs more than a small migration."""
         if self._record is None:
             self._record = sql.SQL(
-                "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; SET LOCAL search_path = pg_catalog, pg_temp; "
-                "INSERT INTO {} (migration_name, checksum, duration_ms, statements, status, applied_at) "
-                "VALUES (%s, %s, (extract(epoch FROM clock_timestamp() - now()) * 1000)::int, %s, %s, now())"
-            ).format(self.table).as_string(cursor)
-        return cursor.mogrify(self._record, (name, checksum, statements, APPLIED)).decode()
+                "INSERT INTO {} (migration_name, checksum, duration_ms, statements, status, applied_at) VALUES ("
+                "\x00, \x00, (extract(epoch FROM clock_timestamp() - \x01) * 1000)::int, \x00, '" + APPLIED
+                + "', \x01)").format(self.table).as_string(cursor).split("\x00")
+        head, first, second, tail = self._record
+        return ("SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; SELECT pg_catalog.set_config('search_path', "
+                f"'pg_catalog, pg_temp', true){also}; "
+                f"{head}{literal(name)}{first}{literal(checksum)}{second.replace(chr(1), started)}{int(statements)}"
+                f"{tail.replace(chr(1), started)}")
 
     def landed_sql(self, cursor, name: str, checksum: str) -> str:
         """A query that says whether the row of record_sql is there as written."""
         if self._landed is None:
             self._landed = sql.SQL(
-                "SELECT EXISTS (SELECT FROM {} WHERE migration_name = %s AND checksum = %s AND status = %s)"
-            ).format(self.table).as_string(cursor)
-        return cursor.mogrify(self._landed, (name, checksum, APPLIED)).decode()
+                "SELECT EXISTS (SELECT FROM {} WHERE migration_name = \x00 AND checksum = \x00 AND status = '"
+                + APPLIED + "')").format(self.table).as_string(cursor).split("\x00")
+        first, second, third = self._landed
+        return f"{first}{literal(name)}{second}{literal(checksum)}{third}"
+
+    def applied_rows_sql(self, cursor, names: list[str]) -> str:
+        """A query: (name, duration_ms) of the rows among `names` recorded as applied."""
+        return cursor.mogrify(
+            sql.SQL("SELECT migration_name, duration_ms FROM {} WHERE migration_name = ANY(%s) AND status = %s")
+            .format(self.table), (names, APPLIED)).decode()
 
     def record_applied(self, cursor, name: str, checksum: str, statements: Optional[int]) -> None:
         """A row for a file that did not run here (`baseline`): applied before the runner knew it."""
@@ -238,6 +253,11 @@ class Tracking:
                 dict(zip(("status", "checksum", "statements"), found[0]))[k] == v for k, v in expected.items())
         if not landed:
             raise tracking_not_landed(self, what)
+
+
+def literal(value: str) -> str:
+    """A string literal, as PostgreSQL reads it with standard_conforming_strings on."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def tracking_not_landed(tracking: "Tracking", what: str, outcome: str = "") -> TrackingFailed:

@@ -6,7 +6,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 from runner import connection as db
 from runner import discovery, history, lock, snapshot
@@ -18,7 +18,7 @@ from runner.errors import (
     RenamedMigration,
     UsageError,
 )
-from runner.executor import Executor, Outcome, RetryPolicy, invalid_indexes
+from runner.executor import BATCH_BYTES, BATCH_FILES, Executor, Outcome, RetryPolicy, invalid_indexes
 from runner.interrupts import StopSignal
 from runner.migration import Migration
 from runner.output import Reporter, plural
@@ -295,13 +295,19 @@ def _apply_locked(session: Session, migrations: list[Migration], options: Option
                                 RetryPolicy(options.lock_retries, options.retry_delay), reporter.event, session.watch,
                                 session.lock_token)
             stop.connection = session.migration_connection  # a signal cancels the migration's statement
-            for migration in comparison.pending:
-                stop.check()
-                outcome = executor.apply(migration, scripts[migration.name])
-                scripts.pop(migration.name).close()
+
+            def applied(outcome: Outcome) -> None:
+                scripts.pop(outcome.name).close()
                 outcomes.append(outcome)
                 reporter.event("applied", migration=outcome.name, statements=outcome.statements,
                                duration_ms=outcome.duration_ms, attempts=outcome.attempts)
+
+            for batch in batches(comparison.pending, scripts, executor.batchable):
+                stop.check()
+                if len(batch) == 1:
+                    applied(executor.apply(batch[0], scripts[batch[0].name]))
+                else:
+                    executor.apply_batch([(migration, scripts[migration.name]) for migration in batch], applied)
     finally:
         close_all(scripts)
     if outcomes:
@@ -309,6 +315,31 @@ def _apply_locked(session: Session, migrations: list[Migration], options: Option
     else:
         text = f"nothing to apply; {plural(already, 'migration')} already applied"
     return Result("apply", text, {"applied": len(outcomes), "already_applied": already}, applied=outcomes)
+
+
+def batches(pending: Sequence[Migration], scripts: dict[str, Script],
+            batchable: Callable[[Script], bool]) -> Iterator[list[Migration]]:
+    """The pending files in order, in groups sent in one round trip each (Executor.apply_batch):
+    consecutive batchable files, at most BATCH_FILES of them and BATCH_BYTES together; every
+    other file alone."""
+    batch: list[Migration] = []
+    size = 0
+    for migration in pending:
+        script = scripts[migration.name]
+        if not batchable(script):
+            if batch:
+                yield batch
+            batch, size = [], 0
+            yield [migration]
+            continue
+        length = len(script.kept.raw)
+        if batch and (len(batch) == BATCH_FILES or size + length > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(migration)
+        size += length
+    if batch:
+        yield batch
 
 
 def _dry_run(comparison: Comparison, reporter: Reporter, allow_out_of_order: bool) -> Result:

@@ -92,7 +92,9 @@ class ScratchPostgres:
     def start(self) -> "ScratchPostgres":
         if not (self.data / "PG_VERSION").exists():
             self.initdb()
-        options = f"-h 127.0.0.1 -p {self.port} -k '' -c max_connections=200"
+        # pg_stat_activity shows a query's first 1 kB by default; the runner sends up to 256 kB
+        # of small migrations in one query (runner.executor.apply_batch): show the first 64 kB.
+        options = f"-h 127.0.0.1 -p {self.port} -k '' -c max_connections=200 -c track_activity_query_size=65536"
         if not self.durable:
             options += " -F -c full_page_writes=off"  # survives a process crash, not an OS crash
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options, "-w", "-t", "60", "start")

@@ -61,19 +61,22 @@ def compare(migrations: list[Migration], rows: dict[str, AppliedRow]) -> Compari
         result.missing = [row for row in result.missing if row.name not in old]
     # Every applied row counts, its file here or not: a runner holding an older set of files
     # (an older release) must not slip its pending file in under a newer applied one.
-    ordered = [(_order(row.name), row.name) for row in rows.values() if row.status != history.INCOMPLETE
-               and _order(row.name) is not None]
+    ordered = [(order, row.name) for row in rows.values() if row.status != history.INCOMPLETE
+               for order in (_order(row.name),) if order is not None]
     if ordered:
         newest, result.newest_applied = max(ordered)
         result.out_of_order = [m for m in result.pending if m.order < newest]
     return result
 
 
+_VERSION = re.compile(r"\d+")
+
+
 def _order(row_name: str) -> Optional[tuple[int, str]]:
     """A row's place in version order, as Migration.order gives a file's (rows of the old script
     may lack `.sql`); None for a name without a version."""
-    match = re.match(r"(\d+)", row_name)
+    match = _VERSION.match(row_name)
     if match is None:
         return None
     name = row_name if row_name.endswith(".sql") else row_name + ".sql"
-    return int(match.group(1)), name
+    return int(match.group()), name

@@ -72,6 +72,11 @@ def test_runner_killed_mid_migration_then_run_again_applies_it_once(db, tmp_path
     write(tmp_path, SLOW)
     victim = db.spawn("--dir", str(tmp_path))
     wait_for_query(db, "pg_sleep(60)")
+    # 001 and 002 share one query (a batch): the sleep is in its text from the start, and 001 is
+    # committed once its own COMMIT in it has run.
+    deadline = time.monotonic() + 10
+    while db.applied() != ["001_base.sql"] and time.monotonic() < deadline:
+        time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     # The server notices the vanished client (client_connection_check_interval) and frees the lock.
@@ -93,6 +98,9 @@ def test_connection_terminated_mid_migration_is_transient_and_rolled_back(db, tm
     write(tmp_path, SLOW)
     runner = db.spawn("--dir", str(tmp_path))
     pid = wait_for_query(db, "pg_sleep(60)")
+    deadline = time.monotonic() + 10  # 001 committed: the batch's query is in 002 (as above)
+    while db.applied() != ["001_base.sql"] and time.monotonic() < deadline:
+        time.sleep(0.05)
     db.execute("SELECT pg_terminate_backend(%s)", (pid,))
     code = runner.wait(timeout=10)
     err = runner.stderr.read()

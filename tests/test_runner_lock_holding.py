@@ -10,6 +10,14 @@ from tests.pg import write
 from tests.test_runner_concurrency import wait_for_query
 
 
+def end_the_lock_session(db) -> None:
+    """A DBA ends the wrong session: the one holding the migration lock."""
+    high, low = _key_halves()
+    holder = db.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s "
+                      "AND objid = %s AND objsubid = 1", (high, low))
+    db.execute("SELECT pg_terminate_backend(%s)", (holder[0][0],))
+
+
 def second_runner(db, tmp_path):
     return db.run("--dir", str(tmp_path), "--wait-for-lock", "0.5")
 
@@ -52,10 +60,7 @@ def test_a_lost_lock_session_stops_the_run_before_the_running_migration_commits(
     })
     runner = db.spawn("--dir", str(tmp_path))
     wait_for_query(db, "pg_sleep(3)")
-    high, low = _key_halves()
-    holder = db.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s "
-                      "AND objid = %s AND objsubid = 1", (high, low))
-    db.execute("SELECT pg_terminate_backend(%s)", (holder[0][0],))  # a DBA ends the wrong session
+    end_the_lock_session(db)
 
     code = runner.wait(timeout=30)
     err = runner.stderr.read()
