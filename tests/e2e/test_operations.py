@@ -28,6 +28,8 @@ from tests.e2e import test_take_over as old_flow
 from tests.e2e.conftest import FIXTURE_FOLDERS, PASSWORD, ROOT
 
 NEW = "20251202000000_add_sso_fields.sql"
+# Each scenario builds its own state: side-by-side workers share them out one by one (conftest).
+STANDS_ALONE = True
 
 
 @pytest.fixture(autouse=True)
