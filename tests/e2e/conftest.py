@@ -66,8 +66,16 @@ def pytest_terminal_summary(terminalreporter):
 # node"), to share the parts among side-by-side workers (E2E_WORKERS, e2e/isolate.sh). A part is
 # a module, or one scenario of a module whose scenarios each build their own state
 # (STANDS_ALONE = True: any worker can run any of them); unlisted: 5.
-MINUTES = {"test_deploy": 14, "test_cluster_failures": 15, "test_cli": 9, "test_live_namespace": 8,
-           "test_take_over": 5, "test_scale": 4}
+MINUTES = {"test_cluster_failures": 15, "test_deploy": 13, "test_cli": 6, "test_live_namespace": 6,
+           "test_take_over": 5, "test_scale": 4.5,
+           "test_operations::test_hand_back_leaves_the_app_running_for_the_old_flow_which_can_deploy_again": 6,
+           "test_operations::test_a_take_over_that_stops_at_the_ingress_converges_when_run_again": 5,
+           "test_operations::test_pods_roll_once_during_a_take_over": 4.5,
+           "test_operations::test_the_take_over_pre_flight_stops_on_a_database_it_cannot_read_and_changes_nothing": 4.5,
+           "test_operations::test_migrate_runs_the_migrations_of_a_tag_and_leaves_the_backend_then_up_finds_nothing_pending": 3,
+           "test_operations::test_the_preview_credential_previews_but_cannot_change_anything_nor_read_secrets": 2,
+           "test_operations::test_status_reports_the_live_history_against_the_images_files_and_changes_nothing": 2,
+           "test_operations::test_pulumi_destroy_removes_the_stacks_jobs_and_keeps_the_live_app": 2}
 
 
 def part_of(item) -> str:
