@@ -118,6 +118,9 @@ def test_server_stopped_abruptly_mid_migration_then_restarted(own, tmp_path):
     write(tmp_path, SLOW)
     runner = own.db.spawn("--dir", str(tmp_path))
     wait_for_query(own.db, "pg_sleep(60)")
+    deadline = time.monotonic() + 10  # 001 committed: the batch's query is in 002 (as above)
+    while own.db.applied() != ["001_base.sql"] and time.monotonic() < deadline:
+        time.sleep(0.05)
     own.server.stop("immediate")
     code = runner.wait(timeout=15)
     err = runner.stderr.read()
