@@ -189,10 +189,11 @@ class Tracking:
                 f"{tail.replace(chr(1), started)}")
 
     def landed_sql(self, cursor, name: str, checksum: str) -> str:
-        """A query that says whether the row of record_sql is there as written."""
+        """An expression that says whether the row of record_sql is there as written: a bare EXISTS
+        (inside a scalar subquery the server plans it twice, about 20 us per file)."""
         if self._landed is None:
             self._landed = sql.SQL(
-                "SELECT EXISTS (SELECT FROM {} WHERE migration_name = \x00 AND checksum = \x00 AND status = '"
+                "EXISTS (SELECT FROM {} WHERE migration_name = \x00 AND checksum = \x00 AND status = '"
                 + APPLIED + "')").format(self.table).as_string(cursor).split("\x00")
         first, second, third = self._landed
         return f"{first}{literal(name)}{second}{literal(checksum)}{third}"

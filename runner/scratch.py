@@ -155,8 +155,9 @@ def main() -> None:
     """`python -m runner.scratch` (`make postgres`): a throw-away PostgreSQL to try migrations
     on by hand; it runs until Ctrl-C, SIGTERM or a closed terminal, and leaves nothing behind."""
     # Without handlers SIGTERM and SIGHUP end Python at once, past any cleanup: the server
-    # and its data folder would stay.
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    # and its data folder would stay. SIGINT too: Python leaves it ignored when it started
+    # ignored (a command started in the background by a script), and Ctrl-C would do nothing.
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, _stop)
     server = None
     try:
