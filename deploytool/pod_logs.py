@@ -14,6 +14,12 @@ from typing import Iterable, Optional
 from deploytool.job_report import JOBS, LOG_LINES, READ_ERRORS
 
 
+# What the kubelet answers, as the log itself, while it cannot read a container's log file (a
+# container being started or removed; seen on a loaded node as the Job's deadline ended it):
+# it must not replace the lines read before.
+_NO_LOG = "unable to retrieve container logs for "
+
+
 class PodLogs:
     """Keeps {job name: {pod: (the Job's uid, last log read)}} while it runs (a `with` block
     around the deploy)."""
@@ -50,7 +56,7 @@ class PodLogs:
                                                         container=pod.spec.containers[0].name, tail_lines=LOG_LINES)
             except READ_ERRORS:
                 continue
-            if log:
+            if log and not log.startswith(_NO_LOG):
                 # The Job it belongs to: the deploy may replace the Job, and the earlier Job's
                 # pods (deleted with it) are no attempt of the one that failed.
                 owner = next((o.uid for o in pod.metadata.owner_references or [] if o.kind == "Job"), None)

@@ -247,6 +247,19 @@ def test_a_job_pod_deleted_before_the_report_is_reported_with_the_log_read_while
     assert "db-migrations-earlier" not in report  # the replaced Job's pod is no attempt of this one
 
 
+def test_a_log_the_kubelet_cannot_read_any_more_keeps_the_lines_read_before():
+    running = failed_pod("db-migrations-slow", 1, "")
+    running.status.phase = "Running"
+    cluster = FakeCluster(pods=[running], logs={"db-migrations-slow": "migration lock acquired\napplying 002_slow.sql\n"})
+    watching = PodLogs(cluster, "ns-dev")
+    watching.read("db-migrations")
+
+    cluster.logs["db-migrations-slow"] = "unable to retrieve container logs for containerd://4989edb3ab37"
+    watching.read("db-migrations")
+
+    assert watching.kept["db-migrations"]["db-migrations-slow"][1] == "migration lock acquired\napplying 002_slow.sql\n"
+
+
 def test_a_failed_readiness_check_is_reported_with_its_own_pod_and_message(project):
     job = client.V1Job(metadata=client.V1ObjectMeta(name="wait-for-postgres"), status=client.V1JobStatus(
         failed=1, conditions=[client.V1JobCondition(type="Failed", status="True", reason="BackoffLimitExceeded",
