@@ -20,10 +20,18 @@ def environment_without_xdg() -> dict:
     return env
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
-def test_make_postgres_stopped_by_a_signal_removes_its_server_and_data(signum):
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# The last case: started with SIGINT ignored, as a script's background command is (Python then
+# leaves it ignored unless the program handles it), Ctrl-C still stops it.
+@pytest.mark.parametrize("signum, started_ignoring_sigint", [
+    (signal.SIGTERM, False), (signal.SIGHUP, False), (signal.SIGINT, False), (signal.SIGINT, True)])
+def test_make_postgres_stopped_by_a_signal_removes_its_server_and_data(signum, started_ignoring_sigint):
     process = subprocess.Popen([sys.executable, "-m", "runner.scratch"], env=environment_without_xdg(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=ignore_sigint if started_ignoring_sigint else None)
     try:
         first = process.stdout.readline()
         assert "is up" in first, first + process.stderr.read()

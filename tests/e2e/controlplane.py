@@ -200,24 +200,22 @@ class ControlPlane:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     def _stop(self, name: str) -> None:
-        process, log = self.processes.pop(name)
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        end(*self.processes.pop(name), seconds=30)
 
     def stop(self) -> None:
         for process, log in reversed(list(self.processes.values())):
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log.close()
+            end(process, log, seconds=15)
         self.processes.clear()
+
+
+def end(process: subprocess.Popen, log, seconds: float) -> None:
+    """SIGTERM, then SIGKILL after `seconds`; then close the process's log file."""
+    process.terminate()
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    log.close()
 
 

@@ -31,6 +31,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.e2e import images
+from tests.e2e.controlplane import end
 
 NODE = "e2e-node"
 POD_CIDR = "10.244.0.0/24"
@@ -229,14 +230,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         for name in ("kube-proxy", "kubelet", "containerd"):
             if name not in self.processes:
                 continue
-            process, log = self.processes.pop(name)
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log.close()
+            end(*self.processes.pop(name), seconds=20)
 
     def healthy(self) -> bool:
         try:
