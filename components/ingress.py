@@ -32,11 +32,8 @@ from pulumi_kubernetes.networking.v1 import (
 )
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
-from components.security import labels, take_over_annotations
+from components.security import SKIP_AWAIT, labels, take_over_annotations
 from components.settings import IngressPath, Settings
-
-SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
-
 
 @dataclass(frozen=True)
 class IngressArgs:

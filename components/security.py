@@ -68,6 +68,8 @@ def labels(app: str, component: str) -> dict[str, str]:
 # `kubectl apply` owned to it first (deploytool/cluster.py), so the take-over's one update also
 # drops what the program no longer sets, and pods roll once.
 TAKE_OVER_MANAGER = "pulumi-kubernetes-ideaforge"
+# Pulumi creates or updates the object and does not wait for it to become ready.
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 
 
 def take_over_annotations(take_over: bool) -> dict[str, str]:

@@ -39,7 +39,7 @@ from pulumi_kubernetes.core.v1 import (
 )
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 
-from components.security import container_security, labels, pod_security, take_over_annotations
+from components.security import SKIP_AWAIT, container_security, labels, pod_security, take_over_annotations
 from components.settings import Probe, Workload
 
 COMPONENT = {"backend": "api", "frontend": "web"}  # the old manifests' `component` labels
@@ -113,10 +113,14 @@ class WebApp(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on),
                                         custom_timeouts=_rollout_wait(w.rollout_timeout_seconds)),
         )
+        # Not awaited: it is created once the Deployment's rollout has been awaited, so its
+        # endpoints are those Ready pods (its selector is the pod template's `app` label), and the
+        # provider's wait would add only a fixed 10 s sleep after the last endpoints change
+        # (pulumi-kubernetes pkg/await/service.go), holding the frontend and the Ingress after it.
         self.service = Service(
             name,
             metadata=ObjectMetaArgs(name=name, namespace=args.namespace, labels=metadata_labels,
-                                    annotations=annotations),
+                                    annotations={**(annotations or {}), **SKIP_AWAIT}),
             spec=ServiceSpecArgs(
                 type="ClusterIP",
                 selector={"app": name},

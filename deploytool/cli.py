@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import re
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence, TextIO
@@ -90,6 +92,7 @@ class Run:
         self.args, self.tools, self.out, self.err = args, tools, out, err
         self.path = stack_file.path_of(tools.project_dir, args.stack)
         self.stack = None
+        self.state: Optional[pulumi_stack.State] = None  # as read when the stack opened
         self.cluster: Optional[Cluster] = None
         self.context: Optional[str] = None
         self.new_context: dict = {}
@@ -164,7 +167,7 @@ def _api_message(exc: ApiException) -> str:
 
 
 def _open(run: Run) -> None:
-    """The cluster the stack names, reachable; then the stack."""
+    """The stack and its state; then the cluster the stack names, reachable."""
     named = stack_file.context(run.path)
     given = run.args.context
     if given and named and given != named:
@@ -176,6 +179,16 @@ def _open(run: Run) -> None:
     if given and not named:
         run.new_context = {stack_file.CONTEXT_KEY: given}
     run.tools.require_cli()
+    # The stack opens and its state is read with CLI calls (`pulumi version`, `stack select`,
+    # `stack export`): the Kubernetes client imports meanwhile, a second of an unchanged `up`
+    # otherwise. The Automation API is imported first, here: two threads importing modules
+    # they share can deadlock.
+    importlib.import_module("pulumi.automation")
+    importing = threading.Thread(target=kube.import_client, daemon=True)
+    importing.start()
+    run.stack = run.tools.open_stack(run.args.stack)
+    run.state = pulumi_stack.state(run.stack)
+    importing.join()
     run.tools.require_reachable(run.context)
     if run.context:
         run.say(f"cluster: context {run.context}" + ("" if named else " (given with --context)"))
@@ -184,7 +197,6 @@ def _open(run: Run) -> None:
         run.say(f"cluster: the kubeconfig's current context{f' {current}' if current else ''}; the stack names none "
                 f"(pin it: `pulumi config set {stack_file.CONTEXT_KEY} <context>`)")
     run.cluster = run.tools.connect(run.context)
-    run.stack = run.tools.open_stack(run.args.stack)
 
 
 # -- the flows ------------------------------------------------------------------------------
@@ -211,20 +223,21 @@ def _preview(run: Run) -> int:
 
 
 def _up(run: Run) -> int:
-    _refuse_old_flow_objects(run)
+    _refuse_old_flow_objects(run, run.state)
     _check_before_update(run)
     _write(run, {**run.tags(), **run.new_context})
     job_before = _job_uid(run)
     with run.watch_job_pods():
-        outcome = pulumi_stack.run(run.stack, "up", run.args.refresh, run.stream)
+        outcome = pulumi_stack.run(run.stack, "up", run.args.refresh, run.stream, before=run.state)
     run.say(summary("up", outcome, _migrations_ran(run, job_before)))
     return EXIT_OK
 
 
 def _take_over(run: Run) -> int:
     namespace, settings = run.namespace, run.settings()
-    outside = _outside_state(run, settings)
-    if pulumi_stack.manages_resources(run.stack):
+    before = run.state
+    outside = _outside_state(run, settings, before)
+    if before.resources:
         if not outside:
             run.say(f"nothing left to take over: every object of the old flow in {namespace} is managed by stack "
                     f"{run.args.stack}; use `deploy.py up`")
@@ -239,7 +252,7 @@ def _take_over(run: Run) -> int:
         pulumi_stack.run(run.stack, "preview", False, run.stream, config_file=copy, on_event=events.append)
     # An unchanged Job (a take-over run again) may have no event of its own: then the state's.
     template = pulumi_stack.job_template_from_events(events) or \
-        runner_job.template_from_state(pulumi_stack.resources(run.stack))
+        runner_job.template_from_state(before.resources)
 
     # 2. The pre-flight: nothing has changed yet, and nothing will if it fails.
     findings = _preflight(run, settings, template)
@@ -265,12 +278,12 @@ def _take_over(run: Run) -> int:
     job_before = _job_uid(run)
     try:
         with run.watch_job_pods():
-            outcome = pulumi_stack.run(run.stack, "up", run.args.refresh, run.stream)
+            outcome = pulumi_stack.run(run.stack, "up", run.args.refresh, run.stream, before=before)
     finally:
         stack_file.set_values(run.path, {f"{stack_file.PROJECT}:takeOver": None})
     ran = _migrations_ran(run, job_before)
     run.say("completing the take-over: the update without takeOver (metadata only; no pod rolls)")
-    pulumi_stack.run(run.stack, "up", False, run.stream)
+    pulumi_stack.run(run.stack, "up", False, run.stream, before=before)  # its summary is not shown
     run.say(summary("up", outcome, ran))
     run.say(f"taken over: {namespace} is now managed by stack {run.args.stack}; use `deploy.py up` from now on, and "
             "retire the old flow's eks-* make targets (README, \"Taking over from make eks-deploy\")")
@@ -278,11 +291,11 @@ def _take_over(run: Run) -> int:
 
 
 def _migrate(run: Run) -> int:
-    if not pulumi_stack.manages_resources(run.stack):
+    before = run.state
+    if not before.resources:
         raise UsageError(f"stack {run.args.stack} has not deployed yet: migrate runs the migration Job of a deployed "
                          "stack (`deploy.py up`, or `deploy.py take-over` in a namespace make eks-deploy filled)")
-    state = pulumi_stack.resources(run.stack)
-    jobs = [r["urn"] for r in state if r.get("type") == "kubernetes:batch/v1:Job" and
+    jobs = [r["urn"] for r in before.resources if r.get("type") == "kubernetes:batch/v1:Job" and
             any(f"{component}$" in r["urn"] for component in MIGRATE_TARGETS[:2])]
     targets = [f"**{component}**" for component in MIGRATE_TARGETS]
     _check_before_update(run)
@@ -290,7 +303,7 @@ def _migrate(run: Run) -> int:
     with stack_file.changed_copy(run.path, {**run.tags(), **run.new_context}) as copy:
         with run.watch_job_pods():
             outcome = pulumi_stack.run(run.stack, "up", False, run.stream, config_file=copy, targets=targets,
-                                       replace=jobs)
+                                       replace=jobs, before=before)
     run.say(summary("migrate", outcome, _migrations_ran(run, job_before)))
     run.say(f"the backend was not touched; `deploy.py up --stack {run.args.stack} --backend-tag "
             f"{run.args.backend_tag}` rolls it out ({run.path.name} is unchanged)")
@@ -298,7 +311,7 @@ def _migrate(run: Run) -> int:
 
 
 def _status(run: Run) -> int:
-    template = runner_job.template_from_state(pulumi_stack.resources(run.stack))
+    template = runner_job.template_from_state(run.state.resources)
     if template is None:
         raise UsageError(f"stack {run.args.stack} has no migration Job in its state yet; deploy it first (the "
                          "take-over's pre-flight shows the status before the first deploy)")
@@ -313,7 +326,7 @@ def _status(run: Run) -> int:
 
 
 def _hand_back(run: Run) -> int:
-    state = pulumi_stack.resources(run.stack)
+    state = run.state.resources
     if not state:
         raise UsageError(f"stack {run.args.stack} manages nothing; there is nothing to hand back")
     # Objects the stack only reads (`external`: the app ConfigMap and Secrets it checks) are never deleted.
@@ -376,25 +389,25 @@ def take_over_refs(settings, with_config_map: bool = False) -> list[Ref]:
     return refs
 
 
-def _outside_state(run: Run, settings) -> list[Ref]:
+def _outside_state(run: Run, settings, state: pulumi_stack.State) -> list[Ref]:
     """Objects of the old flow in the namespace that the stack's state does not hold."""
-    held = {(LIVE_APP_TYPES.get(r.get("type")), r.get("id")) for r in pulumi_stack.resources(run.stack)}
+    held = {(LIVE_APP_TYPES.get(r.get("type")), r.get("id")) for r in state.resources}
     namespace = settings.namespace
     return [ref for ref in kube.present(run.cluster, take_over_refs(settings), namespace)
             if (ref.kind, f"{namespace}/{ref.name}") not in held]
 
 
-def _refuse_old_flow_objects(run: Run) -> None:
+def _refuse_old_flow_objects(run: Run, state: pulumi_stack.State) -> None:
     """An `up` over objects that `kubectl apply` made would stop on field conflicts: say so
     before anything runs, whether the take-over never ran or stopped halfway."""
     values = stack_file.project_values(run.path)
     if str(values.get("createNamespace", "")).lower() == "true":
         return  # a namespace the stack creates holds nothing of the old flow
     settings = run.settings()
-    outside = _outside_state(run, settings)
+    outside = _outside_state(run, settings, state)
     if not outside:
         return
-    started = pulumi_stack.manages_resources(run.stack)
+    started = bool(state.resources)
     raise UsageError(
         f"namespace {settings.namespace} holds {', '.join(map(str, outside))}, made outside this stack (by `make "
         f"eks-deploy`){'; the take-over stopped before them' if started else ''}. Take them over with "

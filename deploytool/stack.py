@@ -12,6 +12,7 @@ from deploytool.errors import DeployError, TransientError, UsageError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT = "ideaforge-ai"
+ROOT_TYPE = "pulumi:pulumi:Stack"
 INSTALL_HINT = (
     "the Pulumi CLI is not installed or not on PATH; install it with "
     "`curl -fsSL https://get.pulumi.com | sh` (or `brew install pulumi`), then `pulumi login`"
@@ -51,14 +52,17 @@ def open_stack(name: str, work_dir: Path = PROJECT_DIR):
 
 def run(stack, action: str, refresh: bool, on_output: Callable[[str], None], config_file: Optional[Path] = None,
         targets: Optional[list[str]] = None, replace: Optional[list[str]] = None,
-        on_event: Optional[Callable] = None) -> Outcome:
+        on_event: Optional[Callable] = None, before: Optional[State] = None) -> Outcome:
     """`pulumi preview` or `pulumi up`; `config_file`: a copy of the stack file to use instead
-    of it (stack_file.changed_copy); `targets`/`replace`: URNs (globs allowed in targets)."""
+    of it (stack_file.changed_copy); `targets`/`replace`: URNs (globs allowed in targets);
+    `before`: the state as read just before, when the caller has it (one CLI call less)."""
     from pulumi import automation as auto
 
     extra = {"config_file": str(config_file)} if config_file else {}
     try:
-        previous = _plain(stack.outputs()) if action == "up" else {}
+        if action == "up" and before is None:
+            before = state(stack)
+        previous = before.outputs if action == "up" else {}
         if action == "preview":
             # `refresh` as part of the preview (`pulumi preview --refresh`): the state is not written.
             result = stack.preview(on_output=on_output, color="never", diff=True, on_event=on_event,
@@ -91,15 +95,20 @@ def destroy(stack, on_output: Callable[[str], None]) -> None:
         raise DeployError(f"pulumi destroy failed:\n{_tail(str(exc))}") from None
 
 
-def resources(stack) -> list[dict]:
-    """The stack's state: its resources (type, urn, id, inputs, retainOnDelete, ...)."""
+@dataclass
+class State:
+    """The stack's state as exported: its resources (type, urn, id, inputs, retainOnDelete, ...)
+    and the outputs its last update recorded (a secret one stays encrypted)."""
+
+    resources: list[dict]
+    outputs: dict
+
+
+def state(stack) -> State:
     deployment = stack.export_stack().deployment or {}
-    return [r for r in deployment.get("resources") or [] if r.get("type") != "pulumi:pulumi:Stack"]
-
-
-def manages_resources(stack) -> bool:
-    """Whether the stack's state holds anything but itself: False before its first `up`."""
-    return bool(resources(stack))
+    everything = deployment.get("resources") or []
+    root = next((r for r in everything if r.get("type") == ROOT_TYPE), {})
+    return State([r for r in everything if r.get("type") != ROOT_TYPE], dict(root.get("outputs") or {}))
 
 
 def job_template_from_events(events: list) -> Optional[dict]:

@@ -46,10 +46,9 @@ class FakeStack:
         return yaml.safe_load(path.read_text())["config"]
 
     def export_stack(self):
-        return SimpleNamespace(deployment={"resources": [{"type": "pulumi:pulumi:Stack"}, *self.state]})
-
-    def outputs(self):
-        return {k: SimpleNamespace(value=v) for k, v in self._previous.items()}
+        # The outputs of the last update are the root resource's, as in `pulumi stack export`.
+        root = {"type": "pulumi:pulumi:Stack", "outputs": self._previous}
+        return SimpleNamespace(deployment={"resources": [root, *self.state]})
 
     def refresh(self, on_output, color, **kw):
         self.calls.append(("refresh",))

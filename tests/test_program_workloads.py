@@ -142,6 +142,15 @@ def test_services_and_selectors_keep_the_old_names_and_labels(deployment):
         assert template == {"app": name, "component": component}
 
 
+def test_a_service_follows_its_awaited_rollout_and_is_not_awaited_itself(deployment):
+    # The provider's wait on a Service adds a fixed 10 s after its endpoints settle: the
+    # rollout before it already proved the pods it selects Ready.
+    for name in ("backend", "frontend"):
+        service = deployment.find("Service", name)
+        assert deployment.depends_on(service, deployment.find("Deployment", name)), name
+        assert service.inputs["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true", name
+
+
 def test_the_app_images_run_as_they_are_built_root_allowed_with_dropped_capabilities(deployment):
     backend = pod(deployment.find("Deployment", "backend"))
     frontend = pod(deployment.find("Deployment", "frontend"))
