@@ -167,7 +167,8 @@ def _api_message(exc: ApiException) -> str:
 
 
 def _open(run: Run) -> None:
-    """The stack and its state; then the cluster the stack names, reachable."""
+    """The stack and its state; then the cluster the stack names, reachable. An unreachable
+    cluster is refused before anything changes (exit 75), a missing stack before that (exit 2)."""
     named = stack_file.context(run.path)
     given = run.args.context
     if given and named and given != named:
@@ -186,9 +187,12 @@ def _open(run: Run) -> None:
     importlib.import_module("pulumi.automation")
     importing = threading.Thread(target=kube.import_client, daemon=True)
     importing.start()
-    run.stack = run.tools.open_stack(run.args.stack)
-    run.state = pulumi_stack.state(run.stack)
-    importing.join()
+    try:
+        stack = run.tools.open_stack(run.args.stack)
+        # A preview reads no state: the export decrypts every secret in it.
+        state = pulumi_stack.state(stack) if run.args.action != "preview" else None
+    finally:
+        importing.join()
     run.tools.require_reachable(run.context)
     if run.context:
         run.say(f"cluster: context {run.context}" + ("" if named else " (given with --context)"))
@@ -197,6 +201,7 @@ def _open(run: Run) -> None:
         run.say(f"cluster: the kubeconfig's current context{f' {current}' if current else ''}; the stack names none "
                 f"(pin it: `pulumi config set {stack_file.CONTEXT_KEY} <context>`)")
     run.cluster = run.tools.connect(run.context)
+    run.stack, run.state = stack, state  # from here on, a failed update gets the cluster's report
 
 
 # -- the flows ------------------------------------------------------------------------------
@@ -278,7 +283,8 @@ def _take_over(run: Run) -> int:
     job_before = _job_uid(run)
     try:
         with run.watch_job_pods():
-            outcome = pulumi_stack.run(run.stack, "up", run.args.refresh, run.stream, before=before)
+            # The state read again: the preview and the pre-flight take minutes.
+            outcome = pulumi_stack.run(run.stack, "up", run.args.refresh, run.stream)
     finally:
         stack_file.set_values(run.path, {f"{stack_file.PROJECT}:takeOver": None})
     ran = _migrations_ran(run, job_before)

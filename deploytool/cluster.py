@@ -75,8 +75,11 @@ CLIENT_MODULES = tuple(f"kubernetes.client.api.{group}_api" for group in ("core_
 
 
 def import_client() -> None:
-    for module in CLIENT_MODULES:
-        importlib.import_module(module)
+    try:
+        for module in CLIENT_MODULES:
+            importlib.import_module(module)
+    except ImportError:
+        pass  # connect() imports them again and reports it
 
 
 def connect(context: Optional[str] = None) -> Cluster:

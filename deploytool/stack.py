@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import runpy
 import shutil
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from deploytool.errors import DeployError, TransientError, UsageError
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT = "ideaforge-ai"
 ROOT_TYPE = "pulumi:pulumi:Stack"
+# How Pulumi's state marks a secret value (sdk/go/common/resource/sig).
+SECRET_SIGNATURE, SECRET_KIND = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
 INSTALL_HINT = (
     "the Pulumi CLI is not installed or not on PATH; install it with "
     "`curl -fsSL https://get.pulumi.com | sh` (or `brew install pulumi`), then `pulumi login`"
@@ -98,17 +101,31 @@ def destroy(stack, on_output: Callable[[str], None]) -> None:
 @dataclass
 class State:
     """The stack's state as exported: its resources (type, urn, id, inputs, retainOnDelete, ...)
-    and the outputs its last update recorded (a secret one stays encrypted)."""
+    and the outputs its last update recorded."""
 
     resources: list[dict]
     outputs: dict
 
 
 def state(stack) -> State:
-    deployment = stack.export_stack().deployment or {}
+    """The Automation API exports with `--show-secrets`: a secret in it is an envelope holding
+    its value as JSON text."""
+    from pulumi import automation as auto
+
+    try:
+        deployment = stack.export_stack().deployment or {}
+    except auto.CommandError as exc:
+        raise DeployError(f"pulumi stack export (reading the stack's state) failed:\n{_tail(str(exc))}") from None
     everything = deployment.get("resources") or []
     root = next((r for r in everything if r.get("type") == ROOT_TYPE), {})
-    return State([r for r in everything if r.get("type") != ROOT_TYPE], dict(root.get("outputs") or {}))
+    outputs = {key: _revealed(value) for key, value in (root.get("outputs") or {}).items()}
+    return State([r for r in everything if r.get("type") != ROOT_TYPE], outputs)
+
+
+def _revealed(value):
+    if isinstance(value, dict) and value.get(SECRET_SIGNATURE) == SECRET_KIND and "plaintext" in value:
+        return json.loads(value["plaintext"])
+    return value
 
 
 def job_template_from_events(events: list) -> Optional[dict]:

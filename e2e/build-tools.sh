@@ -133,7 +133,8 @@ MOD
     # cache is read-only, so the main package is built from a copy.
     cp "$src/cmd/pulumi-resource-kubernetes/"{main.go,generate.go,schema.json,terraform-mapping.json} .
     chmod u+w ./*
-    VERSION="$K8S_PROVIDER_VERSION" go run generate.go
+    # Built with the flags of the build below: its packages (pkg/v3 codegen) are then compiled once.
+    VERSION="$K8S_PROVIDER_VERSION" go run $NO_DWARF generate.go
     go build -trimpath $NO_DWARF -o "$out/pulumi-resource-kubernetes" \
         -ldflags "-s -w -X $mod/pkg/version.Version=$K8S_PROVIDER_VERSION" .
 }

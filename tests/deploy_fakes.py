@@ -40,6 +40,7 @@ class FakeStack:
         self.state = list(state or [])
         self.events = list(events)
         self.ups = 0
+        self.exports = 0
 
     def _config_seen(self, config_file: Optional[str]) -> dict:
         path = Path(config_file) if config_file else self.project / f"Pulumi.{self.name}.yaml"
@@ -47,6 +48,7 @@ class FakeStack:
 
     def export_stack(self):
         # The outputs of the last update are the root resource's, as in `pulumi stack export`.
+        self.exports += 1
         root = {"type": "pulumi:pulumi:Stack", "outputs": self._previous}
         return SimpleNamespace(deployment={"resources": [root, *self.state]})
 

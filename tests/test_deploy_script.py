@@ -7,6 +7,7 @@ stand-ins. The take-over, migrate, status and hand-back flows: tests/test_deploy
 
 import socket
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -157,6 +158,42 @@ def test_success_summary_names_changes_and_the_migrations_this_deploy_ships(proj
     assert "deployed: replace 1, update 1" in result.out
     assert "migrations shipped in this deploy (1): 002_b.sql" in result.out
     assert "backendImage: ghcr.io/x/backend:2" in result.out
+
+
+def test_an_up_reads_the_stacks_state_once(project):
+    # The last outputs come from the same export as the resources: one CLI call, not two.
+    result = project.run(["up", "--stack", "dev"])
+    assert result.code == EXIT_OK
+    assert result.stack.exports == 1
+
+
+def test_a_preview_does_not_read_the_stacks_state(project):
+    # An export decrypts every secret of the state; a preview needs none of it.
+    result = project.run(["preview", "--stack", "dev"])
+    assert result.code == EXIT_OK
+    assert result.stack.exports == 0
+
+
+def test_a_state_that_cannot_be_read_is_reported_with_pulumis_message(project):
+    stack = FakeStack(project.project)
+
+    def refused():
+        raise CommandError(CommandResult(stdout="", stderr="error: incorrect passphrase", code=255))
+
+    stack.export_stack = refused
+    result = project.run(["up", "--stack", "dev"], stack=stack)
+    assert result.code == EXIT_FAILED
+    assert "pulumi stack export (reading the stack's state) failed" in result.err
+    assert "incorrect passphrase" in result.err and "Traceback" not in result.err
+    assert stack.calls == []
+
+
+def test_a_secret_output_in_the_exported_state_is_read_as_its_value():
+    secret = {pulumi_stack.SECRET_SIGNATURE: pulumi_stack.SECRET_KIND, "plaintext": '[{"name": "001_a.sql"}]'}
+    exported = SimpleNamespace(deployment={"resources": [{"type": "pulumi:pulumi:Stack",
+                                                           "outputs": {"migrations": secret, "plain": 1}}]})
+    state = pulumi_stack.state(SimpleNamespace(export_stack=lambda: exported))
+    assert state.outputs == {"migrations": [{"name": "001_a.sql"}], "plain": 1}
 
 
 def test_preview_summary_counts_changes(project):
@@ -405,7 +442,7 @@ def test_a_context_the_kubeconfig_lacks_is_named(project, tmp_path, monkeypatch)
     assert "has no usable context 'eks-dev'" in result.err
 
 
-def test_unreachable_cluster_is_refused_before_the_stack_is_touched(project, tmp_path, monkeypatch):
+def test_an_unreachable_cluster_is_refused_before_anything_changes(project, tmp_path, monkeypatch):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -415,3 +452,4 @@ def test_unreachable_cluster_is_refused_before_the_stack_is_touched(project, tmp
     assert result.code == EXIT_TRANSIENT
     assert "the Kubernetes cluster is not reachable" in result.err and "kubectl cluster-info" in result.err
     assert result.stack.calls == [] and project.stack_text() == STACK_FILE
+    assert "could not collect" not in result.err  # no report of a cluster never reached
