@@ -512,6 +512,32 @@ class E2E:
         if up:
             first = self.deploy("up")
             assert first.returncode == 0, (first.stdout + first.stderr)[-6000:]
+            self.settled()
+
+    def settled(self, seconds: float = 180) -> None:
+        """Wait until the web Deployments are as the autoscalers keep them: at least at their
+        minimum, every pod Ready and of the current template. A first deploy creates each at one
+        replica and ends with its rollout; the autoscaler raises it within its sync period (15 s),
+        after the deploy, so a scenario that compares the pods before and after something
+        starts from here."""
+        autoscaling = client.AutoscalingV2Api(self.kube)
+        deadline = time.monotonic() + seconds
+        for app in ("backend", "frontend"):
+            try:
+                low = autoscaling.read_namespaced_horizontal_pod_autoscaler(f"{app}-hpa", self.namespace).spec.min_replicas
+            except client.exceptions.ApiException as exc:
+                if exc.status != 404:
+                    raise
+                low = 1
+            while True:
+                deployment = self.apps.read_namespaced_deployment(app, self.namespace)
+                status, wanted = deployment.status, deployment.spec.replicas or 0
+                if (wanted >= (low or 1) and status.observed_generation == deployment.metadata.generation
+                        and (status.updated_replicas or 0) == (status.ready_replicas or 0) == wanted
+                        == len(self.pods(f"app={app}"))):
+                    break
+                assert time.monotonic() < deadline, f"{app}: {status.ready_replicas} of {wanted} Ready, {low} wanted"
+                time.sleep(1)
 
     def backend_image(self, tag: str, files: Optional[dict[str, str]] = None) -> str:
         """A backend image tag whose /app/migrations holds `files` more than the app's."""
