@@ -79,9 +79,11 @@ MARK_CLASS = 0x72756E  # "run"
 
 # Batches (Executor.apply_batch): a file joins one when it is at most BATCH_FILE_BYTES; a batch
 # holds at most BATCH_FILES files and BATCH_BYTES of them (the memory of a batch is its text).
+# 400 rather than 100: one round trip and one read-back of the rows per 400 small files took
+# 10,000 one-line files from 1.33x psql + tracking row to 1.19-1.29x (BENCHMARKS.md, Run J).
 BATCH_FILE_BYTES = 16 * 1024
-BATCH_FILES = 100
-BATCH_BYTES = 256 * 1024
+BATCH_FILES = 400
+BATCH_BYTES = 1024 * 1024
 # A file's marker keys in a batch: its place (1, 2, ...) shifted by this, plus the statement
 # number (a batched file has far fewer than 2**20 statements; 2**11 files fit in an int4 key).
 _FILE_SHIFT = 20
