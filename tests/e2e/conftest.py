@@ -524,15 +524,16 @@ class E2E:
         deadline = time.monotonic() + seconds
         for app in ("backend", "frontend"):
             try:
-                low = autoscaling.read_namespaced_horizontal_pod_autoscaler(f"{app}-hpa", self.namespace).spec.min_replicas
+                low = autoscaling.read_namespaced_horizontal_pod_autoscaler(
+                    f"{app}-hpa", self.namespace).spec.min_replicas or 1
             except client.exceptions.ApiException as exc:
                 if exc.status != 404:
                     raise
-                low = 1
+                low = 1  # no autoscaler: the Deployment's own count
             while True:
                 deployment = self.apps.read_namespaced_deployment(app, self.namespace)
                 status, wanted = deployment.status, deployment.spec.replicas or 0
-                if (wanted >= (low or 1) and status.observed_generation == deployment.metadata.generation
+                if (wanted >= low and status.observed_generation == deployment.metadata.generation
                         and (status.updated_replicas or 0) == (status.ready_replicas or 0) == wanted
                         == len(self.pods(f"app={app}"))):
                     break
